@@ -1,0 +1,480 @@
+"""Distiller-format YAML schedules parsed into frozen, typed objects.
+
+Only what this project can apply faithfully is accepted; everything else Distiller knows is refused with a
+message naming the class and the file, never ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ScheduleError
+
+PrunerKind = Literal["filters", "channels"]
+Ranker = Literal["l1", "l2"]
+
+SUPPORTED_PRUNERS: dict[str, Ranker] = {
+    "L1RankedStructureParameterPruner": "l1",
+    "L2RankedStructureParameterPruner": "l2",
+}
+# Distiller classes a later issue may add: named so the refusal says "not supported yet", not "unknown".
+KNOWN_UNSUPPORTED_PRUNERS = frozenset(
+    {
+        "L1RankedStructureParameterPruner_AGP",
+        "L2RankedStructureParameterPruner_AGP",
+        "AutomatedGradualPruner",
+        "SparsityLevelParameterPruner",
+        "ActivationAPoZRankedFilterPruner",
+        "ActivationAPoZRankedFilterPruner_AGP",
+        "ActivationMeanRankedFilterPruner",
+        "ActivationMeanRankedFilterPruner_AGP",
+        "RandomRankedFilterPruner",
+        "RandomLevelStructureParameterPruner",
+        "SplicingPruner",
+        "MagnitudeParameterPruner",
+        "BaiduRNNPruner",
+        "StructureParameterPruner",
+        "GradientRankedFilterPruner_AGP",
+        "BernoulliFilterPruner_AGP",
+    }
+)
+GROUP_TYPES: dict[str, PrunerKind] = {"Filters": "filters", "Channels": "channels"}
+KNOWN_UNSUPPORTED_GROUP_TYPES = frozenset({"Rows", "Cols", "Kernels", "Blocks", "3D", "2D", "4D", "Channels_Filters"})
+THINNING_CLASSES = frozenset({"FilterRemover", "ChannelRemover", "StructureRemover"})
+THINNING_FUNCS = frozenset({"remove_filters", "remove_channels"})
+# torch.optim.lr_scheduler classes whose arguments are plain numbers; anything that takes code is refused.
+LR_SCHEDULERS = frozenset(
+    {
+        "StepLR",
+        "MultiStepLR",
+        "ExponentialLR",
+        "CosineAnnealingLR",
+        "ConstantLR",
+        "LinearLR",
+        "PolynomialLR",
+    }
+)
+THRESHOLD_KEYS = ("min_top1", "max_top1_drop", "max_latency_ms", "min_latency_speedup")
+SECTION_KEYS = frozenset({"version", "pruners", "extensions", "lr_schedulers", "policies", "regularizers",
+                          "quantizers", "prunebench"})
+POLICY_TARGETS = ("pruner", "extension", "lr_scheduler", "regularizer", "quantizer")
+
+
+@dataclass(frozen=True)
+class Window:
+    """When a policy fires: an explicit epoch list, or start / exclusive end / frequency."""
+
+    epochs: tuple[int, ...] | None = None
+    starting_epoch: int = 0
+    ending_epoch: int | None = None
+    frequency: int = 1
+
+    def fires(self, epoch: int) -> bool:
+        if self.epochs is not None:
+            return epoch in self.epochs
+        if epoch < self.starting_epoch:
+            return False
+        if self.ending_epoch is not None and epoch >= self.ending_epoch:
+            return False
+        return (epoch - self.starting_epoch) % self.frequency == 0
+
+    def first_epoch(self) -> int | None:
+        if self.epochs is not None:
+            return min(self.epochs) if self.epochs else None
+        return self.starting_epoch
+
+    def last_epoch(self) -> int | None:
+        """The last epoch this window fires in, or None when it is open-ended."""
+        if self.epochs is not None:
+            return max(self.epochs) if self.epochs else None
+        if self.ending_epoch is None:
+            return None
+        span = self.ending_epoch - 1 - self.starting_epoch
+        return self.starting_epoch + (span // self.frequency) * self.frequency
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    name: str
+    class_name: str
+    kind: PrunerKind
+    ranker: Ranker
+    desired_sparsity: float
+    layers: tuple[str, ...]  # module names, without Distiller's `module.` prefix and `.weight` suffix
+    leader: bool = False
+
+
+@dataclass(frozen=True)
+class PrunerPolicy:
+    pruner: str
+    window: Window
+
+
+@dataclass(frozen=True)
+class ThinningSpec:
+    name: str
+    class_name: str
+    func: str
+    window: Window
+    arch: str | None = None
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
+class LRSchedulerSpec:
+    name: str
+    class_name: str
+    kwargs: tuple[tuple[str, Any], ...]
+    window: Window
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_top1: float | None = None
+    max_top1_drop: float | None = None
+    max_latency_ms: float | None = None
+    min_latency_speedup: float | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    path: str
+    pruners: tuple[PrunerSpec, ...]
+    pruner_policies: tuple[PrunerPolicy, ...]
+    thinning: tuple[ThinningSpec, ...] = ()
+    lr_schedulers: tuple[LRSchedulerSpec, ...] = ()
+    model: str | None = None
+    dataset: str | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    warnings: tuple[str, ...] = ()
+
+    def pruner(self, name: str) -> PrunerSpec:
+        return next(p for p in self.pruners if p.name == name)
+
+    def model_hint(self) -> str | None:
+        """The model this schedule names: its `prunebench:` section first, then a thinning `arch`."""
+        if self.model:
+            return self.model
+        return next((t.arch for t in self.thinning if t.arch), None)
+
+    def pruning_horizon(self) -> int:
+        """The epoch after the last pruner or thinning firing (0 when everything fires at epoch 0)."""
+        windows = [p.window for p in self.pruner_policies] + [t.window for t in self.thinning]
+        lasts = [w.last_epoch() if w.last_epoch() is not None else w.first_epoch() for w in windows]
+        return max((e for e in lasts if e is not None), default=-1) + 1
+
+    def semantic_hash(self) -> str:
+        """A hash of what the schedule does: not its file name, path, comments or warnings."""
+        content = asdict(self)
+        for key in ("name", "path", "warnings"):
+            content.pop(key)
+        text = json.dumps(content, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_schedule(path: str | Path) -> Schedule:
+    """Read and validate one Distiller-format schedule file."""
+    path = Path(path)
+    return parse_schedule(_read_yaml(path), str(path), name=path.stem)
+
+
+def parse_schedule(document: Any, path: str, name: str) -> Schedule:
+    """Validate an already-loaded YAML document; `path` is only used in messages."""
+    if document is None:
+        raise ScheduleError(path, "", "the file is empty; a schedule needs `pruners:` and `policies:`")
+    if not isinstance(document, Mapping):
+        raise ScheduleError(path, "", f"a schedule is a YAML mapping, got {type(document).__name__}")
+    reader = _Reader(path)
+    return reader.schedule(document, name)
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    if not path.is_file():
+        raise ScheduleError(str(path), "", "no such file; pass an existing schedule with --prunebench-schedules")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScheduleError(str(path), "", f"cannot read the file ({exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}" if mark else ""
+        raise ScheduleError(
+            str(path), where,
+            f"unsafe or unknown YAML tag ({exc.problem}); schedules are read with yaml.safe_load: remove the tag",
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScheduleError(str(path), where, f"YAML syntax error: {problem}") from None
+
+
+class _Reader:
+    """Validates one document section by section; every error names the file and the key."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.warnings: list[str] = []
+
+    def fail(self, where: str, message: str) -> ScheduleError:
+        return ScheduleError(self.path, where, message)
+
+    def schedule(self, doc: Mapping[str, Any], name: str) -> Schedule:
+        unknown = sorted(str(k) for k in doc if k not in SECTION_KEYS)
+        if unknown:
+            raise self.fail(unknown[0], f"unknown top-level key (expected one of {sorted(SECTION_KEYS)})")
+        for section in ("regularizers", "quantizers"):
+            if doc.get(section):
+                classes = sorted({str(v.get("class")) for v in self.mapping(doc[section], section).values()
+                                  if isinstance(v, Mapping)})
+                raise self.fail(section, f"{', '.join(classes) or section} not supported yet by pytest-prunebench "
+                                         f"(remove the `{section}:` section)")
+        pruners = {n: self.pruner(n, s) for n, s in self.mapping(doc.get("pruners") or {}, "pruners").items()}
+        extensions = self.mapping(doc.get("extensions") or {}, "extensions")
+        for ext_name, ext in extensions.items():
+            self.check_extension(ext_name, ext)
+        schedulers = self.mapping(doc.get("lr_schedulers") or {}, "lr_schedulers")
+        for sched_name, spec in schedulers.items():
+            self.check_lr_scheduler(sched_name, spec)
+        policies = doc.get("policies") or []
+        if not isinstance(policies, list):
+            raise self.fail("policies", "must be a list of policies (`- pruner: {instance_name: ...}`)")
+        pruner_policies, thinning, lr_schedulers = self.policies(policies, pruners, extensions, schedulers)
+        fired = {p.pruner for p in pruner_policies}
+        for unused in sorted(set(pruners) - fired):
+            self.warnings.append(f"{self.path}: pruners.{unused}: no policy applies this pruner; it never fires")
+        settings = self.prunebench_section(doc.get("prunebench"))
+        return Schedule(
+            name=name,
+            path=self.path,
+            pruners=tuple(pruners[n] for n in pruners if n in fired),
+            pruner_policies=tuple(pruner_policies),
+            thinning=tuple(thinning),
+            lr_schedulers=tuple(lr_schedulers),
+            warnings=tuple(self.warnings),
+            **settings,
+        )
+
+    def mapping(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(where, f"must be a mapping of names to settings, got {type(value).__name__}")
+        return {str(k): v for k, v in value.items()}
+
+    def pruner(self, name: str, spec: Any) -> PrunerSpec:
+        where = f"pruners.{name}"
+        spec = self.mapping(spec, where)
+        class_name = spec.get("class")
+        if class_name in KNOWN_UNSUPPORTED_PRUNERS:
+            raise self.fail(f"{where}.class", f"{class_name} is not supported yet by pytest-prunebench "
+                                              f"(supported: {', '.join(SUPPORTED_PRUNERS)})")
+        if class_name not in SUPPORTED_PRUNERS:
+            raise self.fail(f"{where}.class", f"unknown pruner class {class_name!r} "
+                                              f"(supported: {', '.join(SUPPORTED_PRUNERS)})")
+        allowed = {"class", "group_type", "desired_sparsity", "weights", "group_dependency"}
+        extra = sorted(set(spec) - allowed)
+        if extra:
+            raise self.fail(f"{where}.{extra[0]}", f"unknown key for {class_name} (allowed: {sorted(allowed)})")
+        group_type = spec.get("group_type")
+        if group_type in KNOWN_UNSUPPORTED_GROUP_TYPES:
+            raise self.fail(f"{where}.group_type", f"{group_type!r} is not supported yet (use Filters or Channels)")
+        if group_type not in GROUP_TYPES:
+            raise self.fail(f"{where}.group_type", f"must be Filters or Channels, got {group_type!r}")
+        dependency = spec.get("group_dependency")
+        if dependency not in (None, "Leader"):
+            raise self.fail(f"{where}.group_dependency", f"only `Leader` is supported, got {dependency!r}")
+        return PrunerSpec(
+            name=name,
+            class_name=class_name,
+            kind=GROUP_TYPES[group_type],
+            ranker=SUPPORTED_PRUNERS[class_name],
+            desired_sparsity=self.sparsity(spec.get("desired_sparsity"), f"{where}.desired_sparsity"),
+            layers=self.layer_names(spec.get("weights"), f"{where}.weights"),
+            leader=dependency == "Leader",
+        )
+
+    def sparsity(self, value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(where, f"must be a number in [0, 1), got {value!r}")
+        if not 0 <= value < 1 or math.isnan(value):
+            raise self.fail(where, f"{value} is outside [0, 1): a pruner never removes every structure")
+        return float(value)
+
+    def layer_names(self, value: Any, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(where, "must be a non-empty list of parameter names (e.g. module.layer1.0.conv1.weight)")
+        names = []
+        for item in value:
+            if not isinstance(item, str) or not item.strip():
+                raise self.fail(where, f"parameter names are strings, got {item!r}")
+            name = item.strip().removeprefix("module.")
+            if name.endswith(".bias"):
+                raise self.fail(where, f"{item!r}: structured pruners rank weights, not biases")
+            names.append(name.removesuffix(".weight"))
+        return tuple(names)
+
+    def check_extension(self, name: str, spec: Any) -> None:
+        where = f"extensions.{name}"
+        spec = self.mapping(spec, where)
+        class_name = spec.get("class")
+        if class_name not in THINNING_CLASSES:
+            raise self.fail(f"{where}.class", f"extension class {class_name!r} is not supported "
+                                              f"(supported: {', '.join(sorted(THINNING_CLASSES))})")
+        func = spec.get("thinning_func_str")
+        if func not in THINNING_FUNCS:
+            raise self.fail(f"{where}.thinning_func_str",
+                            f"must be remove_filters or remove_channels, got {func!r}")
+
+    def check_lr_scheduler(self, name: str, spec: Any) -> None:
+        import torch.optim.lr_scheduler as lr_scheduler
+
+        where = f"lr_schedulers.{name}"
+        spec = self.mapping(spec, where)
+        class_name = spec.get("class")
+        if class_name not in LR_SCHEDULERS:
+            raise self.fail(f"{where}.class", f"lr_scheduler class {class_name!r} is not allowed "
+                                              f"(allowed: {', '.join(sorted(LR_SCHEDULERS))})")
+        parameters = inspect.signature(getattr(lr_scheduler, class_name)).parameters
+        accepted = set(parameters) - {"self", "optimizer", "last_epoch", "verbose"}
+        for key, value in spec.items():
+            if key == "class":
+                continue
+            if key not in accepted:
+                raise self.fail(f"{where}.{key}", f"{class_name} takes no argument {key!r} "
+                                                  f"(it takes: {', '.join(sorted(accepted))})")
+            numbers = value if isinstance(value, list) else [value]
+            if not numbers or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+                raise self.fail(f"{where}.{key}", f"must be a number or a list of numbers, got {value!r}")
+
+    def policies(
+        self, policies: list[Any], pruners: dict[str, PrunerSpec], extensions: dict[str, Any],
+        schedulers: dict[str, Any],
+    ) -> tuple[list[PrunerPolicy], list[ThinningSpec], list[LRSchedulerSpec]]:
+        pruner_policies: list[PrunerPolicy] = []
+        thinning: list[ThinningSpec] = []
+        lr_schedulers: list[LRSchedulerSpec] = []
+        for index, policy in enumerate(policies):
+            where = f"policies[{index}]"
+            policy = self.mapping(policy, where)
+            targets = [t for t in POLICY_TARGETS if t in policy]
+            if len(targets) != 1:
+                raise self.fail(where, "each policy names exactly one of pruner, extension or lr_scheduler")
+            target = targets[0]
+            if target in ("regularizer", "quantizer"):
+                raise self.fail(f"{where}.{target}", f"{target} policies are not supported yet")
+            extra = sorted(set(policy) - {target, "epochs", "starting_epoch", "ending_epoch", "frequency"})
+            if extra:
+                raise self.fail(f"{where}.{extra[0]}", "unknown policy key (allowed: epochs, starting_epoch, "
+                                                       "ending_epoch, frequency)")
+            instance = self.instance_name(policy[target], f"{where}.{target}")
+            window = self.window(policy, where)
+            if target == "pruner":
+                if instance not in pruners:
+                    raise self.fail(f"{where}.pruner.instance_name",
+                                    f"{instance!r} is not defined under `pruners:` ({', '.join(pruners) or 'none'})")
+                pruner_policies.append(PrunerPolicy(instance, window))
+            elif target == "extension":
+                if instance not in extensions:
+                    raise self.fail(f"{where}.extension.instance_name",
+                                    f"{instance!r} is not defined under `extensions:`")
+                ext = extensions[instance]
+                thinning.append(ThinningSpec(instance, ext["class"], ext["thinning_func_str"], window,
+                                             _opt_str(ext.get("arch")), _opt_str(ext.get("dataset"))))
+            else:
+                if instance not in schedulers:
+                    raise self.fail(f"{where}.lr_scheduler.instance_name",
+                                    f"{instance!r} is not defined under `lr_schedulers:`")
+                spec = schedulers[instance]
+                kwargs = tuple(sorted((k, _freeze(v)) for k, v in spec.items() if k != "class"))
+                lr_schedulers.append(LRSchedulerSpec(instance, spec["class"], kwargs, window))
+        return pruner_policies, thinning, lr_schedulers
+
+    def instance_name(self, value: Any, where: str) -> str:
+        if not isinstance(value, Mapping) or not isinstance(value.get("instance_name"), str):
+            raise self.fail(where, "must be a mapping with `instance_name: NAME`")
+        extra = sorted(set(value) - {"instance_name"})
+        if extra:
+            raise self.fail(f"{where}.{extra[0]}", "policy arguments are not supported yet")
+        return value["instance_name"]
+
+    def window(self, policy: Mapping[str, Any], where: str) -> Window:
+        if "epochs" in policy:
+            if any(k in policy for k in ("starting_epoch", "ending_epoch", "frequency")):
+                raise self.fail(where, "use either `epochs: [...]` or starting_epoch/ending_epoch/frequency")
+            epochs = policy["epochs"]
+            if not isinstance(epochs, list) or not epochs:
+                raise self.fail(f"{where}.epochs", f"must be a non-empty list of epochs, got {epochs!r}")
+            return Window(epochs=tuple(self.epoch(e, f"{where}.epochs") for e in epochs))
+        if "starting_epoch" not in policy:
+            raise self.fail(where, "needs `epochs: [...]` or `starting_epoch:` (with ending_epoch, frequency)")
+        start = self.epoch(policy["starting_epoch"], f"{where}.starting_epoch")
+        end = policy.get("ending_epoch")
+        if end is not None:
+            end = self.epoch(end, f"{where}.ending_epoch")
+            if end <= start:
+                raise self.fail(f"{where}.ending_epoch",
+                                f"{end} must be greater than starting_epoch {start} (ending_epoch is exclusive)")
+        frequency = policy.get("frequency", 1)
+        if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
+            raise self.fail(f"{where}.frequency", f"must be a whole number >= 1, got {frequency!r}")
+        return Window(starting_epoch=start, ending_epoch=end, frequency=frequency)
+
+    def epoch(self, value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(where, f"epochs are whole numbers >= 0, got {value!r}")
+        return value
+
+    def prunebench_section(self, section: Any) -> dict[str, Any]:
+        if section is None:
+            return {}
+        section = self.mapping(section, "prunebench")
+        allowed = {"model", "dataset", "epochs", "lr", *THRESHOLD_KEYS}
+        extra = sorted(set(section) - allowed)
+        if extra:
+            raise self.fail(f"prunebench.{extra[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for key in ("model", "dataset"):
+            if key in section and not isinstance(section[key], str):
+                raise self.fail(f"prunebench.{key}", f"must be a name, got {section[key]!r}")
+        if "model" in section and ":" in section["model"]:
+            raise self.fail("prunebench.model", "schedules name built-in models only (resnet20 ... resnet110); "
+                                                "pass a user factory with --prunebench-model package.module:factory")
+        result: dict[str, Any] = {"model": section.get("model"), "dataset": section.get("dataset")}
+        if "epochs" in section:
+            result["epochs"] = self.epoch(section["epochs"], "prunebench.epochs")
+        if "lr" in section:
+            result["lr"] = self.positive(section["lr"], "prunebench.lr")
+        bounds = {k: self.number(section[k], f"prunebench.{k}") for k in THRESHOLD_KEYS if k in section}
+        result["thresholds"] = Thresholds(**bounds)
+        return result
+
+    def number(self, value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            raise self.fail(where, f"must be a number, got {value!r}")
+        return float(value)
+
+    def positive(self, value: Any, where: str) -> float:
+        number = self.number(value, where)
+        if number <= 0:
+            raise self.fail(where, f"must be greater than 0, got {value!r}")
+        return number
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
