@@ -1,0 +1,101 @@
+"""Options resolved once into an immutable settings object; value parsers shared by options and ini keys.
+
+Import-light on purpose: the plugin imports this module in every pytest run of the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import DataSpec, parse_data_spec
+
+BUILTIN_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
+PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO INFERENCE_PRECISION_HINT values
+NCS_DEVICE = "MYRIAD"
+_DEVICE_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(\.[0-9]+)?(:[A-Z0-9_.,]+)?$")
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def device_name(text: str) -> str:
+    name = text.strip()
+    if not _DEVICE_NAME.match(name):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an OpenVINO device name (CPU, GPU, NPU, GPU.1, ...)")
+    return name
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; use 0 or more")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+
+
+def data_spec(text: str) -> DataSpec:
+    try:
+        return parse_data_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def model_name(text: str) -> str:
+    name = text.strip()
+    canonical = re.sub(r"_cifar(10)?$", "", name.lower())
+    if canonical in BUILTIN_MODELS:
+        return canonical
+    if _FACTORY.match(name):
+        return name
+    raise argparse.ArgumentTypeError(f"unknown model {text!r}: use one of {', '.join(BUILTIN_MODELS)} "
+                                     f"or package.module:factory")
+
+
+def precision(text: str) -> str:
+    value = text.strip().lower()
+    if value not in PRECISIONS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an inference precision; use one of {', '.join(PRECISIONS)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a case needs from the command line and ini file, resolved once per session."""
+
+    device: str = "CPU"
+    wandb_project: str | None = None
+    schedules: tuple[str, ...] = ("schedules/",)
+    epochs: int | None = None  # None: each schedule's own
+    data: DataSpec | None = None  # None: the schedule's dataset, else digits
+    model: str | None = None  # None: the model the schedule names
+    precision: str | None = None  # None: the device's default
+    baseline_epochs: int = 5
+    seed: int = 0
+    rounds: int = 200
+    warmup: int = 20
+    lr: float = 0.05
+    lock_path: Path | None = None  # None: one per device in the temp dir
+    lock_timeout: float = 900.0
+    artifacts: Path = Path(".prunebench/artifacts")
+    cache: Path = Path(".prunebench/cache")
+    root: Path = Path(".")
