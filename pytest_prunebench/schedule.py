@@ -182,6 +182,24 @@ class Schedule:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def find_schedule_files(patterns: tuple[str, ...]) -> list[Path]:
+    """Schedule files named by files, directories (their *.yaml / *.yml) or globs, sorted, without repeats."""
+    import glob
+
+    found: dict[Path, None] = {}
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            matches = [*path.glob("*.yaml"), *path.glob("*.yml")]
+        elif path.is_file():
+            matches = [path]
+        else:
+            matches = [Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()]
+        for match in sorted(matches):
+            found.setdefault(match.resolve(), None)
+    return list(found)
+
+
 def load_schedule(path: str | Path) -> Schedule:
     """Read and validate one Distiller-format schedule file."""
     path = Path(path)

@@ -1,0 +1,28 @@
+# Two entry points; each creates or updates .venv and installs the project into it first.
+#   make bench  - run the benchmark suites on the embedded default (CPU device, digits data)
+#   make test   - ruff, then the project's own tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: bench test install clean
+
+install: $(STAMP)
+
+# torch first and pinned: installing anything that depends on torch first pulls a CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/pytest bench_suites/ $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest tests/ $(ARGS)
+
+clean:
+	rm -rf $(VENV) .prunebench .benchmarks .pytest_cache

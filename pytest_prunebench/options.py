@@ -1,0 +1,136 @@
+"""The `prunebench` option group: one table of options, each with an ini key, resolved once into Settings."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import settings as parsers
+from .schedule import find_schedule_files
+from .settings import NCS_DEVICE, Settings
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str  # command-line flag; the ini key is the dest with a `prunebench_` prefix
+    dest: str  # Settings field
+    help: str
+    parse: Callable[[str], Any] | None = None
+    metavar: str | None = None
+
+    @property
+    def ini(self) -> str:
+        return f"prunebench_{self.dest}"
+
+
+OPTIONS = (
+    Option("--prunebench-device", "device", "OpenVINO device to measure on (default CPU)", parsers.device_name,
+           "NAME"),
+    Option("--prunebench-schedules", "schedules", "schedule file, directory or glob the schedule suites run "
+           "(repeatable; default schedules/)", None, "PATH_OR_GLOB"),
+    Option("--prunebench-epochs", "epochs", "retraining epochs for every case, overriding the schedules "
+           "(0 = prune to the final targets, thin, no training)", parsers.non_negative_int, "N"),
+    Option("--prunebench-data", "data", "dataset: digits (embedded, default), cifar10:DIR, synthetic",
+           parsers.data_spec, "SPEC"),
+    Option("--prunebench-model", "model", "model for every case: resnet20 ... resnet110 or package.module:factory",
+           parsers.model_name, "NAME"),
+    Option("--prunebench-precision", "precision", "inference precision hint: f32, bf16, f16 (default: the "
+           "device's own)", parsers.precision, "P"),
+    Option("--prunebench-baseline-epochs", "baseline_epochs", "epochs to train a dense baseline (default 5)",
+           parsers.positive_int, "N"),
+    Option("--prunebench-seed", "seed", "seed for training and data order (default 0)", parsers.non_negative_int,
+           "N"),
+    Option("--prunebench-rounds", "rounds", "timed batch-1 inferences per model (default 200)",
+           parsers.positive_int, "N"),
+    Option("--prunebench-warmup", "warmup", "untimed inferences before timing (default 20)",
+           parsers.non_negative_int, "N"),
+    Option("--prunebench-lr", "lr", "base learning rate for retraining when a schedule sets none (default 0.05)",
+           parsers.positive_float, "LR"),
+    Option("--prunebench-lock", "lock_path", "device lock file (default: one per device in the temp dir)", Path,
+           "PATH"),
+    Option("--prunebench-lock-timeout", "lock_timeout", "seconds to wait for the device lock (default 900)",
+           parsers.positive_float, "S"),
+    Option("--prunebench-artifacts", "artifacts", "where ONNX files are kept (default .prunebench/artifacts)",
+           Path, "DIR"),
+    Option("--prunebench-cache", "cache", "where dense baselines are cached (default .prunebench/cache)", Path,
+           "DIR"),
+)
+PATH_FIELDS = ("lock_path", "artifacts", "cache")
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("prunebench", "pytest-prunebench: pruned models measured on an OpenVINO device")
+    group.addoption("--ncs", action="store_true", default=False,
+                    help="measure on the Neural Compute Stick 2 (OpenVINO device MYRIAD)")
+    group.addoption("--wandb-project", metavar="NAME", default=None,
+                    help="Weights & Biases project (accepted; W&B logging is not implemented yet)")
+    parser.addini("prunebench_wandb_project", "default for --wandb-project", default=None)
+    for option in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": f"prunebench_{option.dest}", "metavar": option.metavar,
+                                  "help": option.help, "default": None}
+        if option.dest == "schedules":
+            kwargs["action"] = "append"
+        elif option.parse is not None:
+            kwargs["type"] = option.parse
+        group.addoption(option.flag, **kwargs)
+        parser.addini(option.ini, f"default for {option.flag}", default=None)
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Command line first, then the ini file, then Settings' defaults. Bad ini values are usage errors."""
+    values: dict[str, Any] = {"root": config.rootpath}
+    for option in OPTIONS:
+        value = config.getoption(f"prunebench_{option.dest}")
+        if value is not None:
+            values[option.dest] = _from_cli(option, value, config.invocation_params.dir)
+            continue
+        ini_value = config.getini(option.ini)
+        if ini_value not in (None, ""):
+            values[option.dest] = _from_ini(option, str(ini_value), _ini_dir(config))
+    values["wandb_project"] = config.getoption("wandb_project") or config.getini("prunebench_wandb_project") or None
+    if config.getoption("ncs"):
+        if values.get("device", NCS_DEVICE) != NCS_DEVICE:
+            raise pytest.UsageError(f"--ncs measures on MYRIAD but --prunebench-device says {values['device']}: "
+                                    f"use one of them")
+        values["device"] = NCS_DEVICE
+    if "schedules" in values and not find_schedule_files(values["schedules"]):
+        raise pytest.UsageError(f"--prunebench-schedules {' '.join(values['schedules'])}: no .yaml/.yml schedule "
+                                f"file there; pass a file, a directory of schedules or a glob")
+    defaults = Settings()
+    # Relative defaults live under the project's root, not wherever pytest was started.
+    values.setdefault("schedules", tuple(str(config.rootpath / p) for p in defaults.schedules))
+    for name in ("artifacts", "cache"):
+        values.setdefault(name, config.rootpath / getattr(defaults, name))
+    return replace(defaults, **values)
+
+
+def _ini_dir(config: pytest.Config) -> Path:
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
+def _from_cli(option: Option, value: Any, base: Path) -> Any:
+    if option.dest == "schedules":
+        return tuple(_anchor(v, base) for v in value)
+    if option.dest in PATH_FIELDS:
+        return base / value
+    return value
+
+
+def _from_ini(option: Option, text: str, base: Path) -> Any:
+    if option.dest == "schedules":
+        return tuple(_anchor(item, base) for item in text.replace(",", " ").split())
+    try:
+        value = option.parse(text) if option.parse else text
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        raise pytest.UsageError(f"ini key {option.ini} = {text!r}: {exc}") from None
+    return base / value if option.dest in PATH_FIELDS else value
+
+
+def _anchor(pattern: str, base: Path) -> str:
+    path = Path(pattern).expanduser()
+    return str(path if path.is_absolute() else base / path)

@@ -1,0 +1,57 @@
+"""pytest hooks, options and fixtures only; each forwards to the PrunebenchSession in `config.stash`.
+
+Import-light: this module loads in every pytest run of the environment, so torch, openvino and wandb are
+imported only when a case runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .options import add_options, resolve
+from .schedule import Schedule
+from .session import PrunebenchSession
+
+SESSION = pytest.StashKey[PrunebenchSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    session = PrunebenchSession(config, resolve(config))
+    config.stash[SESSION] = session
+    config.addinivalue_line("markers", "prunebench: a pruning case measured on an OpenVINO device")
+    if session.settings.device != "CPU" and not hasattr(config, "workerinput"):
+        session.check_device()  # an explicitly chosen device must exist before any training starts
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "prunebench_schedule" in metafunc.fixturenames:
+        session = metafunc.config.stash[SESSION]
+        files = session.schedule_files()
+        metafunc.parametrize("prunebench_schedule", files, ids=session.schedule_ids(files))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.config.stash[SESSION].terminal_summary(terminalreporter)
+
+
+class Prunebench:
+    """The `prunebench` fixture: `prunebench.run(schedule)` runs one case and returns its CaseResult."""
+
+    def __init__(self, session: PrunebenchSession, node: pytest.Item) -> None:
+        self._session = session
+        self._node = node
+        self.settings = session.settings
+
+    def run(self, schedule: str | Path | Schedule, name: str | None = None):  # noqa: ANN201 (lazy CaseResult)
+        return self._session.run_case(self._node, schedule, name)
+
+
+@pytest.fixture
+def prunebench(request: pytest.FixtureRequest) -> Prunebench:
+    return Prunebench(request.config.stash[SESSION], request.node)

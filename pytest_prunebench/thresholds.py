@@ -1,0 +1,38 @@
+"""Declarative thresholds from a schedule's `prunebench:` section, checked against a case's figures."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .schedule import Thresholds
+
+
+class Figures(Protocol):
+    name: str
+    top1: float
+    top1_dense: float
+    latency_ms: float
+
+    @property
+    def latency_speedup(self) -> float: ...
+
+
+def threshold_failures(figures: Figures, thresholds: Thresholds, source: str) -> list[str]:
+    """One line per threshold the case misses, showing the figure, the bound and the case."""
+    failures = []
+    checks = (
+        ("min_top1", figures.top1, "top1 {value:.2f}% is below min_top1 {bound:g}%", lambda v, b: v >= b),
+        ("max_top1_drop", figures.top1_dense - figures.top1,
+         "top1 dropped {value:.2f} points from the dense {dense:.2f}%, more than max_top1_drop {bound:g}",
+         lambda v, b: v <= b),
+        ("max_latency_ms", figures.latency_ms, "latency median {value:.3f} ms is above max_latency_ms {bound:g}",
+         lambda v, b: v <= b),
+        ("min_latency_speedup", figures.latency_speedup,
+         "latency speed-up {value:.2f}x is below min_latency_speedup {bound:g}x", lambda v, b: v >= b),
+    )
+    for key, value, template, holds in checks:
+        bound = getattr(thresholds, key)
+        if bound is not None and not holds(value, bound):
+            detail = template.format(value=value, bound=bound, dense=figures.top1_dense)
+            failures.append(f"{figures.name}: {detail} ({source})")
+    return failures
