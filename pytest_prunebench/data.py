@@ -147,6 +147,9 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),  # pickle protocol 5 (Python >= 3.14's default)
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),  # protocol 2 written by Python 3: bytes as latin-1 text
     }
 
     def find_class(self, module: str, name: str) -> Any:

@@ -94,10 +94,16 @@ def _user_model(spec: str, num_classes: int) -> nn.Module:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ModelError(f"model {spec!r}: cannot import {module_name!r} ({exc}); is it on sys.path?") from None
+    except Exception as exc:  # the user's module is broken: say where, not our traceback
+        raise ModelError(f"model {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
     factory: Callable[..., nn.Module] | None = getattr(module, attr, None)
     if not callable(factory):
         raise ModelError(f"model {spec!r}: {module_name} has no callable {attr!r}")
-    model = factory(num_classes=num_classes)
+    try:
+        model = factory(num_classes=num_classes)
+    except Exception as exc:
+        raise ModelError(f"model {spec!r}: {attr}(num_classes={num_classes}) failed: {type(exc).__name__}: {exc} "
+                         f"(a factory takes the number of classes as `num_classes`)") from None
     if not isinstance(model, nn.Module):
         raise ModelError(f"model {spec!r}: {attr}(num_classes=...) returned {type(model).__name__}, "
                          f"not a torch.nn.Module")

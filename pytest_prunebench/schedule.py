@@ -159,7 +159,10 @@ class Schedule:
     warnings: tuple[str, ...] = ()
 
     def pruner(self, name: str) -> PrunerSpec:
-        return next(p for p in self.pruners if p.name == name)
+        for pruner in self.pruners:
+            if pruner.name == name:
+                return pruner
+        raise KeyError(name)
 
     def model_hint(self) -> str | None:
         """The model this schedule names: its `prunebench:` section first, then a thinning `arch`."""
@@ -210,6 +213,9 @@ def parse_schedule(document: Any, path: str, name: str) -> Schedule:
     """Validate an already-loaded YAML document; `path` is only used in messages."""
     if document is None:
         raise ScheduleError(path, "", "the file is empty; a schedule needs `pruners:` and `policies:`")
+    if isinstance(document, str) and document.strip().endswith((".yaml", ".yml")):
+        raise ScheduleError(path, "", f"the file holds only the text {document.strip()!r}: a symlink copied as a "
+                                      f"plain file? Point at the schedule it names")
     if not isinstance(document, Mapping):
         raise ScheduleError(path, "", f"a schedule is a YAML mapping, got {type(document).__name__}")
     reader = _Reader(path)

@@ -1,0 +1,459 @@
+"""CIFAR ResNets with Distiller's names and figures, user factories, and Distiller-exact structured pruning."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from pytest_prunebench.errors import ModelError, ScheduleError
+from pytest_prunebench.models import RESNET_DEPTHS, build_model, count_macs, count_weights
+from pytest_prunebench.pruning import (
+    Mask,
+    apply_masks,
+    check_layers,
+    prune_to_final,
+    pruned_count,
+    rank_pruner,
+)
+from pytest_prunebench.schedule import PrunerSpec, Schedule, load_schedule
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "distiller-schedules"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    # These models see one or two 32x32 images: a second intra-op thread buys nothing, and when the machine is busy
+    # (another training job on a 2-core box) OpenMP contention made a ResNet-110 forward take 6 s instead of 0.05 s.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def corpus_schedule(name: str) -> Schedule:
+    if not CORPUS.is_dir():
+        pytest.skip(f"Distiller schedule corpus not found at {CORPUS}")
+    return load_schedule(CORPUS / name)
+
+
+def write_schedule(tmp_path: Path, text: str, name: str = "schedule.yaml") -> Schedule:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return load_schedule(path)
+
+
+def convs(model: nn.Module) -> dict[str, nn.Conv2d]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+# --- models -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"])
+def test_builtin_resnets_have_their_depth(name: str) -> None:
+    model = build_model(name, 10)
+    three_by_three = [c for c in convs(model).values() if c.kernel_size == (3, 3)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert len(three_by_three) + len(linears) == RESNET_DEPTHS[name]
+    blocks = (RESNET_DEPTHS[name] - 2) // 6
+    assert len(model.layer1) == len(model.layer2) == len(model.layer3) == blocks
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_distiller_parameter_names() -> None:
+    names = dict(build_model("resnet56", 10).named_parameters())
+    for expected in ("conv1.weight", "bn1.weight", "bn1.bias", "layer1.0.conv1.weight", "layer1.8.conv2.weight",
+                     "layer2.0.downsample.0.weight", "layer3.0.downsample.1.weight", "layer3.8.bn2.weight",
+                     "fc.weight", "fc.bias"):
+        assert expected in names, expected
+    assert not any(n.startswith("layer1.0.downsample") or n.startswith("layer2.1.downsample") for n in names)
+    assert "conv1.bias" not in names  # convs carry no bias, as in Distiller
+
+
+def test_resnet56_cifar_alias_is_resnet56() -> None:
+    alias = build_model("resnet56_cifar", 10)
+    plain = build_model("resnet56", 10)
+    assert [(n, p.shape) for n, p in alias.named_parameters()] == [(n, p.shape) for n, p in plain.named_parameters()]
+
+
+def test_resnet56_distiller_figures() -> None:
+    model = build_model("resnet56", 10)
+    assert count_macs(model) == 125_747_840
+    assert count_weights(model) == 851_504
+
+
+def test_resnet20_distiller_weights() -> None:
+    assert count_weights(build_model("resnet20_cifar", 10)) == 270_896
+
+
+@pytest.mark.parametrize("classes", [2, 7, 100])
+def test_num_classes_sets_the_fc(classes: int) -> None:
+    model = build_model("resnet20", classes)
+    assert model.fc.out_features == classes and model.fc.in_features == 64
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, classes)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet57", "vgg16", ""])
+def test_unknown_model(name: str) -> None:
+    with pytest.raises(ModelError) as info:
+        build_model(name, 10)
+    message = str(info.value)
+    assert f"unknown model {name!r}" in message and "resnet56" in message and "package.module:factory" in message
+    assert "\n" not in message
+
+
+USER_MODULE = "prunebench_test_user_models"
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    (tmp_path / f"{USER_MODULE}.py").write_text(
+        "from torch import nn\n"
+        "\n"
+        "def tiny(num_classes):\n"
+        "    head = nn.Linear(4, num_classes)\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)\n"
+        "\n"
+        "def not_a_model(num_classes):\n"
+        "    return [num_classes]\n"
+        "\n"
+        "def no_classes():\n"
+        "    return nn.Conv2d(3, 4, 3)\n"
+        "\n"
+        "VALUE = 3\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "prunebench_test_broken_models.py").write_text("def tiny(:\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, USER_MODULE, raising=False)
+    yield USER_MODULE
+    sys.modules.pop(USER_MODULE, None)
+
+
+def test_user_factory(user_module: str) -> None:
+    model = build_model(f"{user_module}:tiny", 5)
+    assert isinstance(model, nn.Sequential)
+    assert model[-1].out_features == 5  # the factory received num_classes
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 5)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("no_such_module_for_prunebench:tiny", "cannot import 'no_such_module_for_prunebench'"),
+        ("no_such_package_pb.models:tiny", "cannot import 'no_such_package_pb.models'"),
+        (f"{USER_MODULE}:missing", f"{USER_MODULE} has no callable 'missing'"),
+        (f"{USER_MODULE}:VALUE", f"{USER_MODULE} has no callable 'VALUE'"),
+        (f"{USER_MODULE}:not_a_model", "not_a_model(num_classes=...) returned list, not a torch.nn.Module"),
+        (f"{USER_MODULE}:no_classes", "no_classes(num_classes=10) failed: TypeError"),
+        ("prunebench_test_broken_models:tiny", "importing 'prunebench_test_broken_models' failed: SyntaxError"),
+        (":tiny", "a user model is written package.module:factory"),
+        (f"{USER_MODULE}:", "a user model is written package.module:factory"),
+    ],
+)
+def test_user_factory_errors(user_module: str, spec: str, expected: str) -> None:
+    with pytest.raises(ModelError) as info:
+        build_model(spec, 10)
+    message = str(info.value)
+    assert f"model {spec!r}" in message and expected in message, message
+    assert "\n" not in message
+
+
+# --- the count rule ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sparsity", "total", "pruned"),
+    [(0.6, 16, 9), (0.5, 16, 8), (0.7, 16, 11), (0.1, 64, 6), (0.3, 64, 19), (0.0, 16, 0), (0.99, 2, 1),
+     (0.99, 16, 15), (0.5, 1, 0), (1.0, 16, 15), (1.0, 1, 0)],
+)
+def test_pruned_count(sparsity: float, total: int, pruned: int) -> None:
+    # 1.0 never comes from a schedule (refused there) but can reach rank_pruner(sparsity=...): still never all N.
+    assert pruned_count(sparsity, total) == pruned
+    assert total - pruned_count(sparsity, total) >= 1
+
+
+def test_sparsity_override_of_one_keeps_a_structure() -> None:
+    model = build_model("resnet20", 10)
+    (mask,) = rank_pruner(model, spec("filters", "l1", 0.5), sparsity=1.0)
+    assert len(mask.indices) == 15
+
+
+# --- corpus figures ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "macs", "weights"),
+    [
+        ("resnet56_cifar_filter_rank.yaml", 78_856_832, 634_640),
+        ("resnet56_cifar_filter_rank_v2.yaml", 67_797_632, 570_704),
+        ("resnet56_cifar_channel_rank.yaml", 66_592_384, 566_887),
+    ],
+)
+def test_corpus_schedule_reaches_distillers_figures(name: str, macs: int, weights: int) -> None:
+    schedule = corpus_schedule(name)
+    torch.manual_seed(0)
+    model = build_model("resnet56", 10)
+    check_layers(schedule, model, "resnet56")
+    masks = prune_to_final(model, schedule)
+    assert len(masks) == sum(len(p.layers) for p in schedule.pruners)
+    assert count_macs(model) == macs
+    assert count_weights(model) == weights
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_filter_rank_thinned_shapes_match_the_distiller_table() -> None:
+    schedule = corpus_schedule("resnet56_cifar_filter_rank.yaml")
+    model = build_model("resnet56", 10)
+    prune_to_final(model, schedule)
+    layers = convs(model)
+    # From the Parameters table in the file's header.
+    assert tuple(layers["layer1.0.conv1"].weight.shape) == (7, 16, 3, 3)
+    assert tuple(layers["layer1.0.conv2"].weight.shape) == (16, 7, 3, 3)
+    assert tuple(layers["layer2.1.conv1"].weight.shape) == (16, 32, 3, 3)
+    assert tuple(layers["layer2.5.conv1"].weight.shape) == (32, 32, 3, 3)
+    assert tuple(layers["layer3.1.conv1"].weight.shape) == (58, 64, 3, 3)
+    assert tuple(layers["layer3.2.conv2"].weight.shape) == (64, 45, 3, 3)
+    assert tuple(layers["layer3.4.conv1"].weight.shape) == (64, 64, 3, 3)
+
+
+MIXED = """\
+pruners:
+  filters_half:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.5
+    weights: [module.layer1.0.conv1.weight, module.layer3.1.conv1.weight]
+  channels_quarter:
+    class: L2RankedStructureParameterPruner
+    group_type: Channels
+    desired_sparsity: 0.25
+    weights: [layer2.1.conv2.weight]
+policies:
+  - pruner: {instance_name: filters_half}
+    epochs: [0]
+  - pruner: {instance_name: channels_quarter}
+    epochs: [0]
+"""
+
+
+def test_mixed_filters_and_channels_thin_to_the_predicted_shapes(tmp_path: Path) -> None:
+    schedule = write_schedule(tmp_path, MIXED)
+    torch.manual_seed(1)
+    model = build_model("resnet20", 10)
+    check_layers(schedule, model, "resnet20")
+    dense_weights = count_weights(model)
+    prune_to_final(model, schedule)
+    layers = convs(model)
+    keep_16 = 16 - pruned_count(0.5, 16)
+    keep_64 = 64 - pruned_count(0.5, 64)
+    keep_32 = 32 - pruned_count(0.25, 32)
+    assert (keep_16, keep_64, keep_32) == (8, 32, 24)
+    assert layers["layer1.0.conv1"].out_channels == keep_16
+    assert model.layer1[0].bn1.num_features == keep_16
+    assert layers["layer1.0.conv2"].in_channels == keep_16
+    assert layers["layer1.0.conv2"].out_channels == 16  # the residual stream is untouched
+    assert layers["layer3.1.conv1"].out_channels == keep_64
+    assert layers["layer3.1.conv2"].in_channels == keep_64
+    assert layers["layer2.1.conv2"].in_channels == keep_32
+    assert layers["layer2.1.conv1"].out_channels == keep_32
+    assert model.layer2[1].bn1.num_features == keep_32
+    assert layers["layer2.1.conv2"].out_channels == 32
+    assert layers["layer2.1.conv1"].in_channels == 32
+    assert model.fc.out_features == 10 and model.fc.in_features == 64
+    removed = 2 * (8 * 16 * 9) + 2 * (32 * 64 * 9) + 2 * (8 * 32 * 9)
+    assert count_weights(model) == dense_weights - removed
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+# --- Leader groups ----------------------------------------------------------------------------------------------
+
+
+def test_leader_group_shares_the_leaders_choice() -> None:
+    schedule = corpus_schedule("resnet56_cifar_channel_rank.yaml")
+    leader = schedule.pruner("filter_pruner_70")
+    torch.manual_seed(2)
+    model = build_model("resnet56", 10)
+    masks = rank_pruner(model, leader)
+    assert [m.layer for m in masks] == list(leader.layers)
+    assert all(m.kind == "channels" and m.total == 16 for m in masks)
+    assert len(masks[0].indices) == pruned_count(0.7, 16) == 11
+    assert all(m.indices == masks[0].indices for m in masks)
+    # The leader's choice is its own ranking; without Leader the followers would choose differently.
+    independent = PrunerSpec(leader.name, leader.class_name, leader.kind, leader.ranker, leader.desired_sparsity,
+                             leader.layers, leader=False)
+    own = rank_pruner(model, independent)
+    assert own[0].indices == masks[0].indices
+    assert any(o.indices != masks[0].indices for o in own[1:])
+
+
+def test_leader_group_with_different_structure_counts_is_refused(tmp_path: Path) -> None:
+    schedule = write_schedule(tmp_path, """\
+pruners:
+  mixed:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    group_dependency: Leader
+    desired_sparsity: 0.5
+    weights: [module.layer1.0.conv1.weight, module.layer2.0.conv1.weight]
+policies:
+  - pruner: {instance_name: mixed}
+    epochs: [0]
+""")
+    with pytest.raises(ScheduleError) as info:
+        check_layers(schedule, build_model("resnet20", 10), "resnet20")
+    message = str(info.value)
+    assert "\n" not in message
+    assert schedule.path in message and "pruners.mixed.weights" in message
+    assert "a Leader group needs layers with the same number of filters, got [16, 32]" in message
+
+
+# --- ranking ----------------------------------------------------------------------------------------------------
+
+SCALES = [5, 12, 3, 16, 1, 9, 14, 7, 2, 11, 15, 4, 10, 6, 13, 8]  # a permutation of 1..16
+
+
+def spec(kind: str, ranker: str, sparsity: float, layer: str = "layer1.0.conv1") -> PrunerSpec:
+    return PrunerSpec("p", "L1RankedStructureParameterPruner", kind, ranker, sparsity, (layer,))  # type: ignore[arg-type]
+
+
+def smallest(scales: list[int], count: int) -> tuple[int, ...]:
+    return tuple(sorted(sorted(range(len(scales)), key=lambda i: scales[i])[:count]))
+
+
+@pytest.mark.parametrize("ranker", ["l1", "l2"])
+def test_ranking_removes_the_lowest_norm_filters(ranker: str) -> None:
+    model = build_model("resnet20", 10)
+    conv = model.layer1[0].conv1
+    base = torch.randn(1, 16, 3, 3).sign()
+    with torch.no_grad():
+        conv.weight.copy_(torch.stack([base[0] * s for s in SCALES]))
+    (mask,) = rank_pruner(model, spec("filters", ranker, 0.6))
+    assert mask.indices == smallest(SCALES, 9) == tuple(i for i, s in enumerate(SCALES) if s <= 9)
+    assert (mask.kind, mask.total, mask.layer) == ("filters", 16, "layer1.0.conv1")
+
+
+@pytest.mark.parametrize("ranker", ["l1", "l2"])
+def test_ranking_removes_the_lowest_norm_channels(ranker: str) -> None:
+    model = build_model("resnet20", 10)
+    conv = model.layer1[0].conv2
+    base = torch.randn(16, 1, 3, 3).sign()
+    with torch.no_grad():
+        conv.weight.copy_(torch.cat([base * s for s in SCALES], dim=1))
+    (mask,) = rank_pruner(model, spec("channels", ranker, 0.25, "layer1.0.conv2"))
+    assert mask.indices == smallest(SCALES, 4) == (2, 4, 8, 11)
+
+
+def test_l1_and_l2_rank_differently() -> None:
+    # Flat filters (every weight ~1) against spiky ones (one weight of ~24): spiky filters have the lower mean |w|
+    # (24/144) but the higher root-mean-square (24/12), so L1 prunes the spiky ones and L2 the flat ones.
+    model = build_model("resnet20", 10)
+    conv = model.layer1[0].conv1
+    spiky = (1, 3, 4, 6, 9, 10, 12, 15)
+    with torch.no_grad():
+        for i in range(16):
+            if i in spiky:
+                conv.weight[i].zero_()
+                conv.weight[i, 0, 1, 1] = 24 + i
+            else:
+                conv.weight[i].fill_(1 + 0.01 * i)
+    (l1,) = rank_pruner(model, spec("filters", "l1", 0.5))
+    (l2,) = rank_pruner(model, spec("filters", "l2", 0.5))
+    assert l1.indices == spiky
+    assert l2.indices == tuple(i for i in range(16) if i not in spiky)
+
+
+def test_sparsity_override() -> None:
+    model = build_model("resnet20", 10)
+    (mask,) = rank_pruner(model, spec("filters", "l1", 0.5), sparsity=0.25)
+    assert len(mask.indices) == 4
+
+
+# --- check_layers -----------------------------------------------------------------------------------------------
+
+
+def layer_schedule(tmp_path: Path, layer: str) -> Schedule:
+    return write_schedule(tmp_path, f"""\
+pruners:
+  p1:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.5
+    weights: [module.{layer}.weight]
+policies:
+  - pruner: {{instance_name: p1}}
+    epochs: [0]
+""")
+
+
+@pytest.mark.parametrize(
+    ("layer", "expected"),
+    [
+        ("layer1.0.conv9", ["resnet20 has no layer 'layer1.0.conv9'", "`prunebench layers resnet20`"]),
+        ("layer4.0.conv1", ["resnet20 has no layer 'layer4.0.conv1'"]),
+        ("layer1.0.bn1", ["'layer1.0.bn1' is a BatchNorm2d", "Conv2d layers only"]),
+        ("fc", ["'fc' is a Linear", "Conv2d layers only"]),
+    ],
+)
+def test_check_layers_refuses(tmp_path: Path, layer: str, expected: list[str]) -> None:
+    schedule = layer_schedule(tmp_path, layer)
+    with pytest.raises(ScheduleError) as info:
+        check_layers(schedule, build_model("resnet20", 10), "resnet20")
+    message = str(info.value)
+    assert "\n" not in message
+    assert schedule.path in message and "pruners.p1.weights" in message
+    for part in expected:
+        assert part in message, message
+
+
+def test_check_layers_accepts_downsample_convs(tmp_path: Path) -> None:
+    check_layers(layer_schedule(tmp_path, "layer2.0.downsample.0"), build_model("resnet20", 10), "resnet20")
+    with pytest.raises(ScheduleError, match="BatchNorm2d"):
+        check_layers(layer_schedule(tmp_path, "layer2.0.downsample.1"), build_model("resnet20", 10), "resnet20")
+
+
+# --- masks ------------------------------------------------------------------------------------------------------
+
+
+def test_apply_masks_zeroes_exactly_the_masked_slices() -> None:
+    model = build_model("resnet20", 10)
+    with torch.no_grad():
+        for conv in convs(model).values():
+            conv.weight.uniform_(0.5, 1.5)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    masks = [
+        Mask("p", "layer1.0.conv1", "filters", (1, 4), 16),
+        Mask("q", "layer2.1.conv2", "channels", (0, 31), 32),
+    ]
+    apply_masks(model, masks)
+    after = dict(model.named_parameters())
+
+    filters = after["layer1.0.conv1.weight"]
+    assert torch.count_nonzero(filters[[1, 4]]) == 0
+    keep = [i for i in range(16) if i not in (1, 4)]
+    assert torch.equal(filters[keep], before["layer1.0.conv1.weight"][keep])
+
+    channels = after["layer2.1.conv2.weight"]
+    assert torch.count_nonzero(channels[:, [0, 31]]) == 0
+    assert torch.equal(channels[:, 1:31], before["layer2.1.conv2.weight"][:, 1:31])
+
+    for name, value in after.items():
+        if name not in ("layer1.0.conv1.weight", "layer2.1.conv2.weight"):
+            assert torch.equal(value, before[name]), name
+
+
+def test_apply_masks_skips_a_thinned_layer() -> None:
+    model = build_model("resnet20", 10)
+    with torch.no_grad():
+        model.layer1[0].conv1.weight.fill_(1.0)
+    apply_masks(model, [Mask("p", "layer1.0.conv1", "filters", (0, 1), 32)])  # the layer no longer has 32 filters
+    assert torch.count_nonzero(model.layer1[0].conv1.weight) == model.layer1[0].conv1.weight.numel()

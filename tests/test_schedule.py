@@ -1,0 +1,412 @@
+"""Distiller-format schedule parsing: the real corpus, parsed details, hashing, windows and one-line refusals."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_prunebench.errors import ScheduleError
+from pytest_prunebench.schedule import Schedule, Window, load_schedule
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "distiller-schedules"
+
+ACCEPTED = ("resnet56_cifar_filter_rank.yaml", "resnet56_cifar_filter_rank_v2.yaml", "resnet56_cifar_channel_rank.yaml")
+# The two *_baseline_training.yaml files in the corpus are Git symlinks copied as plain files: their whole content
+# is the relative path of the file they point to (e.g. "../../ssl/resnet20_cifar_baseline_training.yaml"), a YAML
+# string, not a schedule. They are refused with a message that says so; the real lr_scheduler-only content they
+# point to is covered by test_lr_scheduler_only_schedule_parses below.
+NOT_A_MAPPING = ["the file holds only the text '../../", "symlink copied as a plain file"]
+# file -> None when load_schedule accepts it, else substrings its one-line ScheduleError must contain.
+CORPUS_OUTCOME: dict[str, list[str] | None] = {
+    "resnet56_cifar_filter_rank.yaml": None,
+    "resnet56_cifar_filter_rank_v2.yaml": None,
+    "resnet56_cifar_channel_rank.yaml": None,
+    "resnet20_cifar_baseline_training.yaml": NOT_A_MAPPING,
+    "resnet56_cifar_baseline_training.yaml": NOT_A_MAPPING,
+    "resnet20.network_surgery.yaml": ["pruners.pruner1.class", "SplicingPruner is not supported yet"],
+    "resnet20_cifar_randomlevel_training.yaml": [
+        "pruners.random_filter_pruner.class", "RandomLevelStructureParameterPruner is not supported yet"],
+    "resnet20_filters.bn_fold.schedule_agp.yaml": [
+        "pruners.low_pruner.class", "L1RankedStructureParameterPruner_AGP is not supported yet"],
+    "resnet20_filters.schedule_agp.yaml": [
+        "pruners.low_pruner.class", "L1RankedStructureParameterPruner_AGP is not supported yet"],
+    "resnet20_filters.schedule_agp_2.yaml": [
+        "pruners.low_pruner.class", "L1RankedStructureParameterPruner_AGP is not supported yet"],
+    "resnet20_filters.schedule_agp_3.yaml": [
+        "pruners.low_pruner.class", "L1RankedStructureParameterPruner_AGP is not supported yet"],
+    "resnet20_filters.schedule_agp_4.yaml": [
+        "pruners.low_pruner.class", "L1RankedStructureParameterPruner_AGP is not supported yet"],
+    "resnet20_slimming.yaml": ["regularizers", "L1Regularizer not supported yet"],
+    "resnet56_cifar_activation_apoz.yaml": [
+        "pruners.filter_pruner_60.class", "ActivationAPoZRankedFilterPruner_AGP is not supported yet"],
+    "resnet56_cifar_activation_apoz_v2.yaml": [
+        "pruners.filter_pruner_60.class", "ActivationAPoZRankedFilterPruner_AGP is not supported yet"],
+}
+
+
+def corpus_file(name: str) -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"Distiller schedule corpus not found at {CORPUS}")
+    return CORPUS / name
+
+
+def write(tmp_path: Path, text: str, name: str = "schedule.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(ScheduleError) as info:
+        load_schedule(path)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert str(path) in message, message
+    return message
+
+
+# --- the real Distiller corpus ----------------------------------------------------------------------------------
+
+
+def test_corpus_table_lists_every_file() -> None:
+    corpus_file("README.md")
+    assert sorted(p.name for p in CORPUS.glob("*.yaml")) == sorted(CORPUS_OUTCOME)
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS_OUTCOME))
+def test_corpus_file_is_parsed_or_refused_by_name(name: str) -> None:
+    path = corpus_file(name)
+    expected = CORPUS_OUTCOME[name]
+    if expected is None:
+        schedule = load_schedule(path)
+        assert isinstance(schedule, Schedule)
+        assert schedule.path == str(path)
+        assert schedule.name == path.stem
+        assert schedule.pruners and not schedule.warnings
+        return
+    message = refusal(path)
+    for part in expected:
+        assert part in message, message
+
+
+def test_exactly_three_corpus_files_are_accepted() -> None:
+    corpus_file("README.md")
+    accepted = []
+    for path in sorted(CORPUS.glob("*.yaml")):
+        try:
+            load_schedule(path)
+        except ScheduleError:
+            continue
+        accepted.append(path.name)
+    assert sorted(accepted) == sorted(ACCEPTED)
+
+
+def test_filter_rank_details() -> None:
+    schedule = load_schedule(corpus_file("resnet56_cifar_filter_rank.yaml"))
+    assert [p.name for p in schedule.pruners] == ["filter_pruner_60", "filter_pruner_50", "filter_pruner_10",
+                                                  "filter_pruner_30"]
+    assert {p.name: p.desired_sparsity for p in schedule.pruners} == {
+        "filter_pruner_60": 0.6, "filter_pruner_50": 0.5, "filter_pruner_10": 0.1, "filter_pruner_30": 0.3}
+    for pruner in schedule.pruners:
+        assert pruner.kind == "filters"
+        assert pruner.ranker == "l1"
+        assert pruner.class_name == "L1RankedStructureParameterPruner"
+        assert not pruner.leader
+        for layer in pruner.layers:
+            assert not layer.startswith("module.") and not layer.endswith(".weight"), layer
+    assert schedule.pruner("filter_pruner_60").layers == tuple(f"layer1.{i}.conv1" for i in range(9))
+    assert schedule.pruner("filter_pruner_50").layers == tuple(f"layer2.{i}.conv1" for i in (1, 2, 3, 4, 6, 7))
+    assert schedule.pruner("filter_pruner_10").layers == ("layer3.1.conv1",)
+    assert schedule.pruner("filter_pruner_30").layers == tuple(f"layer3.{i}.conv1" for i in (2, 3, 5, 6, 7, 8))
+
+    assert sorted(p.pruner for p in schedule.pruner_policies) == sorted(p.name for p in schedule.pruners)
+    for policy in schedule.pruner_policies:
+        assert policy.window.epochs == (0,)
+        assert policy.window.fires(0) and not policy.window.fires(1)
+
+    (thinner,) = schedule.thinning
+    assert (thinner.name, thinner.class_name, thinner.func) == ("net_thinner", "FilterRemover", "remove_filters")
+    assert (thinner.arch, thinner.dataset) == ("resnet56_cifar", "cifar10")
+    assert thinner.window.fires(0) and not thinner.window.fires(1)
+
+    (lr,) = schedule.lr_schedulers
+    assert (lr.name, lr.class_name, lr.kwargs) == ("exp_finetuning_lr", "ExponentialLR", (("gamma", 0.95),))
+    assert lr.window == Window(starting_epoch=10, ending_epoch=300, frequency=1)
+    assert lr.window.fires(10) and lr.window.fires(299)
+    assert not lr.window.fires(9) and not lr.window.fires(300)
+    assert lr.window.last_epoch() == 299
+
+    assert schedule.model is None
+    assert schedule.model_hint() == "resnet56_cifar"
+    assert schedule.pruning_horizon() == 1
+    assert schedule.warnings == ()
+
+
+def test_channel_rank_leader_and_kind() -> None:
+    schedule = load_schedule(corpus_file("resnet56_cifar_channel_rank.yaml"))
+    assert all(p.kind == "channels" for p in schedule.pruners)
+    leader = schedule.pruner("filter_pruner_70")
+    assert leader.leader
+    assert leader.desired_sparsity == 0.7
+    assert leader.layers[0] == "layer1.1.conv1"  # the first listed tensor leads
+    assert leader.layers[-2:] == ("layer2.0.conv1", "layer2.0.downsample.0")
+    assert len(leader.layers) == 11
+    assert [p.name for p in schedule.pruners if p.leader] == ["filter_pruner_70"]
+    (thinner,) = schedule.thinning
+    assert (thinner.class_name, thinner.func, thinner.arch) == ("StructureRemover", "remove_channels",
+                                                                "resnet56_cifar")
+
+
+def test_lr_scheduler_only_schedule_parses(tmp_path: Path) -> None:
+    # The content Distiller's baseline_training symlinks point to (examples/ssl/resnet20_cifar_baseline_training.yaml).
+    path = write(tmp_path, """\
+# We used this schedule to train CIFAR10-ResNet20 from scratch
+lr_schedulers:
+  training_lr:
+    class: StepLR
+    step_size: 45
+    gamma: 0.10
+
+policies:
+    - lr_scheduler:
+        instance_name: training_lr
+      starting_epoch: 45
+      ending_epoch: 200
+      frequency: 1
+""")
+    schedule = load_schedule(path)
+    assert schedule.pruners == () and schedule.pruner_policies == () and schedule.thinning == ()
+    (lr,) = schedule.lr_schedulers
+    assert (lr.class_name, lr.kwargs) == ("StepLR", (("gamma", 0.1), ("step_size", 45)))
+    assert lr.window.last_epoch() == 199
+    assert schedule.pruning_horizon() == 0
+
+
+# --- semantic hash ----------------------------------------------------------------------------------------------
+
+
+def test_module_prefix_and_weight_suffix_do_not_change_the_schedule(tmp_path: Path) -> None:
+    original = corpus_file("resnet56_cifar_filter_rank.yaml")
+    text = original.read_text(encoding="utf-8")
+    bare = write(tmp_path, text.replace("module.", ""), "bare.yaml")
+    no_suffix = write(tmp_path, text.replace("module.", "").replace(".weight", ""), "no_suffix.yaml")
+    assert "module." not in bare.read_text(encoding="utf-8")
+    reference = load_schedule(original)
+    for path in (bare, no_suffix):
+        schedule = load_schedule(path)
+        assert schedule.pruners == reference.pruners
+        assert schedule.semantic_hash() == reference.semantic_hash()
+
+
+def test_semantic_hash_ignores_comments_and_file_name(tmp_path: Path) -> None:
+    original = corpus_file("resnet56_cifar_filter_rank.yaml")
+    lines = original.read_text(encoding="utf-8").splitlines()
+    stripped = "# a different comment\n" + "\n".join(line for line in lines if not line.startswith("#")) + "\n"
+    copy = write(tmp_path, stripped, "something_else.yaml")
+    schedule = load_schedule(copy)
+    assert schedule.name == "something_else"
+    assert schedule.semantic_hash() == load_schedule(original).semantic_hash()
+    assert re.fullmatch(r"[0-9a-f]{16}", schedule.semantic_hash())
+
+
+def test_semantic_hash_changes_with_sparsity(tmp_path: Path) -> None:
+    original = corpus_file("resnet56_cifar_filter_rank.yaml")
+    text = original.read_text(encoding="utf-8")
+    assert text.count("desired_sparsity: 0.6") == 1
+    changed = write(tmp_path, text.replace("desired_sparsity: 0.6", "desired_sparsity: 0.55"), original.name)
+    assert load_schedule(changed).pruner("filter_pruner_60").desired_sparsity == 0.55
+    assert load_schedule(changed).semantic_hash() != load_schedule(original).semantic_hash()
+
+
+# --- windows ----------------------------------------------------------------------------------------------------
+
+
+def test_window_epoch_list() -> None:
+    window = Window(epochs=(0, 5, 7))
+    assert [e for e in range(10) if window.fires(e)] == [0, 5, 7]
+    assert window.first_epoch() == 0
+    assert window.last_epoch() == 7
+
+
+def test_window_start_end_frequency() -> None:
+    window = Window(starting_epoch=2, ending_epoch=12, frequency=3)
+    assert [e for e in range(20) if window.fires(e)] == [2, 5, 8, 11]
+    assert window.first_epoch() == 2
+    assert window.last_epoch() == 11
+    shorter = Window(starting_epoch=2, ending_epoch=11, frequency=3)  # 11 is exclusive
+    assert [e for e in range(20) if shorter.fires(e)] == [2, 5, 8]
+    assert shorter.last_epoch() == 8
+
+
+def test_window_open_ended() -> None:
+    window = Window(starting_epoch=4, frequency=2)
+    assert window.last_epoch() is None
+    assert not window.fires(3) and window.fires(4) and not window.fires(5) and window.fires(1000)
+
+
+def test_window_from_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+pruners:
+  p1: {class: L2RankedStructureParameterPruner, group_type: Channels, desired_sparsity: 0.25,
+       weights: [layer1.0.conv2.weight]}
+policies:
+  - pruner: {instance_name: p1}
+    starting_epoch: 2
+    ending_epoch: 12
+    frequency: 3
+""")
+    schedule = load_schedule(path)
+    (policy,) = schedule.pruner_policies
+    assert policy.window == Window(starting_epoch=2, ending_epoch=12, frequency=3)
+    assert schedule.pruning_horizon() == 12
+    pruner = schedule.pruner("p1")
+    assert (pruner.kind, pruner.ranker, pruner.layers) == ("channels", "l2", ("layer1.0.conv2",))
+
+
+# --- bad inputs: one line naming the file and the key ----------------------------------------------------------
+
+
+def pruner_doc(
+    cls: str = "L1RankedStructureParameterPruner",
+    group: str = "Filters",
+    sparsity: str = "0.5",
+    instance: str = "p1",
+    window: str = "epochs: [0]",
+    tail: str = "",
+) -> str:
+    return f"""\
+pruners:
+  p1:
+    class: {cls}
+    group_type: {group}
+    desired_sparsity: {sparsity}
+    weights: [module.layer1.0.conv1.weight]
+policies:
+  - pruner:
+      instance_name: {instance}
+    {window}
+{tail}"""
+
+
+LR_TAIL = """\
+  - lr_scheduler:
+      instance_name: lr
+    starting_epoch: 0
+lr_schedulers:
+  lr:
+"""
+
+BAD_SCHEDULES: list[tuple[str, str, list[str]]] = [
+    ("yaml-syntax", "pruners:\n  p1:\n    weights: [module.conv1.weight\npolicies: []\n",
+     ["line 4, column 9", "YAML syntax error", "expected ',' or ']'"]),
+    ("yaml-indentation", "pruners:\n  p1:\n    class: X\n   bad: 1\n", ["line 4", "YAML syntax error"]),
+    ("unknown-pruner-class", pruner_doc(cls="FancyPruner"),
+     ["pruners.p1.class", "unknown pruner class 'FancyPruner'", "L1RankedStructureParameterPruner"]),
+    ("missing-pruner-class", pruner_doc(cls="null"), ["pruners.p1.class", "unknown pruner class None"]),
+    ("unsupported-agp", pruner_doc(cls="AutomatedGradualPruner"),
+     ["pruners.p1.class", "AutomatedGradualPruner is not supported yet"]),
+    ("unsupported-splicing", pruner_doc(cls="SplicingPruner"),
+     ["pruners.p1.class", "SplicingPruner is not supported yet"]),
+    ("sparsity-one", pruner_doc(sparsity="1.0"), ["pruners.p1.desired_sparsity", "1.0 is outside [0, 1)"]),
+    ("sparsity-negative", pruner_doc(sparsity="-0.1"), ["pruners.p1.desired_sparsity", "-0.1 is outside [0, 1)"]),
+    ("sparsity-nan", pruner_doc(sparsity=".nan"), ["pruners.p1.desired_sparsity", "nan is outside [0, 1)"]),
+    ("sparsity-text", pruner_doc(sparsity="half"), ["pruners.p1.desired_sparsity", "got 'half'"]),
+    ("sparsity-bool", pruner_doc(sparsity="true"), ["pruners.p1.desired_sparsity", "got True"]),
+    ("sparsity-missing", pruner_doc(sparsity="null"), ["pruners.p1.desired_sparsity", "got None"]),
+    ("undefined-instance", pruner_doc(instance="p2"),
+     ["policies[0].pruner.instance_name", "'p2' is not defined under `pruners:`"]),
+    ("ending-equals-starting", pruner_doc(window="starting_epoch: 5\n    ending_epoch: 5"),
+     ["policies[0].ending_epoch", "5 must be greater than starting_epoch 5"]),
+    ("ending-before-starting", pruner_doc(window="starting_epoch: 5\n    ending_epoch: 3"),
+     ["policies[0].ending_epoch", "3 must be greater than starting_epoch 5"]),
+    ("negative-epoch-list", pruner_doc(window="epochs: [0, -1]"), ["policies[0].epochs", "got -1"]),
+    ("negative-starting-epoch", pruner_doc(window="starting_epoch: -2"), ["policies[0].starting_epoch", "got -2"]),
+    ("zero-frequency", pruner_doc(window="starting_epoch: 0\n    frequency: 0"),
+     ["policies[0].frequency", "got 0"]),
+    ("lr-lambda", pruner_doc(tail=LR_TAIL + "    class: LambdaLR\n    lr_lambda: 0.5\n"),
+     ["lr_schedulers.lr.class", "'LambdaLR' is not allowed", "ExponentialLR"]),
+    ("lr-made-up", pruner_doc(tail=LR_TAIL + "    class: WarpSpeedLR\n"),
+     ["lr_schedulers.lr.class", "'WarpSpeedLR' is not allowed"]),
+    ("lr-foreign-argument", pruner_doc(tail=LR_TAIL + "    class: ExponentialLR\n    step_size: 3\n"),
+     ["lr_schedulers.lr.step_size", "ExponentialLR takes no argument 'step_size'", "gamma"]),
+    ("lr-non-numeric-argument", pruner_doc(tail=LR_TAIL + "    class: ExponentialLR\n    gamma: fast\n"),
+     ["lr_schedulers.lr.gamma", "got 'fast'"]),
+    ("lr-undefined-instance", pruner_doc(tail="  - lr_scheduler: {instance_name: nope}\n    epochs: [1]\n"),
+     ["policies[1].lr_scheduler.instance_name", "'nope' is not defined under `lr_schedulers:`"]),
+    ("empty-file", "", ["the file is empty"]),
+    ("comments-only", "# nothing here\n", ["the file is empty"]),
+    ("yaml-list", "- pruners\n- policies\n", ["a schedule is a YAML mapping, got list"]),
+    ("unknown-top-level-key", pruner_doc(tail="pruner_settings: {}\n"),
+     ["pruner_settings", "unknown top-level key"]),
+    ("group-type-rows", pruner_doc(group="Rows"), ["pruners.p1.group_type", "'Rows' is not supported yet"]),
+    ("group-type-made-up", pruner_doc(group="Bananas"),
+     ["pruners.p1.group_type", "must be Filters or Channels, got 'Bananas'"]),
+    ("unknown-pruner-key", pruner_doc(tail="").replace("    weights:", "    speed: 3\n    weights:"),
+     ["pruners.p1.speed", "unknown key for L1RankedStructureParameterPruner"]),
+    ("bias-weights", pruner_doc().replace("conv1.weight]", "conv1.bias]"),
+     ["pruners.p1.weights", "not biases"]),
+    ("prunebench-user-factory", pruner_doc(tail="prunebench:\n  model: pkg.mod:factory\n"),
+     ["prunebench.model", "--prunebench-model package.module:factory"]),
+    ("prunebench-unknown-key", pruner_doc(tail="prunebench:\n  epoch: 3\n"),
+     ["prunebench.epoch", "unknown key"]),
+    ("prunebench-negative-epochs", pruner_doc(tail="prunebench:\n  epochs: -1\n"),
+     ["prunebench.epochs", "got -1"]),
+    ("prunebench-zero-lr", pruner_doc(tail="prunebench:\n  lr: 0\n"), ["prunebench.lr", "greater than 0"]),
+    ("regularizer-section", pruner_doc(tail="regularizers:\n  r: {class: L1Regularizer}\n"),
+     ["regularizers", "L1Regularizer not supported yet"]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [case[1:] for case in BAD_SCHEDULES],
+                         ids=[case[0] for case in BAD_SCHEDULES])
+def test_bad_schedule_is_refused_in_one_line(tmp_path: Path, text: str, expected: list[str]) -> None:
+    message = refusal(write(tmp_path, text))
+    for part in expected:
+        assert part in message, message
+
+
+def test_bad_schedule_cases_start_from_a_valid_document(tmp_path: Path) -> None:
+    # The table's defaults parse, so each case fails for the reason it names.
+    assert load_schedule(write(tmp_path, pruner_doc())).pruner("p1").layers == ("layer1.0.conv1",)
+    lr = pruner_doc(tail=LR_TAIL + "    class: ExponentialLR\n    gamma: 0.9\n")
+    assert load_schedule(write(tmp_path, lr, "lr.yaml")).lr_schedulers[0].kwargs == (("gamma", 0.9),)
+
+
+def test_unsafe_yaml_tag_is_refused_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = write(tmp_path, f'pruners: !!python/object/apply:os.system ["touch {marker}"]\npolicies: []\n')
+    message = refusal(path)
+    assert "line 1" in message
+    assert "unsafe or unknown YAML tag" in message
+    assert "python/object/apply:os.system" in message
+    assert not marker.exists()
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    message = refusal(tmp_path / "nope.yaml")
+    assert "no such file" in message
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    assert "no such file" in refusal(folder)
+
+
+def test_unused_pruner_is_a_warning_not_a_pruner(tmp_path: Path) -> None:
+    text = pruner_doc().replace("pruners:\n", """\
+pruners:
+  idle:
+    class: L2RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.3
+    weights: [module.layer2.0.conv1.weight]
+""", 1)
+    path = write(tmp_path, text)
+    schedule = load_schedule(path)
+    assert [p.name for p in schedule.pruners] == ["p1"]
+    assert [p.pruner for p in schedule.pruner_policies] == ["p1"]
+    (warning,) = schedule.warnings
+    assert str(path) in warning and "pruners.idle" in warning and "never fires" in warning
