@@ -5,11 +5,12 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import DataError
+
+if TYPE_CHECKING:  # numpy loads only when data does: the plugin imports this module in every pytest run
+    import numpy as np
 
 NUM_CLASSES = {"digits": 10, "cifar10": 10, "synthetic": 10}
 DATA_KINDS = tuple(NUM_CLASSES)
@@ -65,6 +66,7 @@ def load_dataset(spec: DataSpec) -> Dataset:
 
 def _as_dataset(spec: DataSpec, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
                 mean: tuple[float, ...], std: tuple[float, ...]) -> Dataset:
+    import numpy as np
     import torch
 
     shift = np.asarray(mean, dtype=np.float32).reshape(1, 3, 1, 1)
@@ -81,6 +83,7 @@ def _as_dataset(spec: DataSpec, train_x: np.ndarray, train_y: np.ndarray, test_x
 
 
 def _digits(_spec: DataSpec) -> tuple:
+    import numpy as np
     import torch
     import torch.nn.functional as F
     from sklearn.datasets import load_digits
@@ -100,6 +103,8 @@ def _digits(_spec: DataSpec) -> tuple:
 
 def _synthetic(_spec: DataSpec, classes: int = 10, train: int = 512, test: int = 256) -> tuple:
     """Class templates (smooth random patterns) plus noise: learnable in an epoch or two, no files needed."""
+    import numpy as np
+
     rng = np.random.default_rng(SPLIT_SEED)
     coarse = rng.normal(size=(classes, 3, 4, 4)).astype(np.float32)
     templates = coarse.repeat(8, axis=2).repeat(8, axis=3)
@@ -115,6 +120,8 @@ def _synthetic(_spec: DataSpec, classes: int = 10, train: int = 512, test: int =
 
 
 def _cifar10(spec: DataSpec) -> tuple:
+    import numpy as np
+
     root = _cifar_root(Path(spec.root or ""))
     parts = [_read_cifar_batch(root / name) for name in CIFAR_TRAIN_FILES]
     train_x = np.concatenate([x for x, _ in parts])
@@ -159,6 +166,8 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     try:
         with path.open("rb") as handle:
             batch = _ArrayUnpickler(handle, encoding="bytes").load()

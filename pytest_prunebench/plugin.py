@@ -25,6 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
     session = PrunebenchSession(config, resolve(config))
     config.stash[SESSION] = session
     config.addinivalue_line("markers", "prunebench: a pruning case measured on an OpenVINO device")
+    for warning in session.start_warnings():
+        config.issue_config_time_warning(warning, stacklevel=2)
     if session.settings.device != "CPU" and not hasattr(config, "workerinput"):
         session.check_device()  # an explicitly chosen device must exist before any training starts
 

@@ -72,11 +72,13 @@ class PrunebenchSession:
             from .case import CaseRunner
 
             self._runner = CaseRunner(self.settings, self.progress)
-            if self.settings.wandb_project:
-                warnings.warn(PrunebenchWarning(
-                    f"--wandb-project {self.settings.wandb_project}: W&B logging is not implemented yet; "
-                    f"results go to pytest-benchmark only"), stacklevel=2)
         return self._runner
+
+    def start_warnings(self) -> list[PrunebenchWarning]:
+        if not self.settings.wandb_project:
+            return []
+        return [PrunebenchWarning(f"--wandb-project {self.settings.wandb_project}: W&B logging is not implemented "
+                                  f"yet; results go to pytest-benchmark only")]
 
     def run_case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None) -> CaseResult:
         """Run one case for a test, record it, then check the schedule's declarative thresholds."""
@@ -84,7 +86,11 @@ class PrunebenchSession:
             loaded = schedule if isinstance(schedule, Schedule) else load_schedule(schedule)
             result = self.runner.run(loaded, name or self._case_label(node, loaded))
         except PrunebenchError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            error = str(exc)
+        else:
+            error = None
+        if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
+            pytest.fail(error, pytrace=False)
         self.results.append(result)
         self.record(node, result, name)
         failures = threshold_failures(result, loaded.thresholds, loaded.path)

@@ -6,6 +6,7 @@ Import-light on purpose: the plugin imports this module in every pytest run of t
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ from .data import DataSpec, parse_data_spec
 BUILTIN_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO INFERENCE_PRECISION_HINT values
 NCS_DEVICE = "MYRIAD"
-_DEVICE_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(\.[0-9]+)?(:[A-Z0-9_.,]+)?$")
+# CPU, GPU.1, HETERO:GPU,CPU, AUTO:-CPU, BATCH:GPU(4)
+_DEVICE_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(\.[0-9]+)?(:[A-Z0-9_.,()\-]+)?$")
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -39,7 +41,7 @@ def non_negative_int(text: str) -> int:
 def positive_int(text: str) -> int:
     value = non_negative_int(text)
     if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
 
 
@@ -48,8 +50,8 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number greater than 0")
     return value
 
 

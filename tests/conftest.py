@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny settings so pytester and end-to-end runs take seconds, not minutes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy  # noqa: F401
+import pytest
+import torch  # noqa: F401
+
+from pytest_prunebench import device
+
+pytest_plugins = ["pytester"]
+# pytester's in-process runs restore sys.modules afterwards; C extensions (numpy, torch, openvino) first
+# imported inside such a run cannot be loaded again, so the outer process imports them once, here.
+device.openvino()
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One baseline cache for the whole test session: each tiny baseline trains once."""
+    return tmp_path_factory.mktemp("prunebench-cache")
+
+
+@pytest.fixture
+def tiny_args(shared_cache: Path) -> list[str]:
+    return [
+        "--prunebench-data", "synthetic", "--prunebench-baseline-epochs", "1", "--prunebench-rounds", "20",
+        # `--opt=PATH`: pytest picks its rootdir before plugins add options, so a separate existing path would
+        # count as a test path.
+        "--prunebench-warmup", "2", f"--prunebench-cache={shared_cache}", "-p", "no:cacheprovider",
+    ]

@@ -1,0 +1,208 @@
+"""The `prunebench` command line: `layers` tables with Distiller's MAC counts and `check` on schedule files."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_prunebench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEDULES = sorted((ROOT / "schedules").glob("*.yaml"))
+ROW = re.compile(r"^(?P<name>\S+)\s+(?P<kind>conv|fc)\s+(?P<shape>[\dx]+)\s+(?P<filters>\d+)\s+(?P<channels>\d+)"
+                 r"\s+(?P<macs>[\d,]+)$")
+
+BAD_LAYER = """\
+version: 1
+pruners:
+  filters:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.5
+    weights: [module.layer9.0.conv1.weight]
+policies:
+  - pruner: {instance_name: filters}
+    epochs: [0]
+"""
+GOOD_LAYER = BAD_LAYER.replace("layer9.0.conv1", "layer1.0.conv1")
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def table(out: str) -> tuple[list[re.Match[str]], str]:
+    """The layer rows and the total line of a `layers` table (after its header)."""
+    lines = out.rstrip("\n").splitlines()
+    assert lines[0].split() == ["layer", "kind", "weight", "shape", "filters", "channels", "MACs"]
+    rows = [ROW.match(text) for text in lines[1:-1]]
+    assert all(rows), [text for text, row in zip(lines[1:-1], rows, strict=True) if not row]
+    return rows, lines[-1]  # type: ignore[return-value]
+
+
+# --- layers -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "convs", "macs", "weights"),
+    [
+        ("resnet56", 57, "125,747,840", "851,504"),  # 55 block convs + stem + 2 downsample convs
+        ("resnet56_cifar", 57, "125,747,840", "851,504"),
+        ("resnet20", 21, "40,813,184", "270,896"),
+    ],
+)
+def test_layers_table(capsys: pytest.CaptureFixture[str], model: str, convs: int, macs: str, weights: str) -> None:
+    assert main(["layers", model]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    rows, total = table(out)
+    kinds = [row["kind"] for row in rows]
+    assert kinds.count("conv") == convs
+    assert kinds.count("fc") == 1
+    assert total == f"total: {convs + 1} layers, {macs} MACs, {weights} conv+fc weights"
+    assert sum(int(row["macs"].replace(",", "")) for row in rows) == int(macs.replace(",", ""))
+
+
+def test_layers_rows_name_the_schedule_layers(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["layers", "resnet56"])
+    rows, _ = table(capsys.readouterr().out)
+    by_name = {row["name"]: row for row in rows}
+    assert list(by_name)[0] == "conv1"
+    assert list(by_name)[-1] == "fc"
+    downsample = by_name["layer2.0.downsample.0"]
+    assert (downsample["kind"], downsample["shape"], downsample["filters"], downsample["channels"]) == \
+        ("conv", "32x16x1x1", "32", "16")
+    assert downsample["macs"] == "131,072"  # 16x16 output x 32x16 weights
+    assert "layer3.0.downsample.0" in by_name
+    assert "layer1.0.downsample.0" not in by_name  # stage 1 keeps its width: identity shortcut
+    assert by_name["fc"]["macs"] == "640"
+
+
+def test_layers_counts_the_classes(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["layers", "resnet20", "--classes", "100"])
+    rows, total = table(capsys.readouterr().out)
+    assert rows[-1]["shape"] == "100x64"
+    assert total == "total: 22 layers, 40,818,944 MACs, 276,656 conv+fc weights"
+
+
+@pytest.mark.parametrize("model", ["nosuchmodel", "resnet57", "pkg.mod:"])
+def test_layers_unknown_model_is_a_usage_error(capsys: pytest.CaptureFixture[str], model: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["layers", model])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"unknown model {model!r}" in err
+    assert "prunebench layers: error:" in err
+
+
+def test_a_factory_that_cannot_be_imported_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["layers", "no_such_package_xyz.models:build"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("prunebench: error: model 'no_such_package_xyz.models:build': cannot import")
+    assert err.count("\n") == 1
+
+
+# --- check --------------------------------------------------------------------------------------------------------
+
+
+def test_check_the_projects_own_schedules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert SCHEDULES, f"no schedules in {ROOT / 'schedules'}"
+    assert main(["check", *map(str, SCHEDULES)]) == 0
+    out, err = capsys.readouterr()
+    assert "error:" not in err
+    lines = out.splitlines()
+    assert len(lines) == len(SCHEDULES)
+    for line, path in zip(lines, SCHEDULES, strict=True):
+        assert line.startswith(f"ok: {path}: ")
+        assert re.search(r": \d+ pruner\(s\) on resnet(20|56)$", line), line
+
+
+def test_check_an_unknown_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "bad.yaml", BAD_LAYER + "prunebench: {model: resnet20}\n")
+    assert main(["check", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert str(path) in errors[0]
+    assert "'layer9.0.conv1'" in errors[0]
+    assert "resnet20 has no layer" in errors[0]
+    assert "prunebench layers resnet20" in errors[0]
+
+
+def test_check_reports_every_file_and_fails_if_any_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write(tmp_path, "bad.yaml", BAD_LAYER + "prunebench: {model: resnet20}\n")
+    good = write(tmp_path, "good.yaml", GOOD_LAYER + "prunebench: {model: resnet20}\n")
+    assert main(["check", str(bad), str(good)]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"ok: {good}: 1 pruner(s) on resnet20\n"
+    assert err.count("error:") == 1
+    assert str(bad) in err
+
+
+def test_check_a_schedule_naming_no_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "anonymous.yaml", GOOD_LAYER)
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: the schedule names no model")
+    assert "--model" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "model", "code", "expected"),
+    [
+        (GOOD_LAYER, "resnet20", 0, "ok:"),  # --model supplies the missing model
+        (GOOD_LAYER + "prunebench: {model: nosuchmodel}\n", "resnet56_cifar", 0, "on resnet56"),  # and overrides
+        (BAD_LAYER, "resnet20", 1, "resnet20 has no layer 'layer9.0.conv1'"),
+    ],
+)
+def test_check_with_model_option(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, model: str,
+                                 code: int, expected: str) -> None:
+    path = write(tmp_path, "schedule.yaml", text)
+    assert main(["check", "--model", model, str(path)]) == code
+    captured = capsys.readouterr()
+    assert expected in (captured.out if code == 0 else captured.err)
+
+
+def test_check_model_option_decides_the_layers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # layer3.8 exists in resnet56 only: the option, not the schedule's own model, is what the layers are checked on.
+    path = write(tmp_path, "deep.yaml", BAD_LAYER.replace("layer9.0", "layer3.8") + "prunebench: {model: resnet56}\n")
+    assert main(["check", str(path)]) == 0
+    assert main(["check", "--model", "resnet20", str(path)]) == 1
+    assert "resnet20 has no layer 'layer3.8.conv1'" in capsys.readouterr().err
+
+
+def test_check_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "absent.yaml"
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert str(path) in err
+    assert err.count("\n") == 1
+
+
+def test_no_verb_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "usage: prunebench" in capsys.readouterr().err
+
+
+# --- the installed console script ---------------------------------------------------------------------------------
+
+
+def test_console_script() -> None:
+    script = Path(sys.executable).parent / "prunebench"
+    if not script.exists():
+        pytest.skip(f"console script not installed at {script}")
+    done = subprocess.run([str(script), "layers", "resnet20"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "total: 22 layers, 40,813,184 MACs, 270,896 conv+fc weights"

@@ -1,0 +1,48 @@
+"""Tiny schedules for plugin and end-to-end tests (resnet20, a few layers each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FILTERS_SCHEDULE = """\
+version: 1
+pruners:
+  head_filters:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.5
+    weights: [module.layer1.0.conv1.weight, module.layer2.1.conv1.weight]
+extensions:
+  net_thinner:
+    class: FilterRemover
+    thinning_func_str: remove_filters
+    arch: resnet20_cifar
+policies:
+  - pruner: {instance_name: head_filters}
+    epochs: [0]
+  - extension: {instance_name: net_thinner}
+    epochs: [0]
+"""
+
+CHANNELS_SCHEDULE = """\
+version: 1
+pruners:
+  tail_channels:
+    class: L2RankedStructureParameterPruner
+    group_type: Channels
+    desired_sparsity: 0.25
+    weights: [layer3.1.conv2.weight]
+policies:
+  - pruner: {instance_name: tail_channels}
+    epochs: [0]
+prunebench:
+  model: resnet20
+"""
+
+
+def write_schedules(root: Path, **schedules: str) -> Path:
+    folder = root / "schedules"
+    folder.mkdir(exist_ok=True)
+    for name, text in schedules.items():
+        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    return folder
