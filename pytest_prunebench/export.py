@@ -31,6 +31,7 @@ def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, ...] = INP
         with warnings.catch_warnings():
             # The legacy exporter is the deliberate choice (see the docstring); its deprecation notice is noise.
             warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript.*")
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
             torch.onnx.export(model, (torch.zeros(1, *input_shape),), str(partial), dynamo=False,
                               opset_version=OPSET, input_names=["input"], output_names=["logits"])
     finally:

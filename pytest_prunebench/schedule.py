@@ -279,8 +279,12 @@ class _Reader:
             raise self.fail("policies", "must be a list of policies (`- pruner: {instance_name: ...}`)")
         pruner_policies, thinning, lr_schedulers = self.policies(policies, pruners, extensions, schedulers)
         fired = {p.pruner for p in pruner_policies}
-        for unused in sorted(set(pruners) - fired):
-            self.warnings.append(f"{self.path}: pruners.{unused}: no policy applies this pruner; it never fires")
+        used = {"pruners": fired, "extensions": {t.name for t in thinning},
+                "lr_schedulers": {s.name for s in lr_schedulers}}
+        defined = {"pruners": set(pruners), "extensions": set(extensions), "lr_schedulers": set(schedulers)}
+        for section, names in defined.items():
+            for unused in sorted(names - used[section]):
+                self.warnings.append(f"{self.path}: {section}.{unused}: no policy uses it, so it never takes effect")
         settings = self.prunebench_section(doc.get("prunebench"))
         return Schedule(
             name=name,

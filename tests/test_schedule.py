@@ -409,4 +409,20 @@ pruners:
     assert [p.name for p in schedule.pruners] == ["p1"]
     assert [p.pruner for p in schedule.pruner_policies] == ["p1"]
     (warning,) = schedule.warnings
-    assert str(path) in warning and "pruners.idle" in warning and "never fires" in warning
+    assert str(path) in warning and "pruners.idle" in warning and "never takes effect" in warning
+
+
+def test_unused_lr_scheduler_and_extension_are_warnings(tmp_path: Path) -> None:
+    text = pruner_doc() + """\
+lr_schedulers:
+  idle_lr:
+    class: StepLR
+    step_size: 2
+extensions:
+  idle_thinner:
+    class: FilterRemover
+    thinning_func_str: remove_filters
+"""
+    schedule = load_schedule(write(tmp_path, text))
+    assert schedule.lr_schedulers == () and schedule.thinning == ()
+    assert [w.split(": ")[1] for w in schedule.warnings] == ["extensions.idle_thinner", "lr_schedulers.idle_lr"]

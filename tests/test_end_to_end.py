@@ -1,0 +1,160 @@
+"""End-to-end runs on tiny settings: resnet20, synthetic data, a 1-epoch baseline, 20 timed inferences.
+
+Everything is real: Torch-Pruning thinning, ONNX files checked by onnx.checker, OpenVINO compile and inference
+on the CPU, pytest-benchmark JSON read back and by `pytest-benchmark compare`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, write_schedules
+
+from pytest_prunebench.baseline import baseline_key, load_or_train_baseline
+from pytest_prunebench.case import CaseRunner
+from pytest_prunebench.data import DataSpec, load_dataset
+from pytest_prunebench.models import build_model, count_macs
+from pytest_prunebench.schedule import load_schedule
+from pytest_prunebench.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+EXTRA_INFO_KEYS = {
+    "model", "dataset", "device", "schedule", "epochs", "top1", "top5", "top1_pruned", "top1_dense", "params",
+    "params_dense", "macs", "macs_dense", "onnx_bytes", "onnx_path", "throughput_fps", "latency_speedup",
+    "mac_speedup", "collapsed", "precision",
+}
+RESNET20_MACS = 40_813_184
+
+
+def conv_macs(out_hw: int, filters: int, channels: int, kernel: int = 3) -> int:
+    return out_hw * out_hw * filters * channels * kernel * kernel
+
+
+# FILTERS_SCHEDULE removes floor(0.5 * 16) = 8 filters of layer1.0.conv1 (32x32 maps) and floor(0.5 * 32) = 16
+# of layer2.1.conv1 (16x16 maps); each block's conv2 loses the matching input channels.
+FILTERS_MACS = RESNET20_MACS - 2 * conv_macs(32, 8, 16) - 2 * conv_macs(16, 16, 32)
+# CHANNELS_SCHEDULE removes floor(0.25 * 64) = 16 input channels of layer3.1.conv2 (8x8 maps) and the same
+# filters of layer3.1.conv1.
+CHANNELS_MACS = RESNET20_MACS - 2 * conv_macs(8, 16, 64)
+
+
+@pytest.fixture
+def settings(shared_cache: Path, tmp_path: Path) -> Settings:
+    return Settings(data=DataSpec("synthetic"), baseline_epochs=1, rounds=20, warmup=2, cache=shared_cache,
+                    artifacts=tmp_path / "artifacts")
+
+
+def run_suite(pytester: pytest.Pytester, tiny_args: list[str], *args: str) -> pytest.RunResult:
+    shutil.copy(REPO / "bench_suites" / "test_schedules.py", pytester.path / "test_schedules.py")
+    return pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", *args)
+
+
+def test_schedule_suite_records_every_case_for_pytest_benchmark(pytester: pytest.Pytester,
+                                                                 tiny_args: list[str]) -> None:
+    gated = CHANNELS_SCHEDULE + "  max_latency_ms: 0.000001\n"  # no device is that fast: this case must fail
+    write_schedules(pytester.path, filters=FILTERS_SCHEDULE, gated=gated)
+    result = run_suite(pytester, tiny_args, "--prunebench-epochs", "0", "--benchmark-json=out.json")
+
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*test_schedule[[]gated[]]: latency median * ms is above max_latency_ms 1e-06 (*gated.yaml)*",
+    ])
+    result.stdout.fnmatch_lines(["*prunebench: 2 case(s) on CPU*", "case *top1 %*dense %*latency ms*ONNX KB*",
+                                 "test_schedule[[]filters[]] *x *x *", "test_schedule[[]gated[]] *"])
+    records = {b["name"]: b for b in json.loads((pytester.path / "out.json").read_text())["benchmarks"]}
+    assert set(records) == {"test_schedule[filters]", "test_schedule[gated]"}  # a failed threshold keeps its record
+    for record in records.values():
+        info = record["extra_info"]
+        assert set(info) >= EXTRA_INFO_KEYS, EXTRA_INFO_KEYS - set(info)
+        assert "UNSERIALIZABLE" not in json.dumps(info)
+        assert record["stats"]["rounds"] == 20 and len(record["stats"]["data"]) == 20
+        assert 0 < record["stats"]["median"] < 1, "latency samples are in seconds"
+        assert info["device"] == "CPU" and info["dataset"] == "synthetic" and info["epochs"] == 0
+        assert info["macs_dense"] == RESNET20_MACS
+        onnx.checker.check_model(info["onnx_path"], full_check=True)
+        assert Path(info["onnx_path"]).stat().st_size == info["onnx_bytes"]
+    assert records["test_schedule[filters]"]["extra_info"]["macs"] == FILTERS_MACS
+    assert records["test_schedule[filters]"]["extra_info"]["sparsity.head_filters"] == 0.5
+    assert records["test_schedule[gated]"]["extra_info"]["macs"] == CHANNELS_MACS
+
+    compare = subprocess.run([str(Path(sys.executable).parent / "pytest-benchmark"), "compare",
+                              str(pytester.path / "out.json")], capture_output=True, text=True, cwd=pytester.path)
+    assert compare.returncode == 0, compare.stderr
+    assert "test_schedule[filters]" in compare.stdout and "test_schedule[gated]" in compare.stdout
+
+
+def test_a_rerun_reuses_the_baseline_and_keeps_record_names(pytester: pytest.Pytester, tiny_args: list[str]) -> None:
+    write_schedules(pytester.path, filters=FILTERS_SCHEDULE)
+    first = run_suite(pytester, tiny_args, "--prunebench-epochs", "0", "--benchmark-json=first.json")
+    second = run_suite(pytester, tiny_args, "--prunebench-epochs", "0", "--benchmark-json=second.json")
+    first.assert_outcomes(passed=1)
+    second.assert_outcomes(passed=1)
+    second.stdout.fnmatch_lines(["*prunebench: dense resnet20: loaded from *"])
+
+    def names(path: str) -> list[str]:
+        return [(b["name"], b["fullname"]) for b in json.loads((pytester.path / path).read_text())["benchmarks"]]
+
+    assert names("first.json") == names("second.json") == [
+        ("test_schedule[filters]", "test_schedules.py::test_schedule[filters]")]
+
+
+def test_several_cases_in_one_test_are_separate_records(pytester: pytest.Pytester, tiny_args: list[str]) -> None:
+    folder = write_schedules(pytester.path, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
+    pytester.makepyfile(test_pair=f"""
+        def test_pair(prunebench):
+            first = prunebench.run({str(folder / "filters.yaml")!r})
+            second = prunebench.run({str(folder / "channels.yaml")!r})
+            assert first.macs == {FILTERS_MACS} and second.macs == {CHANNELS_MACS}
+    """)
+    result = pytester.runpytest_subprocess(*tiny_args, "--prunebench-epochs", "0", "--benchmark-json=out.json")
+    result.assert_outcomes(passed=1)
+    records = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    assert [b["name"] for b in records] == ["test_pair", "test_pair::channels"]
+
+
+def test_retraining_follows_the_schedule_through_the_library(settings: Settings) -> None:
+    with_lr = (FILTERS_SCHEDULE + "lr_schedulers:\n  decay:\n    class: ExponentialLR\n    gamma: 0.5\n").replace(
+        "policies:\n", "policies:\n  - lr_scheduler: {instance_name: decay}\n    starting_epoch: 0\n"
+                       "    ending_epoch: 5\n")
+    schedule_path = write_schedules(settings.artifacts.parent, lr=with_lr) / "lr.yaml"
+    schedule = load_schedule(schedule_path)
+    result = CaseRunner(settings).run(schedule)
+
+    assert result.epochs == schedule.pruning_horizon() + 2 == 3  # pruned at epoch 0, then two fine-tune epochs
+    assert [row["lr"] for row in result.history] == [0.05, 0.025, 0.0125]  # the schedule's ExponentialLR
+    assert result.macs == FILTERS_MACS
+    assert 0 <= result.top1_pruned <= 100 and result.history[-1]["top1"] >= 0
+    onnx.checker.check_model(result.onnx_path, full_check=True)
+    assert sys.modules.get("openvino_telemetry", "absent") in (None, "absent")  # never imported: nothing sent
+
+
+def test_thinning_waits_for_its_epoch_and_masks_hold_until_then(settings: Settings) -> None:
+    delayed = FILTERS_SCHEDULE.replace("  - extension: {instance_name: net_thinner}\n    epochs: [0]",
+                                       "  - extension: {instance_name: net_thinner}\n    epochs: [1]")
+    schedule = load_schedule(write_schedules(settings.artifacts.parent, delayed=delayed) / "delayed.yaml")
+    runner = CaseRunner(replace(settings, epochs=2))
+    result = runner.run(schedule)
+    assert result.macs == FILTERS_MACS and len(result.history) == 2
+
+
+def test_a_corrupt_cached_baseline_is_reported_and_retrained(settings: Settings, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    settings = replace(settings, cache=cache)
+    spec = DataSpec("synthetic")
+    data = load_dataset(spec)
+    path = cache / "baselines" / f"resnet20-{baseline_key('resnet20', spec, settings)}.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match=r"dense baseline cache .* is unreadable .*retraining it"):
+        model = load_or_train_baseline("resnet20", data, spec, settings, lambda _m: None)
+    reloaded = build_model("resnet20", 10)
+    reloaded.load_state_dict(torch.load(path, weights_only=True))  # the entry was rewritten whole
+    assert count_macs(reloaded) == count_macs(model) == RESNET20_MACS
