@@ -92,7 +92,6 @@ class _Dense:
     model: Any
     onnx_path: Path
     top1: float
-    latency_ms: float
     params: int
     weights: int
     macs: int
@@ -160,11 +159,11 @@ class CaseRunner:
             measurement = self._measure(onnx_path, data)
             self.progress(f"dense {model_name} on {self.settings.device}: top1 {measurement.top1:.2f}%, "
                           f"latency {measurement.median_ms:.3f} ms")
-            self._dense[key] = _Dense(model, onnx_path, measurement.top1, measurement.median_ms,
-                                      count_params(model), count_weights(model), count_macs(model))
+            self._dense[key] = _Dense(model, onnx_path, measurement.top1, count_params(model),
+                                      count_weights(model), count_macs(model))
         return self._dense[key]
 
-    def _measure(self, onnx_path: Path, data: Dataset) -> Any:
+    def _measure(self, onnx_path: Path, data: Dataset, reference: Path | None = None) -> Any:
         from . import device
         from .lock import default_lock_path, device_lock
 
@@ -173,7 +172,7 @@ class CaseRunner:
         labels = data.test_y.numpy()
         with device_lock(lock_path, self.settings.lock_timeout):
             return device.measure(onnx_path, self.settings.device, images, labels, self.settings.precision,
-                                  self.settings.rounds, self.settings.warmup)
+                                  self.settings.rounds, self.settings.warmup, reference)
 
     def run(self, schedule: Schedule, name: str | None = None) -> CaseResult:
         from .export import export_onnx
@@ -214,7 +213,7 @@ class CaseRunner:
         onnx_path = self.settings.artifacts / slug(name) / f"{slug(name)}.onnx"
         onnx_bytes = export_onnx(model, onnx_path)
         lap("export")
-        measurement = self._measure(onnx_path, data)
+        measurement = self._measure(onnx_path, data, reference=dense.onnx_path)
         lap("measure")
         result = CaseResult(
             name=name, model=model_name, dataset=spec.label, device=self.settings.device, schedule=schedule.name,
@@ -222,7 +221,8 @@ class CaseRunner:
             top1_pruned=pruned_eval.top1, top1_dense=dense.top1, params=count_params(model),
             params_dense=dense.params, weights=count_weights(model), weights_dense=dense.weights,
             macs=count_macs(model), macs_dense=dense.macs, onnx_bytes=onnx_bytes, onnx_path=str(onnx_path.resolve()),
-            latencies_s=measurement.latencies_s, latency_ms=measurement.median_ms, latency_ms_dense=dense.latency_ms,
+            latencies_s=measurement.latencies_s, latency_ms=measurement.median_ms,
+            latency_ms_dense=measurement.reference_median_ms,
             throughput_fps=measurement.throughput_fps, collapsed=pruned_eval.collapsed(data.num_classes),
             precision=measurement.precision, sparsities={p.name: p.desired_sparsity for p in schedule.pruners},
             measured_at=measurement.measured_at, history=history, seconds=seconds,

@@ -79,10 +79,15 @@ class DeviceMeasurement:
     top1: float
     top5: float
     measured_at: tuple[float, float]  # unix seconds: start and end of the measurement window
+    reference_latencies_s: tuple[float, ...] = ()  # a reference model timed in the same window, interleaved
 
     @property
     def median_ms(self) -> float:
         return float(np.median(self.latencies_s) * 1000.0)
+
+    @property
+    def reference_median_ms(self) -> float | None:
+        return float(np.median(self.reference_latencies_s) * 1000.0) if self.reference_latencies_s else None
 
 
 def _compile(model: Any, device: str, hint: str, precision: str | None) -> Any:
@@ -106,20 +111,28 @@ def _precision_of(compiled: Any) -> str:
 
 
 def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray, precision: str | None,
-            rounds: int, warmup: int) -> DeviceMeasurement:
-    """Accuracy and throughput (async, every test image) then batch-1 latency samples (sync)."""
+            rounds: int, warmup: int, reference: Path | None = None) -> DeviceMeasurement:
+    """Accuracy and throughput (async, every test image) then batch-1 latency samples (sync).
+
+    With a `reference` model (the dense baseline), both are timed in alternating blocks in this one window:
+    latency drifts between windows and processes by ~10%, and a speed-up must not absorb that drift.
+    """
     ov = openvino()
     model = core().read_model(str(onnx_path))
     started = time.time()
     throughput_model = _compile(model, device, "THROUGHPUT", precision)
     logits, fps = _infer_all(ov, throughput_model, images)
+    del throughput_model  # its streams must not compete with the latency rounds
     top = np.argsort(-logits, axis=1)[:, :5]
     top1 = float(np.mean(top[:, 0] == labels) * 100.0)
     top5 = float(np.mean((top == labels[:, None]).any(axis=1)) * 100.0)
     latency_model = _compile(model, device, "LATENCY", precision)
-    latencies = _latency_samples(latency_model, images[:1], rounds, warmup)
-    return DeviceMeasurement(device, _precision_of(latency_model), latencies, fps, top1, top5,
-                             (started, time.time()))
+    timed = [latency_model]
+    if reference is not None:
+        timed.append(_compile(core().read_model(str(reference)), device, "LATENCY", precision))
+    samples = _interleaved_latency(timed, images[:1], rounds, warmup)
+    return DeviceMeasurement(device, _precision_of(latency_model), samples[0], fps, top1, top5,
+                             (started, time.time()), samples[1] if reference is not None else ())
 
 
 def _infer_all(ov: Any, compiled: Any, images: np.ndarray) -> tuple[np.ndarray, float]:
@@ -138,13 +151,19 @@ def _infer_all(ov: Any, compiled: Any, images: np.ndarray) -> tuple[np.ndarray, 
     return np.stack(outputs), len(images) / elapsed
 
 
-def _latency_samples(compiled: Any, sample: np.ndarray, rounds: int, warmup: int) -> tuple[float, ...]:
-    request = compiled.create_infer_request()
-    for _ in range(warmup):
-        request.infer({0: sample})
-    samples = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        request.infer({0: sample})
-        samples.append(time.perf_counter() - started)
-    return tuple(samples)
+def _interleaved_latency(models: list[Any], sample: np.ndarray, rounds: int, warmup: int,
+                         block: int = 10) -> list[tuple[float, ...]]:
+    """`rounds` synchronous inferences per model, in blocks of `block` whose order alternates (AB, BA, ...)."""
+    requests = [model.create_infer_request() for model in models]
+    for request in requests:
+        for _ in range(warmup):
+            request.infer({0: sample})
+    samples: list[list[float]] = [[] for _ in models]
+    for index, start in enumerate(range(0, rounds, block)):
+        order = range(len(requests)) if index % 2 == 0 else reversed(range(len(requests)))
+        for which in order:
+            for _ in range(min(block, rounds - start)):
+                began = time.perf_counter()
+                requests[which].infer({0: sample})
+                samples[which].append(time.perf_counter() - began)
+    return [tuple(s) for s in samples]
