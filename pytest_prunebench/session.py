@@ -158,4 +158,4 @@ class PrunebenchSession:
             reporter.write_line("  ".join(cells))
         precision = sorted({r.precision for r in self.results})
         reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
-                            f"measured in this process")
+                            f"timed interleaved in each case's window")
