@@ -158,3 +158,25 @@ def test_a_corrupt_cached_baseline_is_reported_and_retrained(settings: Settings,
     reloaded = build_model("resnet20", 10)
     reloaded.load_state_dict(torch.load(path, weights_only=True))  # the entry was rewritten whole
     assert count_macs(reloaded) == count_macs(model) == RESNET20_MACS
+
+
+def test_autosave_compare_and_compare_fail_see_the_records(pytester: pytest.Pytester, tiny_args: list[str]) -> None:
+    write_schedules(pytester.path, filters=FILTERS_SCHEDULE)
+    storage = f"--benchmark-storage=file://{pytester.path / 'storage'}"
+    saved = run_suite(pytester, tiny_args, "--prunebench-epochs", "0", "--benchmark-autosave", storage)
+    saved.assert_outcomes(passed=1)
+    (run_file,) = (pytester.path / "storage").rglob("0001_*.json")
+    compared = run_suite(pytester, tiny_args, "--prunebench-epochs", "0", "--benchmark-compare", storage)
+    compared.assert_outcomes(passed=1)
+    compared.stdout.fnmatch_lines_random(["*test_schedule[[]filters[]] (0001_*", "*test_schedule[[]filters[]] (NOW)*"])
+
+    # Make the saved run impossibly fast: the gate must now report the current run as a regression.
+    run = json.loads(run_file.read_text())
+    for field in ("min", "max", "mean", "median"):
+        run["benchmarks"][0]["stats"][field] = 1e-9
+    run_file.write_text(json.dumps(run))
+    gated = run_suite(pytester, tiny_args, "--prunebench-epochs", "0", "--benchmark-compare", storage,
+                      "--benchmark-compare-fail=median:5%")
+    assert gated.ret != 0
+    output = pytest.LineMatcher(gated.stdout.lines + gated.stderr.lines)  # pytest-benchmark logs to stderr
+    output.fnmatch_lines(["*Performance has regressed*", "*test_schedule[[]filters[]]*median*"])
