@@ -7,12 +7,13 @@ imported only when a case runs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .options import add_options, resolve
 from .schedule import Schedule
-from .session import PrunebenchSession
+from .session import WORKER_RECORDS, PrunebenchSession
 
 SESSION = pytest.StashKey[PrunebenchSession]()
 
@@ -36,6 +37,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         session = metafunc.config.stash[SESSION]
         files = session.schedule_files()
         metafunc.parametrize("prunebench_schedule", files, ids=session.schedule_ids(files))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: its records travel to the controller
+        session.config.workeroutput[WORKER_RECORDS] = session.config.stash[SESSION].worker_records
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    node.config.stash[SESSION].worker_finished(getattr(node, "workeroutput", {}))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from .case import CaseResult, CaseRunner
 
 
+WORKER_RECORDS = "prunebench_records"
+
+
 class PrunebenchWarning(UserWarning):
     """Something a user should know that does not fail a case."""
 
@@ -41,7 +44,8 @@ class _RecordSource:
 class PrunebenchSession:
     config: pytest.Config
     settings: Settings
-    results: list[CaseResult] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # what the summary shows, from every process
+    worker_records: list[dict[str, Any]] = field(default_factory=list)
     _runner: CaseRunner | None = None
     _cases_per_node: dict[str, int] = field(default_factory=dict)
 
@@ -84,50 +88,66 @@ class PrunebenchSession:
         """Run one case for a test, record it, then check the schedule's declarative thresholds."""
         try:
             loaded = schedule if isinstance(schedule, Schedule) else load_schedule(schedule)
-            result = self.runner.run(loaded, name or self._case_label(node, loaded))
+            suffix = self._record_suffix(node, loaded, name)
+            result = self.runner.run(loaded, node.name + suffix)
         except PrunebenchError as exc:
             error = str(exc)
         else:
             error = None
         if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
             pytest.fail(error, pytrace=False)
-        self.results.append(result)
-        self.record(node, result, name)
+        self.record(self._record(node, result, suffix))
         failures = threshold_failures(result, loaded.thresholds, loaded.path)
         if failures:
             pytest.fail("prunebench threshold failed:\n  " + "\n  ".join(failures), pytrace=False)
         return result
 
-    def _case_label(self, node: pytest.Item, schedule: Schedule) -> str:
-        count = self._cases_per_node.get(node.nodeid, 0)
-        return node.name if count == 0 else f"{node.name}::{schedule.name}"
-
-    def record(self, node: pytest.Item, result: CaseResult, name: str | None) -> None:
-        """One pytest-benchmark record per case: stats are the device latency samples in seconds."""
-        benchmarks = getattr(self.config, "_benchmarksession", None)
+    def _record_suffix(self, node: pytest.Item, schedule: Schedule, name: str | None) -> str:
+        """'' for a test's first unnamed case, else `::name`: the same names in every run."""
         count = self._cases_per_node.get(node.nodeid, 0)
         self._cases_per_node[node.nodeid] = count + 1
+        return "" if name is None and count == 0 else f"::{name or schedule.name}"
+
+    def _record(self, node: pytest.Item, result: CaseResult, suffix: str) -> dict[str, Any]:
+        """A record as plain data, so an xdist worker can hand it to the controller."""
+        callspec = getattr(node, "callspec", None)
+        return {
+            "name": node.name + suffix, "fullname": node.nodeid + suffix,
+            "param": callspec.id if callspec else None,
+            "params": {k: str(v) for k, v in callspec.params.items()} if callspec else None,
+            "extra_info": result.extra_info(), "samples": list(result.latencies_s),
+            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": self.settings.rounds,
+                        "max_time": 0.0, "min_time": 0.0, "precision": None, "confidence": None,
+                        "warmup": self.settings.warmup, "device": result.device},
+        }
+
+    def record(self, record: dict[str, Any]) -> None:
+        """One pytest-benchmark record per case: stats are the device latency samples in seconds.
+
+        On an xdist worker the record waits for the controller: pytest-benchmark is off under xdist and every
+        worker would overwrite the same JSON file.
+        """
+        if hasattr(self.config, "workerinput"):
+            self.worker_records.append(record)
+            return
+        self.rows.append({"name": record["name"], **record["extra_info"]})
+        benchmarks = getattr(self.config, "_benchmarksession", None)
         if benchmarks is None:
             warnings.warn(PrunebenchWarning("pytest-benchmark is not active (-p no:benchmark?): no record written"),
                           stacklevel=2)
             return
         from pytest_benchmark.stats import Metadata
 
-        suffix = "" if name is None and count == 0 else f"::{name or result.schedule}"
-        callspec = getattr(node, "callspec", None)
-        source = _RecordSource(
-            name=node.name + suffix, fullname=node.nodeid + suffix, group="prunebench",
-            param=callspec.id if callspec else None,
-            params={k: str(v) for k, v in callspec.params.items()} if callspec else None,
-            extra_info=result.extra_info(),
-        )
-        options = {"disable_gc": False, "timer": "perf_counter", "min_rounds": self.settings.rounds,
-                   "max_time": 0.0, "min_time": 0.0, "precision": None, "confidence": None,
-                   "warmup": self.settings.warmup, "device": result.device}
-        metadata = Metadata(source, iterations=1, options=options)
-        for sample in result.latencies_s:
+        source = _RecordSource(name=record["name"], fullname=record["fullname"], group="prunebench",
+                               param=record["param"], params=record["params"], extra_info=record["extra_info"])
+        metadata = Metadata(source, iterations=1, options=record["options"])
+        for sample in record["samples"]:
             metadata.update(sample)
         benchmarks.benchmarks.append(metadata)
+
+    def worker_finished(self, workeroutput: dict[str, Any]) -> None:
+        for record in workeroutput.get(WORKER_RECORDS, []):
+            self.record(record)
 
     # -- output -----------------------------------------------------------------------------------------------
 
@@ -145,17 +165,18 @@ class PrunebenchSession:
             reporter.write_line(f"prunebench: {message}")
 
     def terminal_summary(self, reporter: Any) -> None:
-        if not self.results:
+        if not self.rows:
             return
-        reporter.write_sep("-", f"prunebench: {len(self.results)} case(s) on {self.settings.device}")
+        reporter.write_sep("-", f"prunebench: {len(self.rows)} case(s) on {self.settings.device}")
         header = ("case", "top1 %", "dense %", "latency ms", "speed-up", "MAC speed-up", "params", "ONNX KB")
-        rows = [(r.name, f"{r.top1:.2f}", f"{r.top1_dense:.2f}", f"{r.latency_ms:.3f}", f"{r.latency_speedup:.2f}x",
-                 f"{r.mac_speedup:.2f}x", f"{r.params:,}", f"{r.onnx_bytes / 1024:.0f}") for r in self.results]
+        rows = [(r["name"], f"{r['top1']:.2f}", f"{r['top1_dense']:.2f}", f"{r['latency_ms']:.3f}",
+                 f"{r['latency_speedup']:.2f}x", f"{r['mac_speedup']:.2f}x", f"{r['params']:,}",
+                 f"{r['onnx_bytes'] / 1024:.0f}") for r in sorted(self.rows, key=lambda row: row["name"])]
         widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
         for row in (header, *rows):
             cells = [row[0].ljust(widths[0])]
             cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
             reporter.write_line("  ".join(cells))
-        precision = sorted({r.precision for r in self.results})
+        precision = sorted({r["precision"] for r in self.rows})
         reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
                             f"timed interleaved in each case's window")

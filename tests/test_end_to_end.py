@@ -180,3 +180,13 @@ def test_autosave_compare_and_compare_fail_see_the_records(pytester: pytest.Pyte
     assert gated.ret != 0
     output = pytest.LineMatcher(gated.stdout.lines + gated.stderr.lines)  # pytest-benchmark logs to stderr
     output.fnmatch_lines(["*Performance has regressed*", "*test_schedule[[]filters[]]*median*"])
+
+
+def test_xdist_workers_records_reach_one_json_file(pytester: pytest.Pytester, tiny_args: list[str]) -> None:
+    write_schedules(pytester.path, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
+    result = run_suite(pytester, tiny_args, "-n", "2", "--prunebench-epochs", "0", "--benchmark-json=out.json")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*prunebench: 2 case(s) on CPU*"])
+    records = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    assert sorted(b["name"] for b in records) == ["test_schedule[channels]", "test_schedule[filters]"]
+    assert all(len(b["stats"]["data"]) == 20 for b in records)
