@@ -148,13 +148,14 @@ class CaseRunner:
         """Train (or load) the dense baseline, export and measure it once per process."""
         key = (model_name, spec)
         if key not in self._dense:
-            from .baseline import load_or_train_baseline
+            from .baseline import baseline_key, load_or_train_baseline
             from .export import export_onnx
             from .models import count_macs, count_params, count_weights
 
             data = self.dataset(spec)
             model = load_or_train_baseline(model_name, data, spec, self.settings, self.progress)
-            onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{slug(spec.kind)}.onnx"
+            key_hash = baseline_key(model_name, spec, self.settings)
+            onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{key_hash}.onnx"
             export_onnx(model, onnx_path)
             measurement = self._measure(onnx_path, data)
             self.progress(f"dense {model_name} on {self.settings.device}: top1 {measurement.top1:.2f}%, "

@@ -24,7 +24,7 @@ def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, ...] = INP
     import onnx
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".onnx.partial")
+    partial = path.with_suffix(f".{os.getpid()}.partial")  # per process: xdist workers may export the same model
     was_training = model.training
     model.eval()
     try:

@@ -121,7 +121,9 @@ def thin(model: nn.Module, masks: list[Mask], input_shape: tuple[int, ...] = INP
     if not masks:
         return
     apply_masks(model, masks)
+    was_training = model.training
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape))
+    model.train(was_training)  # the graph build leaves the model in eval mode
     modules = dict(model.named_modules())
     handlers = {"filters": tp.prune_conv_out_channels, "channels": tp.prune_conv_in_channels}
     for mask in masks:
