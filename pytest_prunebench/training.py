@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -206,4 +207,15 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
                  f"lr {lr:.4g}, {seconds:.1f} s")
     if pending:  # the timeline ended before its thinning epoch: thin anyway, latency must reflect the pruning
         thin(model, pending)
+    _warn_unfired(schedule, config.epochs)
     return outcome
+
+
+def _warn_unfired(schedule: Schedule, epochs: int) -> None:
+    """A pruner scheduled past the last epoch would otherwise leave the model silently unpruned."""
+    for policy in schedule.pruner_policies:
+        if not any(policy.window.fires(epoch) for epoch in range(epochs)):
+            warnings.warn(f"{schedule.path}: pruner {policy.pruner} is scheduled from epoch "
+                          f"{policy.window.first_epoch()} but the case retrains for {epochs} epoch(s): it never "
+                          f"fired (raise --prunebench-epochs, or use 0 to prune straight to the final targets)",
+                          stacklevel=3)
