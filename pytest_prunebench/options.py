@@ -49,7 +49,7 @@ OPTIONS = (
            parsers.positive_int, "N"),
     Option("--prunebench-warmup", "warmup", "untimed inferences before timing (default 20)",
            parsers.non_negative_int, "N"),
-    Option("--prunebench-lr", "lr", "base learning rate for retraining when a schedule sets none (default 0.05)",
+    Option("--prunebench-lr", "lr", "base learning rate for retraining when a schedule sets none (default 0.01)",
            parsers.positive_float, "LR"),
     Option("--prunebench-lock", "lock_path", "device lock file (default: one per device in the temp dir)", Path,
            "PATH"),

@@ -129,7 +129,7 @@ def test_retraining_follows_the_schedule_through_the_library(settings: Settings)
     result = CaseRunner(settings).run(schedule)
 
     assert result.epochs == schedule.pruning_horizon() + 2 == 3  # pruned at epoch 0, then two fine-tune epochs
-    assert [row["lr"] for row in result.history] == [0.05, 0.025, 0.0125]  # the schedule's ExponentialLR
+    assert [row["lr"] for row in result.history] == [0.01, 0.005, 0.0025]  # the schedule's ExponentialLR
     assert result.macs == FILTERS_MACS
     assert 0 <= result.top1_pruned <= 100 and result.history[-1]["top1"] >= 0
     onnx.checker.check_model(result.onnx_path, full_check=True)
