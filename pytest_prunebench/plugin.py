@@ -7,13 +7,16 @@ imported only when a case runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .options import add_options, resolve
 from .schedule import Schedule
 from .session import WORKER_RECORDS, PrunebenchSession
+
+if TYPE_CHECKING:
+    from .case import CaseResult
 
 SESSION = pytest.StashKey[PrunebenchSession]()
 
@@ -39,6 +42,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("prunebench_schedule", files, ids=session.schedule_ids(files))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:  # `-m prunebench` / `-m "not prunebench"` select the cases
+        if "prunebench" in getattr(item, "fixturenames", ()):
+            item.add_marker("prunebench")
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(session.config, "workeroutput"):  # an xdist worker: its records travel to the controller
         session.config.workeroutput[WORKER_RECORDS] = session.config.stash[SESSION].worker_records
@@ -61,7 +70,7 @@ class Prunebench:
         self._node = node
         self.settings = session.settings
 
-    def run(self, schedule: str | Path | Schedule, name: str | None = None):  # noqa: ANN201 (lazy CaseResult)
+    def run(self, schedule: str | Path | Schedule, name: str | None = None) -> CaseResult:
         return self._session.run_case(self._node, schedule, name)
 
 

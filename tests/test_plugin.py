@@ -100,6 +100,13 @@ def test_one_case_per_schedule_file_with_stable_ids(pytester: pytest.Pytester) -
     ])
 
 
+def test_cases_carry_the_prunebench_marker(pytester: pytest.Pytester) -> None:
+    write_schedules(pytester.path, one=FILTERS_SCHEDULE)
+    pytester.makepyfile(test_suite=SUITE + "\n\ndef test_plain():\n    pass\n")
+    result = pytester.runpytest("--collect-only", "-q", "-m", "not prunebench")
+    result.stdout.fnmatch_lines(["test_suite.py::test_plain", "*1/2 tests collected (1 deselected)*"])
+
+
 def test_default_schedules_folder_comes_from_the_rootdir(pytester: pytest.Pytester,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makeini("[pytest]\n")
