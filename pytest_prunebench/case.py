@@ -17,7 +17,7 @@ from typing import Any
 from .data import Dataset, DataSpec, parse_data_spec
 from .errors import ScheduleError
 from .schedule import Schedule
-from .settings import Settings
+from .settings import Settings, canonical_model_name
 
 DEFAULT_FINE_TUNE_EPOCHS = 2  # after the last pruning/thinning epoch, when a schedule does not say
 Progress = Callable[[str], None]
@@ -109,14 +109,12 @@ class CaseRunner:
     # -- resolution -------------------------------------------------------------------------------------------
 
     def model_name(self, schedule: Schedule) -> str:
-        from .models import canonical_model_name
-
         name = self.settings.model or schedule.model_hint()
         if not name:
             raise ScheduleError(schedule.path, "prunebench.model", "the schedule names no model: add "
                                 "`prunebench: {model: resnet56}` or a thinning extension `arch:`, or pass "
                                 "--prunebench-model")
-        return name if ":" in name else canonical_model_name(name)
+        return canonical_model_name(name)
 
     def data_spec(self, schedule: Schedule) -> DataSpec:
         if self.settings.data is not None:

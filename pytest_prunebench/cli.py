@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .errors import PrunebenchError
-from .settings import model_name
+from .settings import canonical_model_name, model_name
 
 
 def _layers(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def _layers(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     """Parse each schedule and bind it to its model, without training or measuring anything."""
-    from .models import build_model, canonical_model_name
+    from .models import build_model
     from .pruning import check_layers
     from .schedule import load_schedule
 
@@ -39,7 +39,7 @@ def _check(args: argparse.Namespace) -> int:
             if not name:
                 raise PrunebenchError(f"{path}: the schedule names no model; add `prunebench: {{model: resnet56}}` "
                                       f"or pass --model")
-            name = name if ":" in name else canonical_model_name(name)
+            name = canonical_model_name(name)
             check_layers(schedule, build_model(name, 10), name)
         except PrunebenchError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from .errors import DeviceError
+from .settings import NCS_DEVICE
 
-NCS_DEVICE = "MYRIAD"
 VIRTUAL_DEVICES = ("AUTO", "HETERO", "MULTI", "BATCH")
-PRECISIONS = ("f32", "bf16", "f16")
 _PRECISION_NAMES = {"float32": "f32", "f32": "f32", "bfloat16": "bf16", "bf16": "bf16", "float16": "f16",
                     "f16": "f16"}
 

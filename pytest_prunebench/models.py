@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,8 +10,9 @@ import torch
 from torch import nn
 
 from .errors import ModelError
+from .settings import BUILTIN_MODELS, canonical_model_name
 
-RESNET_DEPTHS = {"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56, "resnet110": 110}
+RESNET_DEPTHS = {name: int(name.removeprefix("resnet")) for name in BUILTIN_MODELS}
 INPUT_SHAPE = (3, 32, 32)
 
 
@@ -68,11 +68,6 @@ class ResNetCifar(nn.Module):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-def canonical_model_name(name: str) -> str:
-    """`resnet56_cifar` (Distiller's arch names) and `ResNet56` both mean `resnet56`."""
-    return re.sub(r"_cifar(10)?$", "", name.strip().lower())
 
 
 def build_model(name: str, num_classes: int) -> nn.Module:

@@ -62,12 +62,15 @@ def data_spec(text: str) -> DataSpec:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def canonical_model_name(name: str) -> str:
+    """`resnet56_cifar` (Distiller's arch names) and `ResNet56` mean `resnet56`; factories stay as written."""
+    name = name.strip()
+    return name if ":" in name else re.sub(r"_cifar(10)?$", "", name.lower())
+
+
 def model_name(text: str) -> str:
-    name = text.strip()
-    canonical = re.sub(r"_cifar(10)?$", "", name.lower())
-    if canonical in BUILTIN_MODELS:
-        return canonical
-    if _FACTORY.match(name):
+    name = canonical_model_name(text)
+    if name in BUILTIN_MODELS or _FACTORY.match(name):
         return name
     raise argparse.ArgumentTypeError(f"unknown model {text!r}: use one of {', '.join(BUILTIN_MODELS)} "
                                      f"or package.module:factory")
