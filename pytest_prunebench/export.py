@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .errors import PrunebenchError
-from .models import INPUT_SHAPE
+from .models import INPUT_SHAPE, evaluating
 
 OPSET = 17
 
@@ -25,17 +25,12 @@ def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, ...] = INP
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")  # per process: xdist workers may export the same model
-    was_training = model.training
-    model.eval()
-    try:
-        with warnings.catch_warnings():
-            # The legacy exporter is the deliberate choice (see the docstring); its deprecation notice is noise.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript.*")
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
-            torch.onnx.export(model, (torch.zeros(1, *input_shape),), str(partial), dynamo=False,
-                              opset_version=OPSET, input_names=["input"], output_names=["logits"])
-    finally:
-        model.train(was_training)
+    with evaluating(model), warnings.catch_warnings():
+        # The legacy exporter is the deliberate choice (see the docstring); its deprecation notice is noise.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        torch.onnx.export(model, (torch.zeros(1, *input_shape),), str(partial), dynamo=False,
+                          opset_version=OPSET, input_names=["input"], output_names=["logits"])
     try:
         onnx.checker.check_model(str(partial), full_check=True)
     except onnx.checker.ValidationError as exc:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -105,6 +106,17 @@ def _user_model(spec: str, num_classes: int) -> nn.Module:
     return model
 
 
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the block, then back to whatever mode the model was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 @dataclass(frozen=True)
 class LayerCost:
     name: str
@@ -127,13 +139,10 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) ->
             costs.append(LayerCost(names[module], "fc", tuple(weight.shape), int(weight.numel())))
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             model(torch.zeros(1, *input_shape))
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     return costs

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Dataset
+from .models import evaluating
 from .pruning import Mask, apply_masks, rank_pruner, thin
 from .schedule import LRSchedulerSpec, Schedule
 
@@ -63,7 +64,11 @@ class RetrainOutcome:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> EvalResult:
-    model.eval()
+    with evaluating(model):
+        return _evaluate(model, x, y, batch_size)
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> EvalResult:
     correct1 = correct5 = 0
     loss_sum = 0.0
     predictions = set()
@@ -75,7 +80,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         correct1 += (top[:, 0] == target).sum().item()
         correct5 += (top == target[:, None]).any(dim=1).sum().item()
         predictions.update(top[:, 0].tolist())
-    model.train()
     n = len(x)
     return EvalResult(100.0 * correct1 / n, 100.0 * correct5 / n, loss_sum / n, len(predictions))
 

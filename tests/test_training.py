@@ -48,3 +48,12 @@ def test_masks_hold_through_training_until_the_thinning_epoch(tmp_path: Path, sy
     assert model.layer1[0].conv1.out_channels == 8  # thinned at epoch 1
     assert [m.layer for m in outcome.masks] == ["layer1.0.conv1", "layer2.1.conv1"]
     assert 0 <= evaluate(model, synthetic.test_x, synthetic.test_y).top1 <= 100
+
+
+def test_evaluate_leaves_the_model_in_the_mode_it_found(synthetic: Dataset) -> None:
+    model = build_model("resnet20", 10)
+    evaluate(model, synthetic.test_x[:8], synthetic.test_y[:8])
+    assert model.training
+    model.eval()
+    evaluate(model, synthetic.test_x[:8], synthetic.test_y[:8])
+    assert not model.training
