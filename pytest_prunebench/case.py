@@ -5,6 +5,7 @@ Usable without pytest: `CaseRunner(Settings()).run(load_schedule(path))`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import time
@@ -52,12 +53,18 @@ class CaseResult:
     latency_ms: float
     latency_ms_dense: float
     throughput_fps: float
-    collapsed: bool
+    collapse_reason: str | None  # why the pruned model counts as collapsed (EvalResult.collapse_reason)
     precision: str
     sparsities: dict[str, float]
     measured_at: tuple[float, float]
     history: tuple[dict[str, float], ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
+    pruner_kinds: dict[str, str] = field(default_factory=dict)
+    pruner_rankers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def collapsed(self) -> bool:
+        return self.collapse_reason is not None
 
     @property
     def latency_speedup(self) -> float:
@@ -79,11 +86,14 @@ class CaseResult:
             "onnx_bytes": int(self.onnx_bytes), "onnx_path": self.onnx_path,
             "latency_ms": float(self.latency_ms), "latency_ms_dense": float(self.latency_ms_dense),
             "throughput_fps": float(self.throughput_fps), "latency_speedup": float(self.latency_speedup),
-            "mac_speedup": float(self.mac_speedup), "collapsed": bool(self.collapsed), "precision": self.precision,
-            "measured_at": [float(t) for t in self.measured_at],
+            "mac_speedup": float(self.mac_speedup), "collapsed": bool(self.collapsed),
+            "collapse_reason": self.collapse_reason, "precision": self.precision,
+            "measured_at": [float(t) for t in self.measured_at], "retrained_epochs": len(self.history),
         }
         for pruner, sparsity in self.sparsities.items():
             info[f"sparsity.{pruner}"] = float(sparsity)
+        info.update({f"kind.{pruner}": kind for pruner, kind in self.pruner_kinds.items()})
+        info.update({f"ranker.{pruner}": ranker for pruner, ranker in self.pruner_rankers.items()})
         return info
 
 
@@ -95,16 +105,21 @@ class _Dense:
     params: int
     weights: int
     macs: int
+    collapse_reason: str | None  # a dense model at chance: its pruned cases cannot collapse "because of" pruning
 
 
 class CaseRunner:
     """Runs cases; keeps datasets, dense baselines and their measurements for the life of the process."""
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
+        from .lock import HostGate, default_gate_path, shares_host
+
         self.settings = settings
         self.progress: Progress = progress or (lambda _message: None)
         self._datasets: dict[DataSpec, Dataset] = {}
         self._dense: dict[tuple[str, DataSpec], _Dense] = {}
+        gated = settings.host_gate == "on" or (settings.host_gate == "auto" and shares_host(settings.device))
+        self.gate = HostGate(default_gate_path(), settings.lock_timeout) if gated else None
 
     # -- resolution -------------------------------------------------------------------------------------------
 
@@ -149,9 +164,15 @@ class CaseRunner:
             from .baseline import baseline_key, load_or_train_baseline
             from .export import export_onnx
             from .models import count_macs, count_params, count_weights
+            from .training import evaluate
 
             data = self.dataset(spec)
             model = load_or_train_baseline(model_name, data, spec, self.settings, self.progress)
+            collapse_reason = evaluate(model, data.test_x, data.test_y).collapse_reason(data.num_classes)
+            if collapse_reason:
+                warnings.warn(f"dense {model_name} on {spec.label} is itself collapsed: {collapse_reason}. Its "
+                              f"cases are not checked for collapse; train a longer baseline "
+                              f"(--prunebench-baseline-epochs)", stacklevel=4)
             key_hash = baseline_key(model_name, spec, self.settings)
             onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{key_hash}.onnx"
             export_onnx(model, onnx_path)
@@ -159,7 +180,7 @@ class CaseRunner:
             self.progress(f"dense {model_name} on {self.settings.device}: top1 {measurement.top1:.2f}%, "
                           f"latency {measurement.median_ms:.3f} ms")
             self._dense[key] = _Dense(model, onnx_path, measurement.top1, count_params(model),
-                                      count_weights(model), count_macs(model))
+                                      count_weights(model), count_macs(model), collapse_reason)
         return self._dense[key]
 
     def _measure(self, onnx_path: Path, data: Dataset, reference: Path | None = None) -> Any:
@@ -169,64 +190,97 @@ class CaseRunner:
         lock_path = self.settings.lock_path or default_lock_path(self.settings.device)
         images = data.test_x.numpy()
         labels = data.test_y.numpy()
-        with device_lock(lock_path, self.settings.lock_timeout):
+        exclusive = self.gate.measurement() if self.gate else contextlib.nullcontext()
+        with device_lock(lock_path, self.settings.lock_timeout), exclusive:
             return device.measure(onnx_path, self.settings.device, images, labels, self.settings.precision,
                                   self.settings.rounds, self.settings.warmup, reference)
 
-    def run(self, schedule: Schedule, name: str | None = None) -> CaseResult:
+    def run(self, schedule: Schedule, name: str | None = None, stop_on_collapse: bool = True) -> CaseResult:
+        """Run one case; a model that collapses when pruned is not retrained (`stop_on_collapse`)."""
+        from .lock import gate_host_work
+
+        with gate_host_work(self.gate):
+            return self._run(schedule, name or schedule.name, stop_on_collapse)
+
+    def _run(self, schedule: Schedule, name: str, stop_on_collapse: bool) -> CaseResult:
         from .export import export_onnx
-        from .models import count_macs, count_params, count_weights
-        from .pruning import check_layers, prune_to_final
-        from .training import TrainConfig, evaluate, retrain
+        from .pruning import check_layers
 
-        name = name or schedule.name
         for message in schedule.warnings:
-            warnings.warn(message, stacklevel=2)
-        seconds: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(stage: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            seconds[stage] = round(now - clock, 3)
-            clock = now
-
+            warnings.warn(message, stacklevel=3)
+        laps = _Laps()
         model_name, spec = self.model_name(schedule), self.data_spec(schedule)
         dense = self.dense(model_name, spec)
         data = self.dataset(spec)
-        lap("dense")
+        laps.lap("dense")
         model = copy.deepcopy(dense.model)
         check_layers(schedule, model, model_name)
         epochs = self.epochs(schedule)
         self.progress(f"{name}: {len(schedule.pruners)} pruner(s) on {model_name}, {epochs} retraining epoch(s)")
-        if epochs == 0:
-            prune_to_final(model, schedule)
-            pruned_eval = evaluate(model, data.test_x, data.test_y)
-            history: tuple[dict[str, float], ...] = ()
-        else:
-            config = TrainConfig(epochs=epochs, lr=schedule.lr or self.settings.lr, seed=self.settings.seed)
-            outcome = retrain(model, schedule, data, config, lambda m: self.progress(f"{name}: {m}"))
-            pruned_eval = outcome.pruned_eval or evaluate(model, data.test_x, data.test_y)
-            history = tuple(vars(record) for record in outcome.history)
-        lap("prune_retrain")
+        stop = stop_on_collapse and dense.collapse_reason is None
+        pruned = self._prune_and_retrain(model, schedule, data, epochs, stop, name)
+        laps.lap("prune_retrain")
         onnx_path = self.settings.artifacts / slug(name) / f"{slug(name)}.onnx"
         onnx_bytes = export_onnx(model, onnx_path)
-        lap("export")
+        laps.lap("export")
         measurement = self._measure(onnx_path, data, reference=dense.onnx_path)
-        lap("measure")
-        result = CaseResult(
-            name=name, model=model_name, dataset=spec.label, device=self.settings.device, schedule=schedule.name,
+        laps.lap("measure")
+        collapse_reason = None if dense.collapse_reason else pruned.eval.collapse_reason(data.num_classes)
+        result = self._result(name, schedule, model, dense, epochs, pruned, measurement, onnx_path, onnx_bytes,
+                              spec.label, model_name, collapse_reason, laps.seconds)
+        self.progress(f"{name}: top1 {result.top1:.2f}% (dense {result.top1_dense:.2f}%), latency "
+                      f"{result.latency_ms:.3f} ms ({result.latency_speedup:.2f}x), MACs {result.mac_speedup:.2f}x"
+                      + (" [collapsed]" if result.collapsed else ""))
+        return result
+
+    def _prune_and_retrain(self, model: Any, schedule: Schedule, data: Dataset, epochs: int, stop_on_collapse: bool,
+                           name: str) -> _Pruned:
+        from .pruning import prune_to_final
+        from .training import TrainConfig, evaluate, retrain
+
+        if epochs == 0:
+            prune_to_final(model, schedule)
+            return _Pruned(evaluate(model, data.test_x, data.test_y), ())
+        config = TrainConfig(epochs=epochs, lr=schedule.lr or self.settings.lr, seed=self.settings.seed,
+                             stop_on_collapse=stop_on_collapse)
+        outcome = retrain(model, schedule, data, config, lambda m: self.progress(f"{name}: {m}"))
+        pruned_eval = outcome.pruned_eval or evaluate(model, data.test_x, data.test_y)
+        return _Pruned(pruned_eval, tuple(vars(record) for record in outcome.history))
+
+    def _result(self, name: str, schedule: Schedule, model: Any, dense: _Dense, epochs: int, pruned: _Pruned,
+                measurement: Any, onnx_path: Path, onnx_bytes: int, dataset: str, model_name: str,
+                collapse_reason: str | None, seconds: dict[str, float]) -> CaseResult:
+        from .models import count_macs, count_params, count_weights
+
+        return CaseResult(
+            name=name, model=model_name, dataset=dataset, device=self.settings.device, schedule=schedule.name,
             schedule_hash=schedule.semantic_hash(), epochs=epochs, top1=measurement.top1, top5=measurement.top5,
-            top1_pruned=pruned_eval.top1, top1_dense=dense.top1, params=count_params(model),
+            top1_pruned=pruned.eval.top1, top1_dense=dense.top1, params=count_params(model),
             params_dense=dense.params, weights=count_weights(model), weights_dense=dense.weights,
             macs=count_macs(model), macs_dense=dense.macs, onnx_bytes=onnx_bytes, onnx_path=str(onnx_path.resolve()),
             latencies_s=measurement.latencies_s, latency_ms=measurement.median_ms,
-            latency_ms_dense=measurement.reference_median_ms,
-            throughput_fps=measurement.throughput_fps, collapsed=pruned_eval.collapsed(data.num_classes),
-            precision=measurement.precision, sparsities={p.name: p.desired_sparsity for p in schedule.pruners},
-            measured_at=measurement.measured_at, history=history, seconds=seconds,
+            latency_ms_dense=measurement.reference_median_ms, throughput_fps=measurement.throughput_fps,
+            collapse_reason=collapse_reason, precision=measurement.precision,
+            sparsities={p.name: p.desired_sparsity for p in schedule.pruners}, measured_at=measurement.measured_at,
+            history=pruned.history, seconds=seconds, pruner_kinds={p.name: p.kind for p in schedule.pruners},
+            pruner_rankers={p.name: p.ranker for p in schedule.pruners},
         )
-        self.progress(f"{name}: top1 {result.top1:.2f}% (dense {result.top1_dense:.2f}%), latency "
-                      f"{result.latency_ms:.3f} ms ({result.latency_speedup:.2f}x), MACs {result.mac_speedup:.2f}x")
-        return result
 
+
+@dataclass(frozen=True)
+class _Pruned:
+    eval: Any  # training.EvalResult right after pruning, before any retraining
+    history: tuple[dict[str, float], ...]
+
+
+class _Laps:
+    """Wall time per stage, for the record's `seconds`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._clock, 3)
+        self._clock = now

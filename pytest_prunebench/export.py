@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .errors import PrunebenchError
+from .lock import cpu_work
 from .models import INPUT_SHAPE, evaluating
 
 OPSET = 17
@@ -25,14 +26,15 @@ def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, ...] = INP
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")  # per process: xdist workers may export the same model
-    with evaluating(model), warnings.catch_warnings():
+    with cpu_work(), evaluating(model), warnings.catch_warnings():
         # The legacy exporter is the deliberate choice (see the docstring); its deprecation notice is noise.
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript.*")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         torch.onnx.export(model, (torch.zeros(1, *input_shape),), str(partial), dynamo=False,
                           opset_version=OPSET, input_names=["input"], output_names=["logits"])
     try:
-        onnx.checker.check_model(str(partial), full_check=True)
+        with cpu_work():
+            onnx.checker.check_model(str(partial), full_check=True)
     except onnx.checker.ValidationError as exc:
         raise PrunebenchError(f"{path}: the exported ONNX model fails onnx.checker: {exc}") from None
     os.replace(partial, path)

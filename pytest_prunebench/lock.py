@@ -6,6 +6,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from threading import Lock
 
@@ -49,3 +50,94 @@ def device_lock(path: Path, timeout: float) -> Iterator[None]:
         yield
     finally:
         lock.release()  # type: ignore[attr-defined]
+
+
+# -- the host gate: measurement excludes other processes' CPU-heavy work -----------------------------------------
+
+# Devices that compute on (or share power and memory bandwidth with) the host CPU. Training in another process
+# slowed a CPU measurement 1.7x at the median and 6x at p90 (DESIGN.md), so their measurements pause host work.
+HOST_DEVICE_FAMILIES = frozenset({"CPU", "GPU", "AUTO", "MULTI", "HETERO", "BATCH"})
+GATE_MODES = ("auto", "on", "off")
+
+
+def shares_host(device: str) -> bool:
+    """`CPU`, `GPU.1`, `AUTO:NPU,CPU`, ... compute on this host; `NPU` and `MYRIAD` do not."""
+    return re.split(r"[.:]", device, maxsplit=1)[0] in HOST_DEVICE_FAMILIES
+
+
+def default_gate_path() -> Path:
+    """One gate per host (every device on it shares the CPU), in the system temp dir."""
+    return Path(tempfile.gettempdir()) / "prunebench-host.db"
+
+
+class HostGate:
+    """A cross-process read-write lock: CPU-heavy work holds it shared, a measurement holds it exclusively.
+
+    Work takes it in short sections (one training step, one evaluation batch, one export), so a measurement
+    waits at most one section for work already running, and SQLite's writer preference stops new sections from
+    starting until the measurement is done: other processes pause at their next safe point and resume after.
+    """
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._instance: object | None = None
+
+    def _lock(self) -> object:
+        from filelock import ReadWriteLock
+
+        if self._instance is None:  # filelock keeps one instance per path, but only while someone holds it
+            self._instance = ReadWriteLock(self.path)
+        return self._instance
+
+    @contextmanager
+    def work(self) -> Iterator[None]:
+        with self._hold("acquire_read", "work paused for a measurement"):
+            yield
+
+    @contextmanager
+    def measurement(self) -> Iterator[None]:
+        with self._hold("acquire_write", "a measurement waited for CPU-heavy work"):
+            yield
+
+    @contextmanager
+    def _hold(self, acquire: str, waiting: str) -> Iterator[None]:
+        from filelock import Timeout
+
+        lock = self._lock()
+        try:
+            getattr(lock, acquire)(timeout=self.timeout)
+        except Timeout:
+            raise DeviceError(f"host gate {self.path}: {waiting} longer than {self.timeout:g} s; another process "
+                              f"holds it (raise --prunebench-lock-timeout, or --prunebench-host-gate off)") from None
+        except OSError as exc:
+            raise DeviceError(f"cannot open the host gate {self.path} ({exc}); the temp dir must be writable") \
+                from None
+        try:
+            yield
+        finally:
+            lock.release()  # type: ignore[attr-defined]
+
+
+_active_gate: ContextVar[HostGate | None] = ContextVar("prunebench_host_gate", default=None)
+
+
+@contextmanager
+def gate_host_work(gate: HostGate | None) -> Iterator[None]:
+    """Within the block, `cpu_work()` sections take `gate` (None: they run ungated)."""
+    token = _active_gate.set(gate)
+    try:
+        yield
+    finally:
+        _active_gate.reset(token)
+
+
+@contextmanager
+def cpu_work() -> Iterator[None]:
+    """A safe point: CPU-heavy work in the block waits while another process measures on this host."""
+    gate = _active_gate.get()
+    if gate is None:
+        yield
+        return
+    with gate.work():
+        yield

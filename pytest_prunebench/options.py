@@ -22,6 +22,7 @@ class Option:
     help: str
     parse: Callable[[str], Any] | None = None
     metavar: str | None = None
+    repeatable: bool = False  # values collect into a tuple; the ini key takes them space- or comma-separated
 
     @property
     def ini(self) -> str:
@@ -32,9 +33,14 @@ OPTIONS = (
     Option("--prunebench-device", "device", "OpenVINO device to measure on (default CPU)", parsers.device_name,
            "NAME"),
     Option("--prunebench-schedules", "schedules", "schedule file, directory or glob the schedule suites run "
-           "(repeatable; default schedules/)", None, "PATH_OR_GLOB"),
+           "(repeatable; default schedules/)", None, "PATH_OR_GLOB", repeatable=True),
+    Option("--prunebench-threshold", "thresholds", "a threshold for every case, e.g. min_top1=90 or "
+           "max_latency_ms=2 (repeatable; overrides the schedule's own bound)", parsers.threshold, "KEY=VALUE",
+           repeatable=True),
     Option("--prunebench-epochs", "epochs", "retraining epochs for every case, overriding the schedules "
            "(0 = prune to the final targets, thin, no training)", parsers.non_negative_int, "N"),
+    Option("--prunebench-examples", "examples", "examples each hypothesis-generated suite draws (default: the "
+           "suite's own max_examples)", parsers.positive_int, "N"),
     Option("--prunebench-data", "data", "dataset: digits (embedded, default), cifar10:DIR, synthetic",
            parsers.data_spec, "SPEC"),
     Option("--prunebench-model", "model", "model for every case: resnet20 ... resnet110 or package.module:factory",
@@ -55,6 +61,9 @@ OPTIONS = (
            "PATH"),
     Option("--prunebench-lock-timeout", "lock_timeout", "seconds to wait for the device lock (default 900)",
            parsers.positive_float, "S"),
+    Option("--prunebench-host-gate", "host_gate", "pause CPU-heavy work of other processes during a measurement: "
+           "auto (when the device shares the host CPU: CPU, GPU, AUTO...), on, off (default auto)",
+           parsers.gate_mode, "MODE"),
     Option("--prunebench-artifacts", "artifacts", "where ONNX files are kept (default .prunebench/artifacts)",
            Path, "DIR"),
     Option("--prunebench-cache", "cache", "where dense baselines are cached (default .prunebench/cache)", Path,
@@ -73,9 +82,9 @@ def add_options(parser: pytest.Parser) -> None:
     for option in OPTIONS:
         kwargs: dict[str, Any] = {"dest": f"prunebench_{option.dest}", "metavar": option.metavar,
                                   "help": option.help, "default": None}
-        if option.dest == "schedules":
+        if option.repeatable:
             kwargs["action"] = "append"
-        elif option.parse is not None:
+        if option.parse is not None:
             kwargs["type"] = option.parse
         group.addoption(option.flag, **kwargs)
         parser.addini(option.ini, f"default for {option.flag}", default=None)
@@ -116,6 +125,8 @@ def _ini_dir(config: pytest.Config) -> Path:
 def _from_cli(option: Option, value: Any, base: Path) -> Any:
     if option.dest == "schedules":
         return tuple(_anchor(v, base) for v in value)
+    if option.repeatable:
+        return tuple(value)
     if option.dest in PATH_FIELDS:
         return base / value
     return value
@@ -124,11 +135,17 @@ def _from_cli(option: Option, value: Any, base: Path) -> Any:
 def _from_ini(option: Option, text: str, base: Path) -> Any:
     if option.dest == "schedules":
         return tuple(_anchor(item, base) for item in text.replace(",", " ").split())
+    if option.repeatable:
+        return tuple(_parse_ini(option, item) for item in text.replace(",", " ").split())
+    value = _parse_ini(option, text)
+    return base / value if option.dest in PATH_FIELDS else value
+
+
+def _parse_ini(option: Option, text: str) -> Any:
     try:
-        value = option.parse(text) if option.parse else text
+        return option.parse(text) if option.parse else text
     except (argparse.ArgumentTypeError, ValueError) as exc:
         raise pytest.UsageError(f"ini key {option.ini} = {text!r}: {exc}") from None
-    return base / value if option.dest in PATH_FIELDS else value
 
 
 def _anchor(pattern: str, base: Path) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from .options import add_options, resolve
 from .schedule import Schedule
-from .session import WORKER_RECORDS, PrunebenchSession
+from .session import WORKER_RECORDS, PrunebenchSession, collapse_policy
 
 if TYPE_CHECKING:
     from .case import CaseResult
@@ -28,7 +28,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     session = PrunebenchSession(config, resolve(config))
     config.stash[SESSION] = session
-    config.addinivalue_line("markers", "prunebench: a pruning case measured on an OpenVINO device")
+    config.addinivalue_line("markers", "prunebench(on_collapse='fail'): a pruning case measured on an OpenVINO "
+                            "device; on_collapse='record' records a collapsed case without failing it")
     for warning in session.start_warnings():
         config.issue_config_time_warning(warning, stacklevel=2)
     if session.settings.device != "CPU" and not hasattr(config, "workerinput"):
@@ -42,10 +43,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("prunebench_schedule", files, ids=session.schedule_ids(files))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:  # `-m prunebench` / `-m "not prunebench"` select the cases
-        if "prunebench" in getattr(item, "fixturenames", ()):
-            item.add_marker("prunebench")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cases = [item for item in items if "prunebench" in getattr(item, "fixturenames", ())]
+    for item in cases:  # `-m prunebench` / `-m "not prunebench"` select the cases
+        item.add_marker("prunebench")
+    config.stash[SESSION].limit_examples(cases)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -65,15 +67,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 class Prunebench:
     """The `prunebench` fixture: `prunebench.run(schedule)` runs one case and returns its CaseResult."""
 
-    def __init__(self, session: PrunebenchSession, node: pytest.Item) -> None:
+    def __init__(self, session: PrunebenchSession, node: pytest.Item, on_collapse: str) -> None:
         self._session = session
         self._node = node
         self.settings = session.settings
+        self.on_collapse = on_collapse
 
     def run(self, schedule: str | Path | Schedule, name: str | None = None) -> CaseResult:
-        return self._session.run_case(self._node, schedule, name)
+        """Run one case. Keeps no per-call state: under hypothesis every example is its own case and record."""
+        return self._session.run_case(self._node, schedule, name, self.on_collapse)
 
 
 @pytest.fixture
 def prunebench(request: pytest.FixtureRequest) -> Prunebench:
-    return Prunebench(request.config.stash[SESSION], request.node)
+    return Prunebench(request.config.stash[SESSION], request.node, collapse_policy(request.node))
+

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .errors import PrunebenchError, ScheduleError
+from .lock import cpu_work
 from .models import INPUT_SHAPE
 from .schedule import PrunerKind, PrunerSpec, Schedule
 
@@ -116,10 +117,15 @@ def thin(model: nn.Module, masks: list[Mask], input_shape: tuple[int, ...] = INP
     Masks are found again as all-zero slices of the current weights: removing one conv's filters also removes
     the next conv's input channels, so indices chosen before thinning no longer line up, but zeros do.
     """
-    import torch_pruning as tp
-
     if not masks:
         return
+    with cpu_work():
+        _thin(model, masks, input_shape)
+
+
+def _thin(model: nn.Module, masks: list[Mask], input_shape: tuple[int, ...]) -> None:
+    import torch_pruning as tp
+
     apply_masks(model, masks)
     was_training = model.training
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape))

@@ -11,7 +11,7 @@ import inspect
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,6 +65,7 @@ THRESHOLD_KEYS = ("min_top1", "max_top1_drop", "max_latency_ms", "min_latency_sp
 SECTION_KEYS = frozenset({"version", "pruners", "extensions", "lr_schedulers", "policies", "regularizers",
                           "quantizers", "prunebench"})
 POLICY_TARGETS = ("pruner", "extension", "lr_scheduler", "regularizer", "quantizer")
+GENERATED_PREFIX = "<generated"  # the `path` of schedules drawn by pytest_prunebench.strategies
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class Thresholds:
     min_latency_speedup: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Schedule:
     name: str
     path: str
@@ -164,6 +165,17 @@ class Schedule:
                 return pruner
         raise KeyError(name)
 
+    @property
+    def generated(self) -> bool:
+        """Drawn by a strategy (named by its configuration), not read from a file."""
+        return self.path.startswith(GENERATED_PREFIX)
+
+    def active(self) -> Schedule:
+        """The same pruning without pruners at sparsity 0 (no-ops that generated schedules carry)."""
+        kept = tuple(p for p in self.pruners if p.desired_sparsity > 0)
+        names = {p.name for p in kept}
+        return replace(self, pruners=kept, pruner_policies=tuple(p for p in self.pruner_policies if p.pruner in names))
+
     def model_hint(self) -> str | None:
         """The model this schedule names: its `prunebench:` section first, then a thinning `arch`."""
         if self.model:
@@ -175,6 +187,14 @@ class Schedule:
         windows = [p.window for p in self.pruner_policies] + [t.window for t in self.thinning]
         lasts = [w.last_epoch() if w.last_epoch() is not None else w.first_epoch() for w in windows]
         return max((e for e in lasts if e is not None), default=-1) + 1
+
+    def __repr__(self) -> str:  # hypothesis shows drawn schedules in failure reports: keep them readable
+        return f"Schedule({self.name!r}, {'; '.join(self.describe()) or 'no pruning'})"
+
+    def describe(self) -> list[str]:
+        """One line per pruner that removes something: name, kind, ranker, sparsity, layers."""
+        return [f"{p.name}: {p.kind} {p.ranker} {p.desired_sparsity:g} ({', '.join(p.layers)})"
+                for p in self.pruners if p.desired_sparsity > 0]
 
     def semantic_hash(self) -> str:
         """A hash of what the schedule does: not its file name, path, comments or warnings."""
@@ -506,3 +526,68 @@ def _opt_str(value: Any) -> str | None:
 
 def _freeze(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+# -- writing ----------------------------------------------------------------------------------------------------
+
+_CLASS_FOR = {ranker: class_name for class_name, ranker in SUPPORTED_PRUNERS.items()}
+_GROUP_TYPE_FOR = {kind: group_type for group_type, kind in GROUP_TYPES.items()}
+
+
+def schedule_document(schedule: Schedule) -> dict[str, Any]:
+    """The Distiller-format document `parse_schedule` reads back into an equal schedule (generated cases are
+    reported this way, so a user can save one as a schedule file and replay it)."""
+    document: dict[str, Any] = {"version": 1, "pruners": {p.name: _pruner_document(p) for p in schedule.pruners}}
+    if schedule.thinning:
+        document["extensions"] = {t.name: _thinning_document(t) for t in schedule.thinning}
+    if schedule.lr_schedulers:
+        document["lr_schedulers"] = {s.name: {"class": s.class_name, **{k: _thaw(v) for k, v in s.kwargs}}
+                                     for s in schedule.lr_schedulers}
+    document["policies"] = (
+        [{"pruner": {"instance_name": p.pruner}, **_window_document(p.window)} for p in schedule.pruner_policies]
+        + [{"extension": {"instance_name": t.name}, **_window_document(t.window)} for t in schedule.thinning]
+        + [{"lr_scheduler": {"instance_name": s.name}, **_window_document(s.window)} for s in schedule.lr_schedulers]
+    )
+    section = {key: getattr(schedule, key) for key in ("model", "dataset", "epochs", "lr")}
+    section.update(asdict(schedule.thresholds))
+    section = {key: value for key, value in section.items() if value is not None}
+    if section:
+        document["prunebench"] = section
+    return document
+
+
+def _pruner_document(pruner: PrunerSpec) -> dict[str, Any]:
+    document = {"class": _CLASS_FOR[pruner.ranker], "group_type": _GROUP_TYPE_FOR[pruner.kind],
+                "desired_sparsity": pruner.desired_sparsity, "weights": [f"module.{layer}.weight"
+                                                                        for layer in pruner.layers]}
+    if pruner.leader:
+        document["group_dependency"] = "Leader"
+    return document
+
+
+def _thinning_document(thinning: ThinningSpec) -> dict[str, Any]:
+    document = {"class": thinning.class_name, "thinning_func_str": thinning.func}
+    document.update({key: value for key in ("arch", "dataset") if (value := getattr(thinning, key)) is not None})
+    return document
+
+
+def _window_document(window: Window) -> dict[str, Any]:
+    if window.epochs is not None:
+        return {"epochs": list(window.epochs)}
+    document: dict[str, Any] = {"starting_epoch": window.starting_epoch}
+    if window.ending_epoch is not None:
+        document["ending_epoch"] = window.ending_epoch
+    if window.frequency != 1:
+        document["frequency"] = window.frequency
+    return document
+
+
+def _thaw(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def schedule_yaml(schedule: Schedule) -> str:
+    """`schedule_document` as YAML text, in the schedule's own order (pruners rank in that order)."""
+    import yaml
+
+    return yaml.safe_dump(schedule_document(schedule), sort_keys=False, default_flow_style=None, width=1000)

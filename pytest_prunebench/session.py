@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .errors import PrunebenchError
-from .schedule import Schedule, find_schedule_files, load_schedule
+from .schedule import Schedule, Thresholds, find_schedule_files, load_schedule, schedule_yaml
 from .settings import Settings
 from .thresholds import threshold_failures
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 
 WORKER_RECORDS = "prunebench_records"
+COLLAPSE_POLICIES = ("fail", "record")  # what a collapsed case does to its test (suites choose with the marker)
 
 
 class PrunebenchWarning(UserWarning):
@@ -68,6 +70,25 @@ class PrunebenchSession:
         stems = [f.stem for f in files]
         return [f.stem if stems.count(f.stem) == 1 else f"{f.parent.name}/{f.stem}" for f in files]
 
+    def limit_examples(self, items: list[pytest.Item]) -> None:
+        """--prunebench-examples N: every hypothesis test among the cases draws N examples.
+
+        Hypothesis has no public way to change one test's settings after decoration; its own pytest plugin sets
+        the same attribute (`_hypothesis_internal_use_settings`) for parametrised tests, so this does too.
+        """
+        if self.settings.examples is None:
+            return
+        tests = {id(f): f for item in items if getattr(f := getattr(item, "obj", None), "is_hypothesis_test", False)}
+        if not tests:
+            return
+        from hypothesis import settings as hypothesis_settings
+
+        for test in tests.values():
+            function = getattr(test, "__func__", test)
+            current = getattr(function, "_hypothesis_internal_use_settings", None) or hypothesis_settings.default
+            function._hypothesis_internal_use_settings = hypothesis_settings(current,
+                                                                             max_examples=self.settings.examples)
+
     # -- cases ------------------------------------------------------------------------------------------------
 
     @property
@@ -84,8 +105,9 @@ class PrunebenchSession:
         return [PrunebenchWarning(f"--wandb-project {self.settings.wandb_project}: W&B logging is not implemented "
                                   f"yet; results go to pytest-benchmark only")]
 
-    def run_case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None) -> CaseResult:
-        """Run one case for a test, record it, then check the schedule's declarative thresholds."""
+    def run_case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None,
+                 on_collapse: str = "fail") -> CaseResult:
+        """Run one case for a test, record it, then check collapse and the schedule's declarative thresholds."""
         try:
             loaded = schedule if isinstance(schedule, Schedule) else load_schedule(schedule)
             suffix = self._record_suffix(node, loaded, name)
@@ -97,16 +119,38 @@ class PrunebenchSession:
         if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
             pytest.fail(error, pytrace=False)
         self.record(self._record(node, result, suffix))
-        failures = threshold_failures(result, loaded.thresholds, loaded.path)
+        failures = self._threshold_failures(result, loaded)
+        if result.collapsed and (on_collapse == "fail" or failures):
+            failures.insert(0, f"{result.name} collapsed when pruned: {result.collapse_reason}; retraining was "
+                               f"skipped (such models never recovered in the seed's runs)"
+                               + ("" if failures else "; to record collapses without failing, mark the suite "
+                                  "`pytest.mark.prunebench(on_collapse=\"record\")`"))
         if failures:
-            pytest.fail("prunebench threshold failed:\n  " + "\n  ".join(failures), pytrace=False)
+            pytest.fail(self._failure_message(loaded, failures), pytrace=False)
         return result
 
+    def _threshold_failures(self, result: CaseResult, schedule: Schedule) -> list[str]:
+        """The schedule's bounds, except where --prunebench-threshold KEY=VALUE sets one for every case."""
+        overrides = dict(self.settings.thresholds)
+        own = replace(schedule.thresholds, **dict.fromkeys(overrides))
+        return (threshold_failures(result, own, schedule.path)
+                + threshold_failures(result, Thresholds(**overrides), "--prunebench-threshold"))
+
+    @staticmethod
+    def _failure_message(schedule: Schedule, failures: list[str]) -> str:
+        message = "prunebench case failed:\n  " + "\n  ".join(failures)
+        if schedule.generated:  # the configuration itself, ready to save as a schedule file and rerun
+            text = schedule_yaml(schedule.active()).rstrip().replace("\n", "\n  ")
+            message += f"\nconfiguration {schedule.name} (pruners at sparsity 0 left out):\n  {text}"
+        return message
+
     def _record_suffix(self, node: pytest.Item, schedule: Schedule, name: str | None) -> str:
-        """'' for a test's first unnamed case, else `::name`: the same names in every run."""
+        """'' for a test's first unnamed case, else `::name`: the same names in every run. A generated schedule
+        is always named by its configuration, so every hypothesis example is its own record."""
         count = self._cases_per_node.get(node.nodeid, 0)
         self._cases_per_node[node.nodeid] = count + 1
-        return "" if name is None and count == 0 else f"::{name or schedule.name}"
+        anonymous = name is None and count == 0 and not schedule.generated
+        return "" if anonymous else f"::{name or schedule.name}"
 
     def _record(self, node: pytest.Item, result: CaseResult, suffix: str) -> dict[str, Any]:
         """A record as plain data, so an xdist worker can hand it to the controller."""
@@ -128,9 +172,10 @@ class PrunebenchSession:
         worker would overwrite the same JSON file.
         """
         if hasattr(self.config, "workerinput"):
-            self.worker_records.append(record)
+            _replace_by_name(self.worker_records, record, lambda r: r["fullname"])
             return
-        self.rows.append({"name": record["name"], **record["extra_info"]})
+        _replace_by_name(self.rows, {"name": record["name"], "fullname": record["fullname"], **record["extra_info"]},
+                         lambda r: r["fullname"])
         benchmarks = getattr(self.config, "_benchmarksession", None)
         if benchmarks is None:
             warnings.warn(PrunebenchWarning("pytest-benchmark is not active (-p no:benchmark?): no record written"),
@@ -143,7 +188,7 @@ class PrunebenchSession:
         metadata = Metadata(source, iterations=1, options=record["options"])
         for sample in record["samples"]:
             metadata.update(sample)
-        benchmarks.benchmarks.append(metadata)
+        _replace_by_name(benchmarks.benchmarks, metadata, lambda m: m.fullname)
 
     def worker_finished(self, workeroutput: dict[str, Any]) -> None:
         for record in workeroutput.get(WORKER_RECORDS, []):
@@ -167,11 +212,11 @@ class PrunebenchSession:
     def terminal_summary(self, reporter: Any) -> None:
         if not self.rows:
             return
-        reporter.write_sep("-", f"prunebench: {len(self.rows)} case(s) on {self.settings.device}")
+        collapsed = sum(1 for row in self.rows if row["collapsed"])
+        reporter.write_sep("-", f"prunebench: {len(self.rows)} case(s) on {self.settings.device}, "
+                                f"{collapsed} collapsed")
         header = ("case", "top1 %", "dense %", "latency ms", "speed-up", "MAC speed-up", "params", "ONNX KB")
-        rows = [(r["name"], f"{r['top1']:.2f}", f"{r['top1_dense']:.2f}", f"{r['latency_ms']:.3f}",
-                 f"{r['latency_speedup']:.2f}x", f"{r['mac_speedup']:.2f}x", f"{r['params']:,}",
-                 f"{r['onnx_bytes'] / 1024:.0f}") for r in sorted(self.rows, key=lambda row: row["name"])]
+        rows = [_summary_cells(r) for r in sorted(self.rows, key=lambda row: row["name"])]
         widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
         for row in (header, *rows):
             cells = [row[0].ljust(widths[0])]
@@ -180,3 +225,32 @@ class PrunebenchSession:
         precision = sorted({r["precision"] for r in self.rows})
         reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
                             f"timed interleaved in each case's window")
+
+
+def collapse_policy(node: pytest.Item) -> str:
+    """`on_collapse` from the closest `prunebench` marker that sets it (test, class or module)."""
+    for marker in node.iter_markers("prunebench"):
+        unknown = sorted(set(marker.kwargs) - {"on_collapse"})
+        if unknown or marker.args:
+            pytest.fail(f"{node.nodeid}: pytest.mark.prunebench takes only on_collapse=..., got "
+                        f"{', '.join(unknown) or marker.args}", pytrace=False)
+        if "on_collapse" in marker.kwargs:
+            policy = marker.kwargs["on_collapse"]
+            if policy not in COLLAPSE_POLICIES:
+                pytest.fail(f"{node.nodeid}: pytest.mark.prunebench(on_collapse={policy!r}): use one of "
+                            f"{', '.join(map(repr, COLLAPSE_POLICIES))}", pytrace=False)
+            return policy
+    return "fail"
+
+
+def _summary_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    return (row["name"] + (" [collapsed]" if row["collapsed"] else ""), f"{row['top1']:.2f}",
+            f"{row['top1_dense']:.2f}", f"{row['latency_ms']:.3f}", f"{row['latency_speedup']:.2f}x",
+            f"{row['mac_speedup']:.2f}x", f"{row['params']:,}", f"{row['onnx_bytes'] / 1024:.0f}")
+
+
+def _replace_by_name(items: list[Any], item: Any, name: Callable[[Any], str]) -> None:
+    """Append, dropping an earlier entry of the same name: hypothesis replays examples (shrinking, the example
+    database), and a case run twice is one record, the latest."""
+    items[:] = [existing for existing in items if name(existing) != name(item)]
+    items.append(item)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import DataSpec, parse_data_spec
+from .lock import GATE_MODES
+from .schedule import THRESHOLD_KEYS
 
 BUILTIN_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO INFERENCE_PRECISION_HINT values
@@ -55,6 +57,28 @@ def positive_float(text: str) -> float:
     return value
 
 
+def threshold(text: str) -> tuple[str, float]:
+    """`KEY=VALUE` with a threshold key of the schedules' `prunebench:` section, e.g. `min_top1=90`."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or key not in THRESHOLD_KEYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with KEY one of {', '.join(THRESHOLD_KEYS)}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {value.strip()!r} is not a number") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"{text!r}: the bound must be a finite number")
+    return key, number
+
+
+def gate_mode(text: str) -> str:
+    value = text.strip().lower()
+    if value not in GATE_MODES:
+        raise argparse.ArgumentTypeError(f"{text!r}: use auto (on for devices that share the host CPU), on or off")
+    return value
+
+
 def data_spec(text: str) -> DataSpec:
     try:
         return parse_data_spec(text)
@@ -91,6 +115,8 @@ class Settings:
     wandb_project: str | None = None
     schedules: tuple[str, ...] = ("schedules/",)
     epochs: int | None = None  # None: each schedule's own
+    examples: int | None = None  # None: each generated suite's own max_examples
+    thresholds: tuple[tuple[str, float], ...] = ()  # for every case, over the schedules' own
     data: DataSpec | None = None  # None: the schedule's dataset, else digits
     model: str | None = None  # None: the model the schedule names
     precision: str | None = None  # None: the device's default
@@ -101,6 +127,7 @@ class Settings:
     lr: float = 0.01  # fine-tuning: 0.05 left pruned ResNets 4-20 points short after 3 epochs
     lock_path: Path | None = None  # None: one per device in the temp dir
     lock_timeout: float = 900.0
+    host_gate: str = "auto"  # auto: measurements pause other processes' CPU work when the device shares the host
     artifacts: Path = Path(".prunebench/artifacts")
     cache: Path = Path(".prunebench/cache")
     root: Path = Path(".")

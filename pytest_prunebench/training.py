@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Dataset
+from .lock import cpu_work
 from .models import evaluating
 from .pruning import Mask, apply_masks, rank_pruner, thin
 from .schedule import LRSchedulerSpec, Schedule
@@ -32,6 +33,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     batch_size: int = 128
     seed: int = 0
+    stop_on_collapse: bool = True  # skip retraining a model that collapsed when pruned (see EvalResult)
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,17 @@ class EvalResult:
     loss: float
     distinct_predictions: int
 
+    def collapse_reason(self, num_classes: int) -> str | None:
+        """Why this model counts as collapsed, or None. The seed's finding: a pruned model predicting a single
+        class, or at exactly chance (100/n), never recovered in retraining."""
+        if self.distinct_predictions <= 1:
+            return f"it predicts a single class for every image (top1 {self.top1:.2f}%)"
+        if abs(self.top1 - 100.0 / num_classes) < 1e-9:
+            return f"its top1 {self.top1:.2f}% is exactly chance (100/{num_classes})"
+        return None
+
     def collapsed(self, num_classes: int) -> bool:
-        """The seed's finding: a model at exactly chance (100/n) or predicting one class never recovered."""
-        return self.distinct_predictions <= 1 or abs(self.top1 - 100.0 / num_classes) < 1e-9
+        return self.collapse_reason(num_classes) is not None
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class RetrainOutcome:
     history: list[EpochRecord] = field(default_factory=list)
     pruned_eval: EvalResult | None = None  # right after the first pruning, before any retraining
     masks: list[Mask] = field(default_factory=list)
+    stopped_at: int | None = None  # the epoch retraining stopped at because the pruned model collapsed
 
 
 @torch.no_grad()
@@ -73,7 +84,8 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
     loss_sum = 0.0
     predictions = set()
     for start in range(0, len(x), batch_size):
-        logits = model(x[start:start + batch_size])
+        with cpu_work():
+            logits = model(x[start:start + batch_size])
         target = y[start:start + batch_size]
         loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
@@ -93,12 +105,13 @@ def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimize
     loss_sum, seen = 0.0, 0
     for start in range(0, len(order), config.batch_size):
         batch = order[start:start + config.batch_size]
-        loss = F.cross_entropy(model(data.train_x[batch]), data.train_y[batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if after_step is not None:
-            after_step()
+        with cpu_work():  # a safe point per step: a measurement on this host pauses training here
+            loss = F.cross_entropy(model(data.train_x[batch]), data.train_y[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if after_step is not None:
+                after_step()
         loss_sum += loss.item() * len(batch)
         seen += len(batch)
     return loss_sum / max(seen, 1)
@@ -174,6 +187,7 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
     optimizer = _sgd(model, config, config.lr)
     lr_schedules = _LRSchedules(schedule.lr_schedulers, optimizer)
     pending: list[Mask] = []  # masked but not yet thinned
+    fired_so_far: set[str] = set()
 
     def reapply_masks() -> None:
         apply_masks(model, pending)
@@ -198,6 +212,13 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
         if fired and outcome.pruned_eval is None:
             outcome.pruned_eval = evaluate(model, data.test_x, data.test_y)
             progress(f"pruned at epoch {epoch}: top1 {outcome.pruned_eval.top1:.2f}% before retraining")
+            reason = outcome.pruned_eval.collapse_reason(data.num_classes)
+            if reason and config.stop_on_collapse:
+                progress(f"collapsed: {reason}; retraining skipped")
+                pending.extend(_prune_the_rest(model, schedule, fired_so_far | {p.pruner for p in fired}))
+                outcome.stopped_at = epoch
+                break
+        fired_so_far.update(p.pruner for p in fired)
         # Phase 3: one epoch of training, masks re-applied after every step.
         lr = optimizer.param_groups[0]["lr"]
         loss = train_epoch(model, data, optimizer, config, epoch, after_step=reapply_masks if pending else None)
@@ -211,8 +232,16 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
                  f"lr {lr:.4g}, {seconds:.1f} s")
     if pending:  # the timeline ended before its thinning epoch: thin anyway, latency must reflect the pruning
         thin(model, pending)
-    _warn_unfired(schedule, config.epochs)
+    if outcome.stopped_at is None:  # a stopped timeline pruned every pruner to its target
+        _warn_unfired(schedule, config.epochs)
     return outcome
+
+
+def _prune_the_rest(model: nn.Module, schedule: Schedule, fired: set[str]) -> list[Mask]:
+    """Pruners a stopped timeline never reached, straight to their targets: latency reflects the whole schedule."""
+    masks = [mask for pruner in schedule.pruners if pruner.name not in fired for mask in rank_pruner(model, pruner)]
+    apply_masks(model, masks)
+    return masks
 
 
 def _warn_unfired(schedule: Schedule, epochs: int) -> None:

@@ -43,7 +43,8 @@ def test_masks_hold_through_training_until_the_thinning_epoch(tmp_path: Path, sy
             weight = model.layer1[0].conv1.weight
             seen.append(int((weight.detach().abs().amax(dim=(1, 2, 3)) == 0).sum()))
 
-    outcome = retrain(model, schedule, synthetic, TrainConfig(epochs=2), after_epoch_zero)
+    # An untrained model predicts one class: collapse detection would stop it before it trains at all.
+    outcome = retrain(model, schedule, synthetic, TrainConfig(epochs=2, stop_on_collapse=False), after_epoch_zero)
     assert seen == [8]  # still 16 filters after epoch 0, of which floor(0.5 * 16) = 8 held at zero
     assert model.layer1[0].conv1.out_channels == 8  # thinned at epoch 1
     assert [m.layer for m in outcome.masks] == ["layer1.0.conv1", "layer2.1.conv1"]
@@ -57,3 +58,19 @@ def test_evaluate_leaves_the_model_in_the_mode_it_found(synthetic: Dataset) -> N
     model.eval()
     evaluate(model, synthetic.test_x[:8], synthetic.test_y[:8])
     assert not model.training
+
+
+def test_a_model_that_collapses_when_pruned_is_not_retrained(tmp_path: Path, synthetic: Dataset) -> None:
+    delayed = FILTERS_SCHEDULE.replace("  - extension: {instance_name: net_thinner}\n    epochs: [0]",
+                                       "  - extension: {instance_name: net_thinner}\n    epochs: [1]")
+    schedule = load_schedule(write_schedules(tmp_path, delayed=delayed) / "delayed.yaml")
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)  # untrained: it predicts a single class, as a collapsed model does
+    lines: list[str] = []
+    outcome = retrain(model, schedule, synthetic, TrainConfig(epochs=3), lines.append)
+
+    assert outcome.pruned_eval is not None and outcome.pruned_eval.collapsed(10)
+    assert outcome.stopped_at == 0 and outcome.history == []  # not one epoch of retraining
+    assert any(line.startswith("collapsed: it predicts a single class") for line in lines), lines
+    # Thinning was due at epoch 1: the stopped timeline still thins, so latency reflects the schedule.
+    assert model.layer1[0].conv1.out_channels == 8 and model.layer2[1].conv1.out_channels == 16

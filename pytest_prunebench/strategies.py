@@ -1,0 +1,215 @@
+"""Hypothesis strategies that draw pruning configurations as the same `Schedule` objects the YAML parser makes.
+
+A drawn configuration is a Distiller document, parsed by `parse_schedule`: every downstream stage (pruning,
+thinning, retraining, records) is the one YAML schedules go through, and a failing configuration can be
+printed as a schedule file.
+
+    from hypothesis import given
+    from pytest_prunebench.strategies import SEARCH_SETTINGS, pruning_schedules
+
+    @SEARCH_SETTINGS
+    @given(schedule=pruning_schedules("resnet56", prunebench={"epochs": 0}))
+    def test_rapid(prunebench, schedule):
+        prunebench.run(schedule)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from .schedule import GENERATED_PREFIX, GROUP_TYPES, SUPPORTED_PRUNERS, PrunerKind, Ranker, Schedule, parse_schedule
+
+if TYPE_CHECKING:
+    from torch import nn
+
+GroupBy = Literal["layer", "block", "stage"]
+KINDS: tuple[PrunerKind, ...] = ("filters", "channels")
+RANKERS: tuple[Ranker, ...] = ("l1", "l2")
+# A residual block's inner width, ranked on either side: the first conv's filters or the second conv's input
+# channels. Neither touches the residual stream, so every draw thins cleanly.
+DEFAULT_LAYERS: Mapping[PrunerKind, tuple[str, ...]] = {"filters": ("layer*.*.conv1",),
+                                                        "channels": ("layer*.*.conv2",)}
+
+# For suites: cases take seconds, so no deadline; the `prunebench` fixture is function-scoped but keeps no
+# per-example state (every example is its own case, named by its configuration), so the health check about
+# function-scoped fixtures does not apply; drawing a configuration is cheap, running it is not (too_slow).
+SEARCH_SETTINGS = settings(
+    deadline=None,
+    max_examples=20,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    """Convs that prune together under one pruner: per kind, the layers that pruner ranks."""
+
+    name: str
+    layers: tuple[tuple[PrunerKind, tuple[str, ...]], ...]
+
+    def kinds(self) -> tuple[PrunerKind, ...]:
+        return tuple(kind for kind, _layers in self.layers)
+
+    def layers_for(self, kind: PrunerKind) -> tuple[str, ...]:
+        return dict(self.layers)[kind]
+
+
+def _group_key(layer: str, group_by: GroupBy) -> str:
+    if group_by == "layer":
+        return layer
+    if group_by == "block":
+        return layer.rsplit(".", 1)[0]
+    return layer.split(".", 1)[0]
+
+
+def _input_convs(model: nn.Module) -> set[str]:
+    """Convs that read the model's input: their input channels are the image's, never prunable."""
+    import torch
+    from torch import nn
+
+    from .models import INPUT_SHAPE, evaluating
+
+    image = torch.zeros(1, *INPUT_SHAPE)
+    readers: set[str] = set()
+    handles = [module.register_forward_pre_hook(lambda _m, args, name=name: readers.add(name) if args[0] is image
+                                                else None)
+               for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
+    try:
+        with evaluating(model), torch.no_grad():
+            model(image)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return readers
+
+
+@lru_cache(maxsize=32)
+def _conv_names(model_name: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    from torch import nn
+
+    from .models import build_model
+
+    model = build_model(model_name, 10)
+    convs = tuple(name for name, module in model.named_modules()
+                  if isinstance(module, nn.Conv2d) and module.groups == 1)
+    return convs, frozenset(_input_convs(model))
+
+
+def _patterns_per_kind(layers: Sequence[str] | Mapping[str, Sequence[str]] | None,
+                       kinds: Sequence[str]) -> dict[PrunerKind, tuple[str, ...]]:
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {tuple(kinds)!r}")
+    if layers is None:
+        layers = DEFAULT_LAYERS
+    if isinstance(layers, str):
+        raise ValueError(f"layers must be a list of name patterns, got the string {layers!r}")
+    if isinstance(layers, Mapping):
+        extra = sorted(set(layers) - set(KINDS))
+        if extra:
+            raise ValueError(f"layers: unknown kind {extra[0]!r} (kinds are {KINDS})")
+        return {kind: tuple(layers.get(kind, ())) for kind in kinds}  # type: ignore[misc]
+    return {kind: tuple(layers) for kind in kinds}  # type: ignore[misc]
+
+
+def layer_groups(model: str = "resnet20", layers: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+                 kinds: Sequence[str] = KINDS, group_by: GroupBy = "block") -> tuple[LayerGroup, ...]:
+    """The prunable groups of a model: its convs matching `layers` (fnmatch patterns, for every kind or per
+    kind), grouped by layer, residual block (`layer3.2`) or stage (`layer3`), in model order."""
+    from .settings import canonical_model_name
+
+    if group_by not in ("layer", "block", "stage"):
+        raise ValueError(f"group_by must be 'layer', 'block' or 'stage', got {group_by!r}")
+    patterns = _patterns_per_kind(layers, kinds)
+    convs, input_convs = _conv_names(canonical_model_name(model))
+    grouped: dict[str, dict[PrunerKind, list[str]]] = {}
+    for conv in convs:
+        for kind, kind_patterns in patterns.items():
+            if kind == "channels" and conv in input_convs:
+                continue
+            if any(fnmatch.fnmatchcase(conv, pattern) for pattern in kind_patterns):
+                grouped.setdefault(_group_key(conv, group_by), {}).setdefault(kind, []).append(conv)
+    if not grouped:
+        raise ValueError(f"no conv of {model} matches layers={patterns!r} (list them with `prunebench layers "
+                         f"{model}`)")
+    return tuple(LayerGroup(name, tuple((kind, tuple(found)) for kind, found in by_kind.items()))
+                 for name, by_kind in grouped.items())
+
+
+def sparsities(max_sparsity: float = 0.9, step: float = 0.02) -> st.SearchStrategy[float]:
+    """Multiples of `step` in (0, max_sparsity]: the seed's 0.02-wide bins. Shrinks toward `step`."""
+    if not 0 < step <= max_sparsity < 1:
+        raise ValueError(f"need 0 < step <= max_sparsity < 1, got step={step}, max_sparsity={max_sparsity}")
+    levels = int(round(max_sparsity / step, 9))
+    return st.integers(1, levels).map(lambda level: round(level * step, 10))
+
+
+@st.composite
+def _documents(draw: st.DrawFn, model: str, groups: tuple[LayerGroup, ...], rankers: tuple[Ranker, ...],
+               sparsity: st.SearchStrategy[float], min_groups: int, max_groups: int | None,
+               prunebench: Mapping[str, Any]) -> dict[str, Any]:
+    active = draw(st.sets(st.sampled_from([g.name for g in groups]), min_size=min_groups, max_size=max_groups))
+    class_for = {ranker: name for name, ranker in SUPPORTED_PRUNERS.items()}
+    group_type_for = {kind: name for name, kind in GROUP_TYPES.items()}
+    pruners: dict[str, Any] = {}
+    for group in groups:  # every group is a pruner, at 0 when not drawn: each record has every group's sparsity
+        on = group.name in active
+        kind = draw(st.sampled_from(group.kinds())) if on else group.kinds()[0]
+        ranker = draw(st.sampled_from(rankers)) if on else rankers[0]
+        pruners[group.name] = {
+            "class": class_for[ranker], "group_type": group_type_for[kind],
+            "desired_sparsity": draw(sparsity) if on else 0.0,
+            "weights": [f"module.{layer}.weight" for layer in group.layers_for(kind)],
+        }
+    return {
+        "version": 1,
+        "pruners": pruners,
+        "policies": [{"pruner": {"instance_name": name}, "epochs": [0]} for name in pruners],
+        "prunebench": {"model": model, **prunebench},
+    }
+
+
+def pruning_documents(model: str = "resnet20", *, layers: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+                      kinds: Sequence[str] = KINDS, rankers: Sequence[str] = RANKERS, group_by: GroupBy = "block",
+                      max_sparsity: float = 0.9, step: float = 0.02, min_groups: int = 1,
+                      max_groups: int | None = None,
+                      prunebench: Mapping[str, Any] | None = None) -> st.SearchStrategy[dict[str, Any]]:
+    """Distiller documents: a subset of the model's layer groups (min_groups..max_groups of them), each with a
+    drawn kind, ranker and sparsity; the other groups at sparsity 0. `prunebench` is the schedule's
+    `prunebench:` section (epochs, lr, thresholds such as min_top1 or max_latency_ms)."""
+    bad_rankers = sorted(set(rankers) - set(RANKERS))
+    if bad_rankers or not rankers:
+        raise ValueError(f"rankers must be a non-empty subset of {RANKERS}, got {tuple(rankers)!r}")
+    sparsity = sparsities(max_sparsity, step)
+    section = dict(prunebench or {})
+    if "model" in section:
+        raise ValueError("prunebench: give the model as the strategy's first argument, not in the section")
+
+    def build() -> st.SearchStrategy[dict[str, Any]]:
+        groups = layer_groups(model, layers, kinds, group_by)
+        top = len(groups) if max_groups is None else max_groups
+        if not 1 <= min_groups <= top <= len(groups):
+            raise ValueError(f"need 1 <= min_groups <= max_groups <= {len(groups)} (the groups of {model}), "
+                             f"got min_groups={min_groups}, max_groups={max_groups}")
+        return _documents(model, groups, tuple(rankers), sparsity, min_groups, top, section)  # type: ignore[arg-type]
+
+    return st.deferred(build)  # builds the model (torch) at the first draw, not when a suite is imported
+
+
+def to_schedule(document: Mapping[str, Any]) -> Schedule:
+    """Parse a drawn document; its name is a stable hash of what it does (the same in every run)."""
+    draft = parse_schedule(document, f"{GENERATED_PREFIX}>", name="draft")
+    name = f"cfg-{draft.semantic_hash()[:12]}"
+    return replace(draft, name=name, path=f"{GENERATED_PREFIX} {name}>")
+
+
+def pruning_schedules(model: str = "resnet20", **options: Any) -> st.SearchStrategy[Schedule]:
+    """`pruning_documents(model, **options)` parsed into schedules: see there for the options."""
+    return pruning_documents(model, **options).map(to_schedule)
