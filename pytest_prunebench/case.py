@@ -216,7 +216,9 @@ class CaseRunner:
         model = copy.deepcopy(dense.model)
         check_layers(schedule, model, model_name)
         epochs = self.epochs(schedule)
-        self.progress(f"{name}: {len(schedule.pruners)} pruner(s) on {model_name}, {epochs} retraining epoch(s)")
+        active = len(schedule.active().pruners)
+        pruners = f"{active}" if active == len(schedule.pruners) else f"{active} of {len(schedule.pruners)}"
+        self.progress(f"{name}: {pruners} pruner(s) on {model_name}, {epochs} retraining epoch(s)")
         stop = stop_on_collapse and dense.collapse_reason is None
         pruned = self._prune_and_retrain(model, schedule, data, epochs, stop, name)
         laps.lap("prune_retrain")

@@ -536,7 +536,8 @@ _GROUP_TYPE_FOR = {kind: group_type for group_type, kind in GROUP_TYPES.items()}
 
 def schedule_document(schedule: Schedule) -> dict[str, Any]:
     """The Distiller-format document `parse_schedule` reads back into an equal schedule (generated cases are
-    reported this way, so a user can save one as a schedule file and replay it)."""
+    reported this way, so a user can save one as a schedule file and replay it). Entries no policy uses are
+    left out: they do nothing, so the document reads back without their warnings."""
     document: dict[str, Any] = {"version": 1, "pruners": {p.name: _pruner_document(p) for p in schedule.pruners}}
     if schedule.thinning:
         document["extensions"] = {t.name: _thinning_document(t) for t in schedule.thinning}

@@ -122,11 +122,19 @@ def _patterns_per_kind(layers: Sequence[str] | Mapping[str, Sequence[str]] | Non
 def layer_groups(model: str = "resnet20", layers: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
                  kinds: Sequence[str] = KINDS, group_by: GroupBy = "block") -> tuple[LayerGroup, ...]:
     """The prunable groups of a model: its convs matching `layers` (fnmatch patterns, for every kind or per
-    kind), grouped by layer, residual block (`layer3.2`) or stage (`layer3`), in model order."""
+    kind), grouped by layer, residual block (`layer3.2`) or stage (`layer3`), in model order.
+
+    Groups must not couple: two groups that remove the same channels (a conv's filters and its consumer's
+    input channels) add their sparsities up and can empty a layer, which fails the case with a clear error.
+    """
     from .settings import canonical_model_name
 
     if group_by not in ("layer", "block", "stage"):
         raise ValueError(f"group_by must be 'layer', 'block' or 'stage', got {group_by!r}")
+    if group_by == "layer" and layers is None and len(set(kinds)) > 1:
+        raise ValueError("group_by='layer' with the default layers would make a block's conv1 filters and conv2 "
+                         "channels two groups, but they are the same channels: use group_by='block', one kind, "
+                         "or layers=... naming convs whose structures are not coupled")
     patterns = _patterns_per_kind(layers, kinds)
     convs, input_convs = _conv_names(canonical_model_name(model))
     grouped: dict[str, dict[PrunerKind, list[str]]] = {}

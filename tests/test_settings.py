@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,17 +12,22 @@ from typing import Any
 import pytest
 
 from pytest_prunebench.data import DataSpec
+from pytest_prunebench.lock import GATE_MODES
+from pytest_prunebench.plugin import SESSION
+from pytest_prunebench.schedule import THRESHOLD_KEYS
 from pytest_prunebench.settings import (
     BUILTIN_MODELS,
     PRECISIONS,
     Settings,
     data_spec,
     device_name,
+    gate_mode,
     model_name,
     non_negative_int,
     positive_float,
     positive_int,
     precision,
+    threshold,
 )
 
 # --- good values parse to the right value -----------------------------------------------------------------------
@@ -54,6 +60,14 @@ from pytest_prunebench.settings import (
         (precision, " F16 ", "f16"),
         (data_spec, "digits", DataSpec("digits")),
         (data_spec, "Synthetic", DataSpec("synthetic")),
+        (threshold, "min_top1=90", ("min_top1", 90.0)),
+        (threshold, "max_latency_ms=2.5", ("max_latency_ms", 2.5)),
+        (threshold, " max_top1_drop = 1 ", ("max_top1_drop", 1.0)),
+        (threshold, "min_latency_speedup=1e0", ("min_latency_speedup", 1.0)),
+        (threshold, "min_top1=-5", ("min_top1", -5.0)),  # a bound, not a count: any finite number
+        (gate_mode, "auto", "auto"),
+        (gate_mode, "on", "on"),
+        (gate_mode, " OFF ", "off"),
     ],
 )
 def test_good_values_parse(parse: Callable[[str], Any], text: str, expected: Any) -> None:
@@ -123,6 +137,17 @@ def test_model_name_aliases_and_factories(text: str, expected: str) -> None:
         (model_name, "my-pkg:factory", "'my-pkg:factory'"),
         (model_name, "pkg.mod:fac:tory", "'pkg.mod:fac:tory'"),
         (model_name, "", "''"),
+        (threshold, "max_speed=3", "'max_speed=3'"),
+        (threshold, "min_top1", "'min_top1'"),  # no "="
+        (threshold, "=90", "'=90'"),
+        (threshold, "min_top1=fast", "'min_top1=fast'"),
+        (threshold, "min_top1=", "'min_top1='"),
+        (threshold, "min_top1=inf", "'min_top1=inf'"),
+        (threshold, "max_latency_ms=nan", "'max_latency_ms=nan'"),
+        (threshold, "MIN_TOP1=90", "'MIN_TOP1=90'"),
+        (gate_mode, "maybe", "'maybe'"),
+        (gate_mode, "", "''"),
+        (gate_mode, "true", "'true'"),
     ],
 )
 def test_bad_values_are_refused_naming_the_value(parse: Callable[[str], Any], text: str, named: str) -> None:
@@ -184,3 +209,124 @@ def test_settings_replace_makes_a_new_object() -> None:
     settings = Settings()
     changed = dataclasses.replace(settings, device="GPU.1")
     assert (settings.device, changed.device) == ("CPU", "GPU.1")
+
+
+# --- thresholds and the host gate mode ----------------------------------------------------------------------------
+
+
+def test_threshold_values_are_floats() -> None:
+    key, value = threshold("min_top1=90")
+    assert (key, value, type(value)) == ("min_top1", 90.0, float)
+
+
+def test_unknown_threshold_key_message_lists_the_keys() -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as info:
+        threshold("top1=90")
+    assert all(key in str(info.value) for key in THRESHOLD_KEYS)
+
+
+def test_bad_threshold_number_is_named_on_its_own() -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'min_top1=ninety': 'ninety' is not a number"):
+        threshold("min_top1=ninety")
+    with pytest.raises(argparse.ArgumentTypeError, match="finite number"):
+        threshold("max_latency_ms=-inf")
+
+
+def test_bad_gate_mode_message_lists_the_modes() -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as info:
+        gate_mode("sometimes")
+    assert all(mode in str(info.value) for mode in GATE_MODES)
+
+
+# --- option resolution in pytest runs -----------------------------------------------------------------------------
+
+
+def resolved(pytester: pytest.Pytester, *args: str) -> Settings:
+    """The Settings a pytest run with `args` resolves (pytest_configure has run, nothing is collected)."""
+    config = pytester.parseconfigure(*args)
+    return config.stash[SESSION].settings
+
+
+def assert_one_line_usage_error(result: pytest.RunResult, option: str, expected: str) -> None:
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stderr.str()
+    output = result.stderr.str() + result.stdout.str()
+    assert "Traceback" not in output
+    lines = [line for line in result.stderr.lines if option in line]
+    assert len(lines) == 1, result.stderr.str()
+    assert fnmatch.fnmatch(lines[0], expected), lines[0]
+
+
+def test_repeated_threshold_options_collect_in_order(pytester: pytest.Pytester) -> None:
+    settings = resolved(pytester, "--prunebench-threshold", "max_latency_ms=2",
+                        "--prunebench-threshold", "min_top1=50")
+    assert settings.thresholds == (("max_latency_ms", 2.0), ("min_top1", 50.0))
+    assert settings.examples is None
+    assert settings.host_gate == "auto"
+
+
+def test_examples_and_host_gate_options_resolve(pytester: pytest.Pytester) -> None:
+    settings = resolved(pytester, "--prunebench-examples", "3", "--prunebench-host-gate", "OFF")
+    assert (settings.examples, settings.host_gate) == (3, "off")
+    assert settings.thresholds == ()
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "expected"),
+    [
+        (["--prunebench-examples", "0"], "--prunebench-examples", "*--prunebench-examples: '0' must be at least 1"),
+        (["--prunebench-examples", "many"], "--prunebench-examples",
+         "*--prunebench-examples: 'many' is not a whole number"),
+        (["--prunebench-host-gate", "maybe"], "--prunebench-host-gate",
+         "*--prunebench-host-gate: 'maybe': use auto (on for devices that share the host CPU), on or off"),
+        (["--prunebench-threshold", "min_top1"], "--prunebench-threshold",
+         "*--prunebench-threshold: 'min_top1' is not KEY=VALUE with KEY one of min_top1, *"),
+        (["--prunebench-threshold", "max_latency_ms=inf"], "--prunebench-threshold",
+         "*--prunebench-threshold: 'max_latency_ms=inf': the bound must be a finite number"),
+    ],
+)
+def test_bad_new_option_values_are_one_line_usage_errors(pytester: pytest.Pytester, args: list[str], option: str,
+                                                        expected: str) -> None:
+    pytester.makepyfile(test_x="def test_x(): pass")
+    assert_one_line_usage_error(pytester.runpytest(*args), option, expected)
+
+
+def test_threshold_and_examples_ini_keys_resolve(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nprunebench_thresholds = min_top1=90 max_latency_ms=3\nprunebench_examples = 7\n"
+                     "prunebench_host_gate = on\n")
+    settings = resolved(pytester)
+    assert settings.thresholds == (("min_top1", 90.0), ("max_latency_ms", 3.0))
+    assert settings.examples == 7
+    assert settings.host_gate == "on"
+
+
+def test_threshold_ini_key_in_pyproject_takes_comma_separated_values(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nprunebench_thresholds = "min_top1=90, max_latency_ms=3"\n'
+                               'prunebench_examples = "2"\n')
+    settings = resolved(pytester)
+    assert settings.thresholds == (("min_top1", 90.0), ("max_latency_ms", 3.0))
+    assert settings.examples == 2
+
+
+def test_command_line_thresholds_replace_the_ini_ones(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nprunebench_thresholds = min_top1=90 max_latency_ms=3\nprunebench_examples = 7\n")
+    settings = resolved(pytester, "--prunebench-threshold", "min_top1=10", "--prunebench-examples", "1")
+    assert settings.thresholds == (("min_top1", 10.0),)
+    assert settings.examples == 1
+
+
+@pytest.mark.parametrize(
+    ("ini", "expected"),
+    [
+        ("prunebench_thresholds = min_top1=90 speed=3",
+         "*ini key prunebench_thresholds = 'speed=3': 'speed=3' is not KEY=VALUE*"),
+        ("prunebench_examples = 0", "*ini key prunebench_examples = '0': '0' must be at least 1*"),
+        ("prunebench_host_gate = maybe", "*ini key prunebench_host_gate = 'maybe': 'maybe': use auto*"),
+    ],
+)
+def test_bad_new_ini_values_name_the_key(pytester: pytest.Pytester, ini: str, expected: str) -> None:
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stderr.str()
+    result.stderr.fnmatch_lines([expected])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
