@@ -120,11 +120,8 @@ class PrunebenchSession:
             pytest.fail(error, pytrace=False)
         self.record(self._record(node, result, suffix))
         failures = self._threshold_failures(result, loaded)
-        if result.collapsed and (on_collapse == "fail" or failures):
-            failures.insert(0, f"{result.name} collapsed when pruned: {result.collapse_reason}; retraining was "
-                               f"skipped (such models never recovered in the seed's runs)"
-                               + ("" if failures else "; to record collapses without failing, mark the suite "
-                                  "`pytest.mark.prunebench(on_collapse=\"record\")`"))
+        if result.collapsed and (on_collapse == "fail" or failures):  # a recorded collapse explains other misses
+            failures.insert(0, _collapse_line(result, hint=on_collapse == "fail"))
         if failures:
             pytest.fail(self._failure_message(loaded, failures), pytrace=False)
         return result
@@ -241,6 +238,15 @@ def collapse_policy(node: pytest.Item) -> str:
                             f"{', '.join(map(repr, COLLAPSE_POLICIES))}", pytrace=False)
             return policy
     return "fail"
+
+
+def _collapse_line(result: CaseResult, hint: bool) -> str:
+    retraining = "retraining was skipped" if result.epochs else "no retraining was scheduled"
+    line = (f"{result.name} collapsed when pruned: {result.collapse_reason}; {retraining} (such models never "
+            f"recovered in the seed's runs)")
+    if hint:
+        line += "; to record collapses without failing, mark the suite `pytest.mark.prunebench(on_collapse=\"record\")`"
+    return line
 
 
 def _summary_cells(row: dict[str, Any]) -> tuple[str, ...]:

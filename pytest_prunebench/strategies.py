@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from .schedule import GENERATED_PREFIX, GROUP_TYPES, SUPPORTED_PRUNERS, PrunerKind, Ranker, Schedule, parse_schedule
@@ -40,10 +40,12 @@ DEFAULT_LAYERS: Mapping[PrunerKind, tuple[str, ...]] = {"filters": ("layer*.*.co
 # For suites: cases take seconds, so no deadline; the `prunebench` fixture is function-scoped but keeps no
 # per-example state (every example is its own case, named by its configuration), so the health check about
 # function-scoped fixtures does not apply; drawing a configuration is cheap, running it is not (too_slow).
+# The explain phase is left out: it reruns a failing case dozens of times to annotate it, each a full case.
 SEARCH_SETTINGS = settings(
     deadline=None,
     max_examples=20,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 
 

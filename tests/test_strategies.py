@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NonInteractiveExampleWarning
 
@@ -37,6 +37,7 @@ from pytest_prunebench.strategies import (
     DEFAULT_LAYERS,
     KINDS,
     RANKERS,
+    SEARCH_SETTINGS,
     LayerGroup,
     layer_groups,
     pruning_documents,
@@ -427,3 +428,9 @@ def test_a_drawn_schedule_prunes_resnet20(schedule: Schedule) -> None:
     else:
         assert pruned == dense
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_search_settings_leave_out_the_explain_phase() -> None:
+    # Explaining a failure reruns it dozens of times, and every run is a full case of seconds or minutes.
+    assert Phase.explain not in SEARCH_SETTINGS.phases and Phase.shrink in SEARCH_SETTINGS.phases
+    assert SEARCH_SETTINGS.deadline is None
