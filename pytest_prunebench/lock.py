@@ -104,8 +104,8 @@ class HostGate:
     def _hold(self, acquire: str, waiting: str) -> Iterator[None]:
         from filelock import Timeout
 
-        lock = self._lock()
         try:
+            lock = self._lock()
             getattr(lock, acquire)(timeout=self.timeout)
         except Timeout:
             raise DeviceError(f"host gate {self.path}: {waiting} longer than {self.timeout:g} s; another process "
