@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from threading import Lock
+from typing import Any
 
 from .errors import DeviceError
 
@@ -34,22 +35,31 @@ def _shared_lock(path: Path) -> object:
 
 
 @contextmanager
-def device_lock(path: Path, timeout: float) -> Iterator[None]:
+def _held(open_lock: Callable[[], Any], acquire: str, timeout: float, busy: str,
+          unusable: Callable[[OSError], str]) -> Iterator[None]:
+    """Hold a filelock lock for the block; a timeout (`busy`) or an unusable lock file is a one-line DeviceError."""
     from filelock import Timeout
 
-    lock = _shared_lock(path)
     try:
-        lock.acquire(timeout=timeout)  # type: ignore[attr-defined]
+        lock = open_lock()
+        getattr(lock, acquire)(timeout=timeout)
     except Timeout:
-        raise DeviceError(f"device lock {path} is still held by another process after {timeout:g} s; wait for "
-                          f"it, or raise --prunebench-lock-timeout") from None
+        raise DeviceError(busy) from None
     except OSError as exc:
-        raise DeviceError(f"cannot create device lock {path} ({exc}); set --prunebench-lock to a writable path") \
-            from None
+        raise DeviceError(unusable(exc)) from None
     try:
         yield
     finally:
-        lock.release()  # type: ignore[attr-defined]
+        lock.release()
+
+
+@contextmanager
+def device_lock(path: Path, timeout: float) -> Iterator[None]:
+    with _held(lambda: _shared_lock(path), "acquire", timeout,
+               f"device lock {path} is still held by another process after {timeout:g} s; wait for it, or raise "
+               f"--prunebench-lock-timeout",
+               lambda exc: f"cannot create device lock {path} ({exc}); set --prunebench-lock to a writable path"):
+        yield
 
 
 # -- the host gate: measurement excludes other processes' CPU-heavy work -----------------------------------------
@@ -100,23 +110,11 @@ class HostGate:
         with self._hold("acquire_write", "a measurement waited for CPU-heavy work"):
             yield
 
-    @contextmanager
-    def _hold(self, acquire: str, waiting: str) -> Iterator[None]:
-        from filelock import Timeout
-
-        try:
-            lock = self._lock()
-            getattr(lock, acquire)(timeout=self.timeout)
-        except Timeout:
-            raise DeviceError(f"host gate {self.path}: {waiting} longer than {self.timeout:g} s; another process "
-                              f"holds it (raise --prunebench-lock-timeout, or --prunebench-host-gate off)") from None
-        except OSError as exc:
-            raise DeviceError(f"cannot open the host gate {self.path} ({exc}); the temp dir must be writable") \
-                from None
-        try:
-            yield
-        finally:
-            lock.release()  # type: ignore[attr-defined]
+    def _hold(self, acquire: str, waiting: str) -> AbstractContextManager[None]:
+        return _held(self._lock, acquire, self.timeout,
+                     f"host gate {self.path}: {waiting} longer than {self.timeout:g} s; another process holds it "
+                     f"(raise --prunebench-lock-timeout, or --prunebench-host-gate off)",
+                     lambda exc: f"cannot open the host gate {self.path} ({exc}); the temp dir must be writable")
 
 
 _active_gate: ContextVar[HostGate | None] = ContextVar("prunebench_host_gate", default=None)

@@ -530,8 +530,8 @@ def _freeze(value: Any) -> Any:
 
 # -- writing ----------------------------------------------------------------------------------------------------
 
-_CLASS_FOR = {ranker: class_name for class_name, ranker in SUPPORTED_PRUNERS.items()}
-_GROUP_TYPE_FOR = {kind: group_type for group_type, kind in GROUP_TYPES.items()}
+CLASS_FOR_RANKER = {ranker: class_name for class_name, ranker in SUPPORTED_PRUNERS.items()}
+GROUP_TYPE_FOR_KIND = {kind: group_type for group_type, kind in GROUP_TYPES.items()}
 
 
 def schedule_document(schedule: Schedule) -> dict[str, Any]:
@@ -558,7 +558,7 @@ def schedule_document(schedule: Schedule) -> dict[str, Any]:
 
 
 def _pruner_document(pruner: PrunerSpec) -> dict[str, Any]:
-    document = {"class": _CLASS_FOR[pruner.ranker], "group_type": _GROUP_TYPE_FOR[pruner.kind],
+    document = {"class": CLASS_FOR_RANKER[pruner.ranker], "group_type": GROUP_TYPE_FOR_KIND[pruner.kind],
                 "desired_sparsity": pruner.desired_sparsity, "weights": [f"module.{layer}.weight"
                                                                         for layer in pruner.layers]}
     if pruner.leader:

@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
-from .schedule import GENERATED_PREFIX, GROUP_TYPES, SUPPORTED_PRUNERS, PrunerKind, Ranker, Schedule, parse_schedule
+from .schedule import (
+    CLASS_FOR_RANKER,
+    GENERATED_PREFIX,
+    GROUP_TYPE_FOR_KIND,
+    PrunerKind,
+    Ranker,
+    Schedule,
+    parse_schedule,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -166,15 +174,13 @@ def _documents(draw: st.DrawFn, model: str, groups: tuple[LayerGroup, ...], rank
                sparsity: st.SearchStrategy[float], min_groups: int, max_groups: int | None,
                prunebench: Mapping[str, Any]) -> dict[str, Any]:
     active = draw(st.sets(st.sampled_from([g.name for g in groups]), min_size=min_groups, max_size=max_groups))
-    class_for = {ranker: name for name, ranker in SUPPORTED_PRUNERS.items()}
-    group_type_for = {kind: name for name, kind in GROUP_TYPES.items()}
     pruners: dict[str, Any] = {}
     for group in groups:  # every group is a pruner, at 0 when not drawn: each record has every group's sparsity
         on = group.name in active
         kind = draw(st.sampled_from(group.kinds())) if on else group.kinds()[0]
         ranker = draw(st.sampled_from(rankers)) if on else rankers[0]
         pruners[group.name] = {
-            "class": class_for[ranker], "group_type": group_type_for[kind],
+            "class": CLASS_FOR_RANKER[ranker], "group_type": GROUP_TYPE_FOR_KIND[kind],
             "desired_sparsity": draw(sparsity) if on else 0.0,
             "weights": [f"module.{layer}.weight" for layer in group.layers_for(kind)],
         }

@@ -187,7 +187,6 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
     optimizer = _sgd(model, config, config.lr)
     lr_schedules = _LRSchedules(schedule.lr_schedulers, optimizer)
     pending: list[Mask] = []  # masked but not yet thinned
-    fired_so_far: set[str] = set()
 
     def reapply_masks() -> None:
         apply_masks(model, pending)
@@ -215,10 +214,9 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
             reason = outcome.pruned_eval.collapse_reason(data.num_classes)
             if reason and config.stop_on_collapse:
                 progress(f"collapsed: {reason}; retraining skipped")
-                pending.extend(_prune_the_rest(model, schedule, fired_so_far | {p.pruner for p in fired}))
+                pending.extend(_prune_the_rest(model, schedule, {mask.pruner for mask in outcome.masks}))
                 outcome.stopped_at = epoch
                 break
-        fired_so_far.update(p.pruner for p in fired)
         # Phase 3: one epoch of training, masks re-applied after every step.
         lr = optimizer.param_groups[0]["lr"]
         loss = train_epoch(model, data, optimizer, config, epoch, after_step=reapply_masks if pending else None)
