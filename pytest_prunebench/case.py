@@ -164,8 +164,9 @@ class CaseRunner:
             from .baseline import baseline_key, load_or_train_baseline
             from .export import export_onnx
             from .models import count_macs, count_params, count_weights
-            from .training import evaluate
+            from .training import evaluate, share_cpus_with_workers
 
+            share_cpus_with_workers()
             data = self.dataset(spec)
             model = load_or_train_baseline(model_name, data, spec, self.settings, self.progress)
             collapse_reason = evaluate(model, data.test_x, data.test_y).collapse_reason(data.num_classes)
@@ -205,7 +206,9 @@ class CaseRunner:
     def _run(self, schedule: Schedule, name: str, stop_on_collapse: bool) -> CaseResult:
         from .export import export_onnx
         from .pruning import check_layers
+        from .training import share_cpus_with_workers
 
+        share_cpus_with_workers()
         for message in schedule.warnings:
             warnings.warn(message, stacklevel=3)
         laps = _Laps()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -73,6 +73,22 @@ GATE_MODES = ("auto", "on", "off")
 def shares_host(device: str) -> bool:
     """`CPU`, `GPU.1`, `AUTO:NPU,CPU`, ... compute on this host; `NPU` and `MYRIAD` do not."""
     return re.split(r"[.:]", device, maxsplit=1)[0] in HOST_DEVICE_FAMILIES
+
+
+# Thread counts the user chose for torch's OpenMP/MKL pools: left as they are.
+THREAD_ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_threads(environ: Mapping[str, str], cpus: int) -> int | None:
+    """Torch threads for one of N pytest-xdist workers on this host: the CPUs split between them.
+
+    Each worker's torch would otherwise start one thread per CPU: two workers training on 2 CPUs then run 4
+    threads that preempt each other. None: not a worker, or the user set a thread count.
+    """
+    workers = environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not workers.isdigit() or int(workers) < 1 or any(environ.get(key) for key in THREAD_ENVIRONMENT):
+        return None
+    return max(1, cpus // int(workers))
 
 
 def default_gate_path() -> Path:

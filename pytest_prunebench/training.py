@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -13,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Dataset
-from .lock import cpu_work
+from .lock import cpu_work, worker_threads
 from .models import evaluating
 from .pruning import Mask, apply_masks, rank_pruner, thin
 from .schedule import LRSchedulerSpec, Schedule
@@ -23,6 +25,15 @@ Progress = Callable[[str], None]
 
 def _quiet(_message: str) -> None:
     pass
+
+
+@functools.cache
+def share_cpus_with_workers() -> int:
+    """Once per process: an xdist worker's torch uses its share of this host's CPUs; returns torch's threads."""
+    threads = worker_threads(os.environ, len(os.sched_getaffinity(0)))
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 @dataclass(frozen=True)

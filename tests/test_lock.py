@@ -6,6 +6,7 @@ The host gate: a read-write lock across processes, CPU-heavy work shared, a meas
 from __future__ import annotations
 
 import json
+import os
 import select
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pytest_prunebench.lock import (
     device_lock,
     gate_host_work,
     shares_host,
+    worker_threads,
 )
 
 # Holds the lock at argv[1] until killed; "held" on stdout once it has it.
@@ -232,6 +234,44 @@ def test_devices_on_the_host_share_it(device: str) -> None:
 @pytest.mark.parametrize("device", ["NPU", "MYRIAD", "NPU.0", "GNA", "CPUX", "HDDL:CPU"])
 def test_devices_off_the_host_do_not_share_it(device: str) -> None:
     assert not shares_host(device)
+
+
+@pytest.mark.parametrize(
+    ("environ", "cpus", "threads"),
+    [
+        ({"PYTEST_XDIST_WORKER_COUNT": "2"}, 2, 1),
+        ({"PYTEST_XDIST_WORKER_COUNT": "2"}, 8, 4),
+        ({"PYTEST_XDIST_WORKER_COUNT": "3"}, 8, 2),
+        ({"PYTEST_XDIST_WORKER_COUNT": "4"}, 2, 1),  # more workers than CPUs: still one thread each
+        ({"PYTEST_XDIST_WORKER_COUNT": "1"}, 2, 2),
+        ({}, 2, None),  # not a worker: torch's own default
+        ({"PYTEST_XDIST_WORKER_COUNT": "2", "OMP_NUM_THREADS": "2"}, 2, None),  # the user's choice stands
+        ({"PYTEST_XDIST_WORKER_COUNT": "2", "MKL_NUM_THREADS": "1"}, 8, None),
+        ({"PYTEST_XDIST_WORKER_COUNT": "2", "OMP_NUM_THREADS": ""}, 2, 1),  # set but empty: not a choice
+        ({"PYTEST_XDIST_WORKER_COUNT": "0"}, 2, None),
+        ({"PYTEST_XDIST_WORKER_COUNT": "many"}, 2, None),
+    ],
+)
+def test_xdist_workers_split_the_cpus_between_their_torch_threads(environ: dict[str, str], cpus: int,
+                                                                   threads: int | None) -> None:
+    assert worker_threads(environ, cpus) == threads
+
+
+@pytest.mark.parametrize(("workers", "expected"), [("2", "max(1, cpus // 2)"), (None, "default")])
+def test_a_worker_process_runs_torch_on_its_share(workers: str | None, expected: str) -> None:
+    script = (
+        "import os, torch\n"
+        "default = torch.get_num_threads()\n"
+        "from pytest_prunebench.training import share_cpus_with_workers\n"
+        "cpus = len(os.sched_getaffinity(0))\n"
+        f"assert share_cpus_with_workers() == torch.get_num_threads() == {expected}, torch.get_num_threads()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                            "PYTEST_XDIST_WORKER_COUNT")}
+    if workers:
+        env["PYTEST_XDIST_WORKER_COUNT"] = workers
+    finished = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
 
 
 def test_default_gate_path_is_one_file_per_host_in_the_temp_dir() -> None:
