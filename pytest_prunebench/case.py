@@ -10,7 +10,7 @@ import copy
 import re
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,7 +166,7 @@ class CaseRunner:
             from .models import count_macs, count_params, count_weights
             from .training import evaluate, share_cpus_with_workers
 
-            share_cpus_with_workers()
+            share_cpus_with_workers(self.settings.xdist_workers)
             data = self.dataset(spec)
             model = load_or_train_baseline(model_name, data, spec, self.settings, self.progress)
             collapse_reason = evaluate(model, data.test_x, data.test_y).collapse_reason(data.num_classes)
@@ -196,6 +196,14 @@ class CaseRunner:
             return device.measure(onnx_path, self.settings.device, images, labels, self.settings.precision,
                                   self.settings.rounds, self.settings.warmup, reference)
 
+    @contextlib.contextmanager
+    def host_work(self) -> Iterator[None]:
+        """A CPU-heavy section outside a case (e.g. writing its W&B run): waits while another process measures."""
+        from .lock import cpu_work, gate_host_work
+
+        with gate_host_work(self.gate), cpu_work():
+            yield
+
     def run(self, schedule: Schedule, name: str | None = None, stop_on_collapse: bool = True) -> CaseResult:
         """Run one case; a model that collapses when pruned is not retrained (`stop_on_collapse`)."""
         from .lock import gate_host_work
@@ -208,7 +216,7 @@ class CaseRunner:
         from .pruning import check_layers
         from .training import share_cpus_with_workers
 
-        share_cpus_with_workers()
+        share_cpus_with_workers(self.settings.xdist_workers)
         for message in schedule.warnings:
             warnings.warn(message, stacklevel=3)
         laps = _Laps()

@@ -17,6 +17,10 @@ class ScheduleError(PrunebenchError):
         super().__init__(f"{location}: {message}")
 
 
+class SweepError(ScheduleError):
+    """A W&B sweep file that cannot be turned into cases."""
+
+
 class DataError(PrunebenchError):
     """A dataset that cannot be found or read."""
 

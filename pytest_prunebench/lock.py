@@ -79,16 +79,15 @@ def shares_host(device: str) -> bool:
 THREAD_ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def worker_threads(environ: Mapping[str, str], cpus: int) -> int | None:
-    """Torch threads for one of N pytest-xdist workers on this host: the CPUs split between them.
+def worker_threads(workers: int, cpus: int, environ: Mapping[str, str]) -> int | None:
+    """Torch threads for one of `workers` pytest-xdist workers on this host: the CPUs split between them.
 
     Each worker's torch would otherwise start one thread per CPU: two workers training on 2 CPUs then run 4
-    threads that preempt each other. None: not a worker, or the user set a thread count.
+    threads that preempt each other. None: not a worker (0), or the user set a thread count.
     """
-    workers = environ.get("PYTEST_XDIST_WORKER_COUNT", "")
-    if not workers.isdigit() or int(workers) < 1 or any(environ.get(key) for key in THREAD_ENVIRONMENT):
+    if workers < 1 or any(environ.get(key) for key in THREAD_ENVIRONMENT):
         return None
-    return max(1, cpus // int(workers))
+    return max(1, cpus // workers)
 
 
 def default_gate_path() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from . import settings as parsers
-from .schedule import find_schedule_files
+from .schedule import find_yaml_files
 from .settings import NCS_DEVICE, Settings
 
 
@@ -23,6 +24,7 @@ class Option:
     parse: Callable[[str], Any] | None = None
     metavar: str | None = None
     repeatable: bool = False  # values collect into a tuple; the ini key takes them space- or comma-separated
+    switch: bool = False  # a flag without a value; its ini key takes true/false
 
     @property
     def ini(self) -> str:
@@ -34,6 +36,8 @@ OPTIONS = (
            "NAME"),
     Option("--prunebench-schedules", "schedules", "schedule file, directory or glob the schedule suites run "
            "(repeatable; default schedules/)", None, "PATH_OR_GLOB", repeatable=True),
+    Option("--prunebench-sweep", "sweeps", "W&B sweep file (grid or random), directory or glob the sweep suites "
+           "run (repeatable; default sweeps/)", None, "PATH_OR_GLOB", repeatable=True),
     Option("--prunebench-threshold", "thresholds", "a threshold for every case, e.g. min_top1=90 or "
            "max_latency_ms=2 (repeatable; overrides the schedule's own bound)", parsers.threshold, "KEY=VALUE",
            repeatable=True),
@@ -68,20 +72,33 @@ OPTIONS = (
            Path, "DIR"),
     Option("--prunebench-cache", "cache", "where dense baselines are cached (default .prunebench/cache)", Path,
            "DIR"),
+    Option("--wandb-project", "wandb_project", "log every case as one Weights & Biases run in this project "
+           "(offline unless --wandb-mode online)", None, "NAME"),
+    Option("--wandb-entity", "wandb_entity", "W&B entity (user or team; default: the API key's)", None, "NAME"),
+    Option("--wandb-group", "wandb_group", "W&B group of this session's runs (default: prunebench-<time>-<id>, "
+           "one per pytest session, shared by xdist workers)", None, "NAME"),
+    Option("--wandb-mode", "wandb_mode", "online, offline or disabled (default: $WANDB_MODE, else offline)",
+           parsers.wandb_mode, "MODE"),
+    Option("--wandb-log-model", "wandb_log_model", "add each case's ONNX file to its W&B run as a model artifact",
+           switch=True),
+    Option("--wandb-dir", "wandb_dir", "where W&B runs are written, under wandb/ (default: $WANDB_DIR, else the "
+           "rootdir)", Path, "DIR"),
 )
-PATH_FIELDS = ("lock_path", "artifacts", "cache")
+PATH_FIELDS = ("lock_path", "artifacts", "cache", "wandb_dir")
+ANCHORED_FIELDS = ("schedules", "sweeps")  # file, directory or glob patterns, relative to where they were given
+WANDB_GROUP_KEY = "prunebench_wandb_group"  # the controller's group, handed to xdist workers in workerinput
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("prunebench", "pytest-prunebench: pruned models measured on an OpenVINO device")
     group.addoption("--ncs", action="store_true", default=False,
                     help="measure on the Neural Compute Stick 2 (OpenVINO device MYRIAD)")
-    group.addoption("--wandb-project", metavar="NAME", default=None,
-                    help="Weights & Biases project (accepted; W&B logging is not implemented yet)")
-    parser.addini("prunebench_wandb_project", "default for --wandb-project", default=None)
     for option in OPTIONS:
-        kwargs: dict[str, Any] = {"dest": f"prunebench_{option.dest}", "metavar": option.metavar,
-                                  "help": option.help, "default": None}
+        kwargs: dict[str, Any] = {"dest": f"prunebench_{option.dest}", "help": option.help, "default": None}
+        if option.switch:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["metavar"] = option.metavar
         if option.repeatable:
             kwargs["action"] = "append"
         if option.parse is not None:
@@ -92,7 +109,8 @@ def add_options(parser: pytest.Parser) -> None:
 
 def resolve(config: pytest.Config) -> Settings:
     """Command line first, then the ini file, then Settings' defaults. Bad ini values are usage errors."""
-    values: dict[str, Any] = {"root": config.rootpath}
+    workerinput = getattr(config, "workerinput", {})
+    values: dict[str, Any] = {"root": config.rootpath, "xdist_workers": int(workerinput.get("workercount", 0))}
     for option in OPTIONS:
         value = config.getoption(f"prunebench_{option.dest}")
         if value is not None:
@@ -101,21 +119,43 @@ def resolve(config: pytest.Config) -> Settings:
         ini_value = config.getini(option.ini)
         if ini_value not in (None, ""):
             values[option.dest] = _from_ini(option, str(ini_value), _ini_dir(config))
-    values["wandb_project"] = config.getoption("wandb_project") or config.getini("prunebench_wandb_project") or None
     if config.getoption("ncs"):
         if values.get("device", NCS_DEVICE) != NCS_DEVICE:
             raise pytest.UsageError(f"--ncs measures on MYRIAD but --prunebench-device says {values['device']}: "
                                     f"use one of them")
         values["device"] = NCS_DEVICE
-    if "schedules" in values and not find_schedule_files(values["schedules"]):
-        raise pytest.UsageError(f"--prunebench-schedules {' '.join(values['schedules'])}: no .yaml/.yml schedule "
-                                f"file there; pass a file, a directory of schedules or a glob")
+    for name, what in (("schedules", "schedule"), ("sweeps", "W&B sweep")):
+        if name in values and not find_yaml_files(values[name]):
+            flag = next(option.flag for option in OPTIONS if option.dest == name)
+            raise pytest.UsageError(f"{flag} {' '.join(values[name])}: no .yaml/.yml {what} file there; pass a "
+                                    f"file, a directory of them or a glob")
     defaults = Settings()
     # Relative defaults live under the project's root, not wherever pytest was started.
-    values.setdefault("schedules", tuple(str(config.rootpath / p) for p in defaults.schedules))
+    for name in ANCHORED_FIELDS:
+        values.setdefault(name, tuple(str(config.rootpath / p) for p in getattr(defaults, name)))
     for name in ("artifacts", "cache"):
         values.setdefault(name, config.rootpath / getattr(defaults, name))
+    if values.get("wandb_project"):
+        values.update(_wandb_values(config, values))
     return replace(defaults, **values)
+
+
+def _wandb_values(config: pytest.Config, values: dict[str, Any]) -> dict[str, Any]:
+    """Mode: option, ini, $WANDB_MODE, offline. Group: option, ini, the controller's (on a worker), a new one."""
+    mode = values.get("wandb_mode")
+    if mode is None:
+        env = os.environ.get("WANDB_MODE", "").strip()
+        try:
+            mode = parsers.wandb_mode(env) if env else "offline"
+        except argparse.ArgumentTypeError as exc:
+            raise pytest.UsageError(f"environment variable WANDB_MODE={env!r}: {exc}") from None
+    if mode == "online" and not parsers.wandb_api_key_configured(os.environ):
+        raise pytest.UsageError("--wandb-mode online: no W&B API key (set WANDB_API_KEY or run `wandb login`); "
+                                "or log offline (the default) and `wandb sync` later")
+    workerinput = getattr(config, "workerinput", {})  # on an xdist worker: what the controller resolved
+    group = values.get("wandb_group") or workerinput.get(WANDB_GROUP_KEY) or parsers.new_wandb_group()
+    directory = values.get("wandb_dir") or Path(os.environ.get("WANDB_DIR") or config.rootpath)
+    return {"wandb_mode": mode, "wandb_group": group, "wandb_dir": directory}
 
 
 def _ini_dir(config: pytest.Config) -> Path:
@@ -123,7 +163,7 @@ def _ini_dir(config: pytest.Config) -> Path:
 
 
 def _from_cli(option: Option, value: Any, base: Path) -> Any:
-    if option.dest == "schedules":
+    if option.dest in ANCHORED_FIELDS:
         return tuple(_anchor(v, base) for v in value)
     if option.repeatable:
         return tuple(value)
@@ -133,7 +173,7 @@ def _from_cli(option: Option, value: Any, base: Path) -> Any:
 
 
 def _from_ini(option: Option, text: str, base: Path) -> Any:
-    if option.dest == "schedules":
+    if option.dest in ANCHORED_FIELDS:
         return tuple(_anchor(item, base) for item in text.replace(",", " ").split())
     if option.repeatable:
         return tuple(_parse_ini(option, item) for item in text.replace(",", " ").split())
@@ -142,10 +182,21 @@ def _from_ini(option: Option, text: str, base: Path) -> Any:
 
 
 def _parse_ini(option: Option, text: str) -> Any:
+    if option.switch:
+        return _ini_switch(option, text)
     try:
         return option.parse(text) if option.parse else text
     except (argparse.ArgumentTypeError, ValueError) as exc:
         raise pytest.UsageError(f"ini key {option.ini} = {text!r}: {exc}") from None
+
+
+def _ini_switch(option: Option, text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise pytest.UsageError(f"ini key {option.ini} = {text!r}: use true or false")
 
 
 def _anchor(pattern: str, base: Path) -> str:

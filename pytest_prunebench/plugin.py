@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import add_options, resolve
+from .options import WANDB_GROUP_KEY, add_options, resolve
 from .schedule import Schedule
 from .session import WORKER_RECORDS, PrunebenchSession, collapse_policy
 
 if TYPE_CHECKING:
     from .case import CaseResult
+    from .sweep import SweepPoint
 
 SESSION = pytest.StashKey[PrunebenchSession]()
 
@@ -28,10 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     session = PrunebenchSession(config, resolve(config))
     config.stash[SESSION] = session
-    config.addinivalue_line("markers", "prunebench(on_collapse='fail'): a pruning case measured on an OpenVINO "
-                            "device; on_collapse='record' records a collapsed case without failing it")
-    for warning in session.start_warnings():
-        config.issue_config_time_warning(warning, stacklevel=2)
+    config.addinivalue_line("markers", "prunebench(on_collapse='fail', sweep=None): a pruning case measured on an "
+                            "OpenVINO device; on_collapse='record' records a collapsed case without failing it; "
+                            "sweep='file.yaml' names the W&B sweep file(s) of a sweep suite")
     if session.settings.device != "CPU" and not hasattr(config, "workerinput"):
         session.check_device()  # an explicitly chosen device must exist before any training starts
 
@@ -41,6 +41,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         session = metafunc.config.stash[SESSION]
         files = session.schedule_files()
         metafunc.parametrize("prunebench_schedule", files, ids=session.schedule_ids(files))
+    if "prunebench_sweep" in metafunc.fixturenames:
+        points = metafunc.config.stash[SESSION].sweep_points(metafunc.definition)
+        metafunc.parametrize("prunebench_sweep", points, ids=[point.case_id() for point in points])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,6 +56,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(session.config, "workeroutput"):  # an xdist worker: its records travel to the controller
         session.config.workeroutput[WORKER_RECORDS] = session.config.stash[SESSION].worker_records
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker logs its W&B runs into the controller's group."""
+    node.workerinput[WANDB_GROUP_KEY] = node.config.stash[SESSION].settings.wandb_group
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -76,6 +85,10 @@ class Prunebench:
     def run(self, schedule: str | Path | Schedule, name: str | None = None) -> CaseResult:
         """Run one case. Keeps no per-call state: under hypothesis every example is its own case and record."""
         return self._session.run_case(self._node, schedule, name, self.on_collapse)
+
+    def run_sweep(self, point: SweepPoint) -> list[CaseResult]:
+        """Run the `prunebench_sweep` parameter: a grid point's case, or a random sweep's drawn cases."""
+        return self._session.run_sweep(self._node, point, self.on_collapse)
 
 
 @pytest.fixture

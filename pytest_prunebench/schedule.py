@@ -205,8 +205,8 @@ class Schedule:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def find_schedule_files(patterns: tuple[str, ...]) -> list[Path]:
-    """Schedule files named by files, directories (their *.yaml / *.yml) or globs, sorted, without repeats."""
+def find_yaml_files(patterns: tuple[str, ...]) -> list[Path]:
+    """YAML files (schedules, sweeps) named by files, directories (their *.yaml / *.yml) or globs, sorted, once."""
     import glob
 
     found: dict[Path, None] = {}
@@ -226,7 +226,7 @@ def find_schedule_files(patterns: tuple[str, ...]) -> list[Path]:
 def load_schedule(path: str | Path) -> Schedule:
     """Read and validate one Distiller-format schedule file."""
     path = Path(path)
-    return parse_schedule(_read_yaml(path), str(path), name=path.stem)
+    return parse_schedule(read_yaml(path), str(path), name=path.stem)
 
 
 def parse_schedule(document: Any, path: str, name: str) -> Schedule:
@@ -242,29 +242,31 @@ def parse_schedule(document: Any, path: str, name: str) -> Schedule:
     return reader.schedule(document, name)
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path, error: type[ScheduleError] = ScheduleError,
+              missing: str = "pass an existing schedule with --prunebench-schedules") -> Any:
+    """`yaml.safe_load` of a file; every failure is one `error` naming the file (and line) and what to do."""
     import yaml
 
     if not path.is_file():
-        raise ScheduleError(str(path), "", "no such file; pass an existing schedule with --prunebench-schedules")
+        raise error(str(path), "", f"no such file; {missing}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScheduleError(str(path), "", f"cannot read the file ({exc})") from None
+        raise error(str(path), "", f"cannot read the file ({exc})") from None
     try:
         return yaml.safe_load(text)
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}" if mark else ""
-        raise ScheduleError(
+        raise error(
             str(path), where,
-            f"unsafe or unknown YAML tag ({exc.problem}); schedules are read with yaml.safe_load: remove the tag",
+            f"unsafe or unknown YAML tag ({exc.problem}); files are read with yaml.safe_load: remove the tag",
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScheduleError(str(path), where, f"YAML syntax error: {problem}") from None
+        raise error(str(path), where, f"YAML syntax error: {problem}") from None
 
 
 class _Reader:

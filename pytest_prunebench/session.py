@@ -12,15 +12,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .errors import PrunebenchError
-from .schedule import Schedule, Thresholds, find_schedule_files, load_schedule, schedule_yaml
+from .schedule import Schedule, Thresholds, find_yaml_files, load_schedule, schedule_yaml
 from .settings import Settings
 from .thresholds import threshold_failures
 
 if TYPE_CHECKING:
     from .case import CaseResult, CaseRunner
+    from .sweep import SweepPoint
 
 
 WORKER_RECORDS = "prunebench_records"
+DEFAULT_SWEEP_MODEL = "resnet20"  # when neither the sweep's `model` parameter nor --prunebench-model names one
+MARKER_KWARGS = frozenset({"on_collapse", "sweep"})
 COLLAPSE_POLICIES = ("fail", "record")  # what a collapsed case does to its test (suites choose with the marker)
 
 
@@ -62,13 +65,40 @@ class PrunebenchSession:
             raise pytest.UsageError(str(exc)) from None
 
     def schedule_files(self) -> list[Path]:
-        return find_schedule_files(self.settings.schedules)
+        return find_yaml_files(self.settings.schedules)
 
     @staticmethod
     def schedule_ids(files: list[Path]) -> list[str]:
         """File stems; the parent folder is added only where two stems collide. Stable across runs."""
         stems = [f.stem for f in files]
         return [f.stem if stems.count(f.stem) == 1 else f"{f.parent.name}/{f.stem}" for f in files]
+
+    def sweep_points(self, definition: pytest.Function) -> list[SweepPoint]:
+        """The cases of a sweep suite: one per grid point, one per random sweep (its cases are drawn inside).
+
+        Files come from the suite's `pytest.mark.prunebench(sweep=...)` (relative to the suite file), else from
+        --prunebench-sweep. A bad file is a collection error of one line.
+        """
+        from .sweep import SweepPoint, check_groups, load_sweep, model_of
+
+        points = []
+        for path in find_yaml_files(self._sweep_patterns(definition)):
+            try:
+                sweep = load_sweep(path)
+                check_groups(sweep, model_of(sweep, self.settings.model or DEFAULT_SWEEP_MODEL))
+            except PrunebenchError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            values = sweep.grid() if sweep.method == "grid" else [None]
+            points += [SweepPoint(sweep, point) for point in values]
+        return points
+
+    def _sweep_patterns(self, definition: pytest.Function) -> tuple[str, ...]:
+        for marker in definition.iter_markers("prunebench"):
+            if "sweep" in marker.kwargs:
+                given = marker.kwargs["sweep"]
+                patterns = (given,) if isinstance(given, str | Path) else tuple(given)
+                return tuple(str(definition.path.parent / Path(p).expanduser()) for p in patterns)
+        return self.settings.sweeps
 
     def limit_examples(self, items: list[pytest.Item]) -> None:
         """--prunebench-examples N: every hypothesis test among the cases draws N examples.
@@ -99,11 +129,9 @@ class PrunebenchSession:
             self._runner = CaseRunner(self.settings, self.progress)
         return self._runner
 
-    def start_warnings(self) -> list[PrunebenchWarning]:
-        if not self.settings.wandb_project:
-            return []
-        return [PrunebenchWarning(f"--wandb-project {self.settings.wandb_project}: W&B logging is not implemented "
-                                  f"yet; results go to pytest-benchmark only")]
+    @property
+    def tracking(self) -> bool:
+        return bool(self.settings.wandb_project) and self.settings.wandb_mode != "disabled"
 
     def run_case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None,
                  on_collapse: str = "fail") -> CaseResult:
@@ -122,9 +150,66 @@ class PrunebenchSession:
         failures = self._threshold_failures(result, loaded)
         if result.collapsed and (on_collapse == "fail" or failures):  # a recorded collapse explains other misses
             failures.insert(0, _collapse_line(result, hint=on_collapse == "fail"))
+        if self.tracking:
+            self._track(node, result, passed=not failures)
         if failures:
             pytest.fail(self._failure_message(loaded, failures), pytrace=False)
         return result
+
+    def run_sweep(self, node: pytest.Item, point: SweepPoint, on_collapse: str) -> list[CaseResult]:
+        """A grid point is one case; a random sweep draws its cases with hypothesis, guided by its metric."""
+        from .sweep import model_of, point_schedule
+
+        sweep = point.sweep
+        model = model_of(sweep, self.settings.model or DEFAULT_SWEEP_MODEL)
+        if point.values is not None:
+            return [self.run_case(node, point_schedule(sweep, point.values, model), None, on_collapse)]
+        from hypothesis import given, target
+        from hypothesis import settings as hypothesis_settings
+
+        from .strategies import SEARCH_SETTINGS
+        from .tracking import run_summary
+
+        results: dict[str, CaseResult] = {}  # by name: shrinking and the example database replay cases
+        scores: dict[str, float] = {}
+
+        def case(values: dict[str, Any]) -> None:
+            result = self.run_case(node, point_schedule(sweep, values, model), None, on_collapse)
+            results[result.name] = result
+            if sweep.metric:
+                scores[result.name] = run_summary(result.extra_info(), result.latencies_s)[sweep.metric]
+                sign = 1.0 if sweep.goal == "maximize" else -1.0
+                target(sign * scores[result.name], label=f"{sweep.goal} {sweep.metric}")
+
+        case._hypothesis_internal_add_digest = node.nodeid.encode() + sweep.digest()  # type: ignore[attr-defined]
+        examples = self.settings.examples or sweep.run_cap or SEARCH_SETTINGS.max_examples
+        try:
+            hypothesis_settings(SEARCH_SETTINGS, max_examples=examples)(given(sweep.points())(case))()
+        finally:
+            if scores:
+                best = (max if sweep.goal == "maximize" else min)(scores, key=scores.__getitem__)
+                self.progress(f"{node.name}: {len(results)} drawn case(s); best {sweep.metric} {scores[best]:g} "
+                              f"({best})")
+        return list(results.values())
+
+    def _track(self, node: pytest.Item, result: CaseResult, passed: bool) -> None:
+        """One W&B run for the case. Any W&B failure is a warning: the record above is already written."""
+        from . import tracking
+
+        target = tracking.WandbTarget(
+            project=self.settings.wandb_project or "", entity=self.settings.wandb_entity,
+            group=self.settings.wandb_group or "", mode=self.settings.wandb_mode,
+            directory=self.settings.wandb_dir or self.config.rootpath, log_model=self.settings.wandb_log_model)
+        try:
+            with self.runner.host_work():  # wandb starts a service process: not during a measurement
+                where = tracking.log_case(target, result, suite=node.path.stem, passed=passed)
+        except Exception as exc:  # W&B raises many types (CommError, UsageError, OSError...): none may cost a record
+            lines = str(exc).strip().splitlines()
+            reason = lines[0] if lines else type(exc).__name__
+            warnings.warn(PrunebenchWarning(f"{result.name}: no W&B run written ({reason}); the pytest-benchmark "
+                                            f"record is kept"), stacklevel=2)
+            return
+        self.progress(f"{result.name}: W&B run {where}")
 
     def _threshold_failures(self, result: CaseResult, schedule: Schedule) -> list[str]:
         """The schedule's bounds, except where --prunebench-threshold KEY=VALUE sets one for every case."""
@@ -227,9 +312,9 @@ class PrunebenchSession:
 def collapse_policy(node: pytest.Item) -> str:
     """`on_collapse` from the closest `prunebench` marker that sets it (test, class or module)."""
     for marker in node.iter_markers("prunebench"):
-        unknown = sorted(set(marker.kwargs) - {"on_collapse"})
+        unknown = sorted(set(marker.kwargs) - MARKER_KWARGS)
         if unknown or marker.args:
-            pytest.fail(f"{node.nodeid}: pytest.mark.prunebench takes only on_collapse=..., got "
+            pytest.fail(f"{node.nodeid}: pytest.mark.prunebench takes only on_collapse=... and sweep=..., got "
                         f"{', '.join(unknown) or marker.args}", pytrace=False)
         if "on_collapse" in marker.kwargs:
             policy = marker.kwargs["on_collapse"]

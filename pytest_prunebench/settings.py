@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,37 @@ def gate_mode(text: str) -> str:
     return value
 
 
+WANDB_MODES = ("online", "offline", "disabled")
+def wandb_mode(text: str) -> str:
+    value = text.strip().lower()
+    value = {"dryrun": "offline"}.get(value, value)  # wandb's old name for offline
+    if value not in WANDB_MODES:
+        raise argparse.ArgumentTypeError(f"{text!r}: use online, offline (the default) or disabled")
+    return value
+
+
+def wandb_api_key_configured(environ: Mapping[str, str]) -> bool:
+    """WANDB_API_KEY, or a `wandb login` entry for the W&B host in ~/.netrc (where wandb keeps it)."""
+    if environ.get("WANDB_API_KEY", "").strip():
+        return True
+    import netrc
+    from urllib.parse import urlparse
+
+    host = urlparse(environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    try:
+        return netrc.netrc(environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def new_wandb_group() -> str:
+    """`prunebench-20261121-103000-1a2b`: sorts by time, unique per session."""
+    import secrets
+    import time
+
+    return f"prunebench-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
 def data_spec(text: str) -> DataSpec:
     try:
         return parse_data_spec(text)
@@ -112,8 +144,14 @@ class Settings:
     """Everything a case needs from the command line and ini file, resolved once per session."""
 
     device: str = "CPU"
-    wandb_project: str | None = None
+    wandb_project: str | None = None  # None: W&B is never imported
+    wandb_entity: str | None = None  # None: the API key's default entity
+    wandb_group: str | None = None  # one per pytest session, shared by its xdist workers
+    wandb_mode: str = "offline"  # --wandb-mode, else WANDB_MODE, else offline
+    wandb_log_model: bool = False
+    wandb_dir: Path | None = None  # None: WANDB_DIR, else the rootdir; runs go to <dir>/wandb/
     schedules: tuple[str, ...] = ("schedules/",)
+    sweeps: tuple[str, ...] = ("sweeps/",)  # W&B sweep files the sweep suites run
     epochs: int | None = None  # None: each schedule's own
     examples: int | None = None  # None: each generated suite's own max_examples
     thresholds: tuple[tuple[str, float], ...] = ()  # for every case, over the schedules' own
@@ -127,6 +165,7 @@ class Settings:
     lr: float = 0.01  # fine-tuning: 0.05 left pruned ResNets 4-20 points short after 3 epochs
     lock_path: Path | None = None  # None: one per device in the temp dir
     lock_timeout: float = 900.0
+    xdist_workers: int = 0  # on a pytest-xdist worker: how many workers share this host (torch threads split)
     host_gate: str = "auto"  # auto: measurements pause other processes' CPU work when the device shares the host
     artifacts: Path = Path(".prunebench/artifacts")
     cache: Path = Path(".prunebench/cache")

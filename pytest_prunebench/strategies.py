@@ -161,6 +161,26 @@ def layer_groups(model: str = "resnet20", layers: Sequence[str] | Mapping[str, S
                  for name, by_kind in grouped.items())
 
 
+def group_layers(model: str, name: str, kind: PrunerKind) -> tuple[str, ...]:
+    """The convs a group named `name` prunes by `kind`: a conv (`layer1.0.conv1`), a residual block
+    (`layer1.0`) or a stage (`layer1`), with a block's or stage's default layers (DEFAULT_LAYERS)."""
+    from .settings import canonical_model_name
+
+    convs, input_convs = _conv_names(canonical_model_name(model))
+    if name in convs:
+        if kind == "channels" and name in input_convs:
+            raise ValueError(f"{name} reads the input image: its channels cannot be pruned (use filters)")
+        return (name,)
+    for group_by in ("block", "stage"):
+        for group in layer_groups(model, None, (kind,), group_by):  # type: ignore[arg-type]
+            if group.name == name:
+                return group.layers_for(kind)
+    blocks = [g.name for g in layer_groups(model, None, ("filters",), "block")]
+    raise ValueError(f"{model} has no conv, residual block or stage named {name!r} (blocks: {blocks[0]} ... "
+                     f"{blocks[-1]}; stages: {', '.join(sorted({b.split('.')[0] for b in blocks}))}; list convs with "
+                     f"`prunebench layers {model}`)")
+
+
 def sparsities(max_sparsity: float = 0.9, step: float = 0.02) -> st.SearchStrategy[float]:
     """Multiples of `step` in (0, max_sparsity]: the seed's 0.02-wide bins. Shrinks toward `step`."""
     if not 0 < step <= max_sparsity < 1:
@@ -179,14 +199,21 @@ def _documents(draw: st.DrawFn, model: str, groups: tuple[LayerGroup, ...], rank
         on = group.name in active
         kind = draw(st.sampled_from(group.kinds())) if on else group.kinds()[0]
         ranker = draw(st.sampled_from(rankers)) if on else rankers[0]
-        pruners[group.name] = {
-            "class": CLASS_FOR_RANKER[ranker], "group_type": GROUP_TYPE_FOR_KIND[kind],
-            "desired_sparsity": draw(sparsity) if on else 0.0,
-            "weights": [f"module.{layer}.weight" for layer in group.layers_for(kind)],
-        }
+        pruners[group.name] = pruner_entry(kind, ranker, draw(sparsity) if on else 0.0, group.layers_for(kind))
+    return distiller_document(model, pruners, prunebench)
+
+
+def pruner_entry(kind: PrunerKind, ranker: Ranker, sparsity: float, layers: Sequence[str]) -> dict[str, Any]:
+    """One Distiller pruner that ranks `layers` by `kind` (filters/channels) with `ranker`'s norm."""
+    return {"class": CLASS_FOR_RANKER[ranker], "group_type": GROUP_TYPE_FOR_KIND[kind],
+            "desired_sparsity": sparsity, "weights": [f"module.{layer}.weight" for layer in layers]}
+
+
+def distiller_document(model: str, pruners: Mapping[str, Any], prunebench: Mapping[str, Any]) -> dict[str, Any]:
+    """A one-shot schedule: every pruner fires at epoch 0 (its final target, then thinning and retraining)."""
     return {
         "version": 1,
-        "pruners": pruners,
+        "pruners": dict(pruners),
         "policies": [{"pruner": {"instance_name": name}, "epochs": [0]} for name in pruners],
         "prunebench": {"model": model, **prunebench},
     }

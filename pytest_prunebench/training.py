@@ -28,9 +28,11 @@ def _quiet(_message: str) -> None:
 
 
 @functools.cache
-def share_cpus_with_workers() -> int:
-    """Once per process: an xdist worker's torch uses its share of this host's CPUs; returns torch's threads."""
-    threads = worker_threads(os.environ, len(os.sched_getaffinity(0)))
+def share_cpus_with_workers(workers: int) -> int:
+    """Once per process: one of `workers` xdist workers runs torch on its share of the CPUs; returns torch's
+    thread count. The count comes from xdist's workerinput: a process started by a worker inherits its
+    environment (PYTEST_XDIST_WORKER_COUNT) without being one."""
+    threads = worker_threads(workers, len(os.sched_getaffinity(0)), os.environ)
     if threads is not None:
         torch.set_num_threads(threads)
     return torch.get_num_threads()

@@ -237,39 +237,36 @@ def test_devices_off_the_host_do_not_share_it(device: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("environ", "cpus", "threads"),
+    ("workers", "cpus", "environ", "threads"),
     [
-        ({"PYTEST_XDIST_WORKER_COUNT": "2"}, 2, 1),
-        ({"PYTEST_XDIST_WORKER_COUNT": "2"}, 8, 4),
-        ({"PYTEST_XDIST_WORKER_COUNT": "3"}, 8, 2),
-        ({"PYTEST_XDIST_WORKER_COUNT": "4"}, 2, 1),  # more workers than CPUs: still one thread each
-        ({"PYTEST_XDIST_WORKER_COUNT": "1"}, 2, 2),
-        ({}, 2, None),  # not a worker: torch's own default
-        ({"PYTEST_XDIST_WORKER_COUNT": "2", "OMP_NUM_THREADS": "2"}, 2, None),  # the user's choice stands
-        ({"PYTEST_XDIST_WORKER_COUNT": "2", "MKL_NUM_THREADS": "1"}, 8, None),
-        ({"PYTEST_XDIST_WORKER_COUNT": "2", "OMP_NUM_THREADS": ""}, 2, 1),  # set but empty: not a choice
-        ({"PYTEST_XDIST_WORKER_COUNT": "0"}, 2, None),
-        ({"PYTEST_XDIST_WORKER_COUNT": "many"}, 2, None),
+        (2, 2, {}, 1),
+        (2, 8, {}, 4),
+        (3, 8, {}, 2),
+        (4, 2, {}, 1),  # more workers than CPUs: still one thread each
+        (1, 2, {}, 2),
+        (0, 2, {}, None),  # not a worker: torch's own default
+        (0, 2, {"PYTEST_XDIST_WORKER_COUNT": "2"}, None),  # inherited from a worker's environment: not one
+        (2, 2, {"OMP_NUM_THREADS": "2"}, None),  # the user's choice stands
+        (2, 8, {"MKL_NUM_THREADS": "1"}, None),
+        (2, 2, {"OMP_NUM_THREADS": ""}, 1),  # set but empty: not a choice
     ],
 )
-def test_xdist_workers_split_the_cpus_between_their_torch_threads(environ: dict[str, str], cpus: int,
+def test_xdist_workers_split_the_cpus_between_their_torch_threads(workers: int, cpus: int, environ: dict[str, str],
                                                                    threads: int | None) -> None:
-    assert worker_threads(environ, cpus) == threads
+    assert worker_threads(workers, cpus, environ) == threads
 
 
-@pytest.mark.parametrize(("workers", "expected"), [("2", "max(1, cpus // 2)"), (None, "default")])
-def test_a_worker_process_runs_torch_on_its_share(workers: str | None, expected: str) -> None:
+@pytest.mark.parametrize(("workers", "expected"), [(2, "max(1, cpus // 2)"), (0, "default")])
+def test_a_worker_process_runs_torch_on_its_share(workers: int, expected: str) -> None:
     script = (
         "import os, torch\n"
         "default = torch.get_num_threads()\n"
         "from pytest_prunebench.training import share_cpus_with_workers\n"
         "cpus = len(os.sched_getaffinity(0))\n"
-        f"assert share_cpus_with_workers() == torch.get_num_threads() == {expected}, torch.get_num_threads()\n"
+        f"assert share_cpus_with_workers({workers}) == torch.get_num_threads() == {expected}, "
+        "torch.get_num_threads()\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                                            "PYTEST_XDIST_WORKER_COUNT")}
-    if workers:
-        env["PYTEST_XDIST_WORKER_COUNT"] = workers
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     finished = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
 

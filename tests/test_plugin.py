@@ -147,14 +147,6 @@ def test_bad_case_input_fails_the_case_with_one_line(pytester: pytest.Pytester, 
     assert not (pytester.path / "pwned").exists()
 
 
-def test_wandb_project_is_accepted_and_says_it_logs_nothing_yet(pytester: pytest.Pytester) -> None:
-    write_schedules(pytester.path, bad="")
-    pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess("--wandb-project", "demo")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*--wandb-project demo: W&B logging is not implemented yet*"])
-
-
 def test_help_lists_the_option_group(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*pytest-prunebench*", "*--ncs*", "*--wandb-project*", "*--prunebench-device*",

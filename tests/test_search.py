@@ -273,8 +273,9 @@ def test_a_bad_prunebench_marker_fails_its_test_with_one_line(pytester: pytest.P
     result.assert_outcomes(passed=1, errors=3)
     result.stdout.fnmatch_lines_random([
         "test_bad.py::test_maybe: pytest.mark.prunebench(on_collapse='maybe'): use one of 'fail', 'record'",
-        "test_bad.py::test_unknown: pytest.mark.prunebench takes only on_collapse=..., got retries",
-        "test_bad.py::test_positional: pytest.mark.prunebench takes only on_collapse=..., got ('record',)",
+        "test_bad.py::test_unknown: pytest.mark.prunebench takes only on_collapse=... and sweep=..., got retries",
+        "test_bad.py::test_positional: pytest.mark.prunebench takes only on_collapse=... and sweep=..., "
+        "got ('record',)",
     ])
     output = result.stdout.str()
     assert "Traceback" not in output and "collapse_policy" not in output and "\n>" not in output

@@ -330,3 +330,22 @@ def test_bad_new_ini_values_name_the_key(pytester: pytest.Pytester, ini: str, ex
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stderr.str()
     result.stderr.fnmatch_lines([expected])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+@pytest.mark.parametrize(("args", "expected"), [(["-n", "2"], 2), (["-n", "0"], 0)])
+def test_xdist_workers_know_how_many_share_the_host(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                                    args: list[str], expected: int) -> None:
+    pytester.makepyfile(test_workers="""
+        import pytest
+
+        @pytest.mark.parametrize("name", ["a", "b"])
+        def test_workers(prunebench, name):
+            with open(f"workers-{name}.txt", "w") as out:
+                out.write(str(prunebench.settings.xdist_workers))
+    """)
+    # What an xdist worker hands down to the processes it starts: inherited, it makes no process a worker.
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "7")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+    result.assert_outcomes(passed=2)
+    assert [int((pytester.path / f"workers-{n}.txt").read_text()) for n in "ab"] == [expected, expected]

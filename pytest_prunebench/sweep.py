@@ -1,0 +1,411 @@
+"""W&B sweep files as a source of cases: `method: grid` -> parametrised cases, `method: random` -> hypothesis.
+
+A sweep's `parameters` are pruning settings of one model:
+
+    method: random                       # grid | random (bayes needs W&B's sweep server: refused)
+    metric: {name: latency_ms, goal: minimize}   # random: guides hypothesis.target
+    run_cap: 12                          # random: examples drawn (--prunebench-examples overrides)
+    parameters:
+      model: {value: resnet20}
+      epochs: {values: [0, 1]}
+      sparsity.layer1.0: {min: 0.1, max: 0.7, distribution: q_uniform, q: 0.02}
+      kind.layer1.0: {values: [filters, channels]}
+      ranker.layer1.0: {value: l2}
+
+Each `sparsity.<group>` is one pruner; a group is a conv, a residual block or a stage of the model
+(`strategies.group_layers`). Every point becomes a Distiller document parsed like a schedule file, so the
+downstream stages are shared with YAML schedules and hypothesis strategies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import SweepError
+from .schedule import read_yaml
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
+
+    from .schedule import Schedule
+
+METHODS = ("grid", "random")
+TOP_LEVEL_KEYS = frozenset({"method", "parameters", "metric", "run_cap", "name", "description", "program",
+                            "command", "project", "entity"})
+PARAMETER_KEYS = frozenset({"value", "values", "distribution", "min", "max", "q", "probabilities"})
+DISTRIBUTIONS = ("constant", "categorical", "uniform", "int_uniform", "q_uniform", "log_uniform_values")
+GLOBAL_PARAMETERS = ("model", "epochs", "lr")
+PER_GROUP = ("sparsity", "kind", "ranker")
+KINDS = ("filters", "channels")
+RANKERS = ("l1", "l2")
+# Figures a metric can name: the numeric fields of a record (and of its W&B summary).
+METRICS = ("top1", "top5", "top1_pruned", "latency_ms", "latency_median_ms", "latency_mean_ms", "latency_p90_ms",
+           "latency_speedup", "mac_speedup", "throughput_fps", "params", "weights", "macs", "onnx_bytes")
+MAX_GRID_POINTS = 10_000
+MISSING_HINT = "pass an existing W&B sweep file with --prunebench-sweep"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One sweep parameter: a distribution and its bounds, as W&B's sweep configuration defines them."""
+
+    name: str
+    distribution: str
+    values: tuple[Any, ...] = ()  # constant: one value; categorical: the choices
+    low: float = 0  # int for int_uniform
+    high: float = 0
+    q: float = 1.0
+    probabilities: tuple[float, ...] = ()
+
+    def grid_values(self) -> tuple[Any, ...] | None:
+        """Every value a grid visits; None for a continuous distribution."""
+        if self.distribution in ("constant", "categorical"):
+            return self.values
+        if self.distribution == "int_uniform":
+            return tuple(range(int(self.low), int(self.high) + 1))
+        if self.distribution == "q_uniform":  # W&B: round(uniform(min, max) / q) * q
+            first, last = (math.floor(bound / self.q + 0.5 + 1e-9) for bound in (self.low, self.high))
+            return tuple(_round(k * self.q) for k in range(first, last + 1))
+        return None
+
+    def strategy(self) -> st.SearchStrategy[Any]:
+        from hypothesis import strategies as st
+
+        if self.distribution == "constant":
+            return st.just(self.values[0])
+        if self.distribution == "categorical":
+            return _weighted(self.values, self.probabilities) if self.probabilities else st.sampled_from(self.values)
+        if self.distribution == "int_uniform":
+            return st.integers(int(self.low), int(self.high))
+        if self.distribution == "q_uniform":
+            return st.sampled_from(self.grid_values() or ())
+        if self.distribution == "log_uniform_values":
+            low, high = math.log(self.low), math.log(self.high)
+            return st.floats(low, high).map(lambda x: min(max(math.exp(x), self.low), self.high))
+        return st.floats(self.low, self.high, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    path: str
+    method: str
+    parameters: tuple[Parameter, ...]
+    metric: str | None
+    goal: str  # minimize | maximize
+    run_cap: int | None
+
+    @property
+    def stem(self) -> str:
+        return Path(self.path).stem
+
+    def digest(self) -> bytes:
+        """Distinguishes random sweeps in hypothesis' example database: same content, same digest."""
+        content = json.dumps([self.method, [vars(p) for p in self.parameters], self.metric, self.goal],
+                             default=str, sort_keys=True)
+        return hashlib.sha256(content.encode()).digest()
+
+    def groups(self) -> tuple[str, ...]:
+        return tuple(p.name.split(".", 1)[1] for p in self.parameters if p.name.startswith("sparsity."))
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every point of a grid sweep, in the file's parameter order."""
+        axes = [p.grid_values() or () for p in self.parameters]
+        return [dict(zip((p.name for p in self.parameters), point, strict=True)) for point in itertools.product(*axes)]
+
+    def points(self) -> st.SearchStrategy[dict[str, Any]]:
+        from hypothesis import strategies as st
+
+        return st.fixed_dictionaries({p.name: p.strategy() for p in self.parameters})
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One case of a sweep: a grid point, or (random) the sweep itself, drawn from inside the test."""
+
+    sweep: Sweep
+    values: Mapping[str, Any] | None  # None: a random sweep's cases are drawn by hypothesis
+
+    def case_id(self) -> str:
+        """`<file stem>:<the values that vary across the grid>`; a hash when too long to read. Stable."""
+        varying = {p.name for p in self.sweep.parameters if len(p.grid_values() or ()) > 1}
+        if self.values is None or not varying:
+            return self.sweep.stem
+        text = ",".join(f"{k}={_text(v)}" for k, v in self.values.items() if k in varying)
+        if len(text) > 100:
+            text = "cfg-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+        return f"{self.sweep.stem}:{text}"
+
+
+# -- reading and validating -----------------------------------------------------------------------------------
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    path = Path(path)
+    return parse_sweep(read_yaml(path, SweepError, MISSING_HINT), str(path))
+
+
+def parse_sweep(document: Any, path: str) -> Sweep:
+    if not isinstance(document, Mapping):
+        kind = "empty" if document is None else f"a {type(document).__name__}"
+        raise SweepError(path, "", f"the file is {kind}; a W&B sweep is a mapping with `method:` and `parameters:`")
+    unknown = sorted(set(map(str, document)) - TOP_LEVEL_KEYS)
+    if "early_terminate" in unknown:
+        raise SweepError(path, "early_terminate", "cases always run to the end here; remove early_terminate")
+    if unknown:
+        raise SweepError(path, unknown[0], f"unknown key; a sweep file has {', '.join(sorted(TOP_LEVEL_KEYS))}")
+    method = _method(path, document.get("method"))
+    parameters = _parameters(path, document.get("parameters"))
+    metric, goal = _metric(path, document.get("metric"))
+    run_cap = document.get("run_cap")
+    if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
+        raise SweepError(path, "run_cap", f"{run_cap!r}: use a whole number of cases, at least 1")
+    sweep = Sweep(path, method, parameters, metric, goal, run_cap)
+    if method == "grid":
+        _check_grid(sweep)
+    return sweep
+
+
+def _method(path: str, method: Any) -> str:
+    if method == "bayes":
+        raise SweepError(path, "method", "bayes needs W&B's Bayesian sweep server, which is online and not here; "
+                                         "use random (hypothesis draws the cases, guided toward the metric) or grid")
+    if method not in METHODS:
+        raise SweepError(path, "method", f"{method!r}: use grid (every combination) or random (hypothesis draws)")
+    return str(method)
+
+
+def _metric(path: str, metric: Any) -> tuple[str | None, str]:
+    if metric is None:
+        return None, "minimize"
+    if not isinstance(metric, Mapping) or not set(metric) <= {"name", "goal"}:
+        raise SweepError(path, "metric", f"{metric!r}: use {{name: latency_ms, goal: minimize}}")
+    name, goal = metric.get("name"), metric.get("goal", "minimize")
+    if name not in METRICS:
+        raise SweepError(path, "metric.name", f"{name!r} is not a record figure; use one of {', '.join(METRICS)}")
+    if goal not in ("minimize", "maximize"):
+        raise SweepError(path, "metric.goal", f"{goal!r}: use minimize or maximize")
+    return name, goal
+
+
+def _flatten(path: str, parameters: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """W&B nests parameters as `sparsity: {parameters: {layer1.0: {...}}}`; here that is `sparsity.layer1.0`."""
+    for name, spec in parameters.items():
+        full = f"{prefix}{name}"
+        if not isinstance(spec, Mapping):
+            raise SweepError(path, f"parameters.{full}", f"{spec!r}: a parameter is a mapping such as "
+                                                         f"{{value: 0.5}}, {{values: [...]}} or {{min: .., max: ..}}")
+        if "parameters" in spec:
+            if not isinstance(spec["parameters"], Mapping) or set(spec) != {"parameters"}:
+                raise SweepError(path, f"parameters.{full}", "nested parameters: only `parameters:` inside")
+            yield from _flatten(path, spec["parameters"], f"{full}.")
+        else:
+            yield full, spec
+
+
+def _parameters(path: str, parameters: Any) -> tuple[Parameter, ...]:
+    if not isinstance(parameters, Mapping) or not parameters:
+        raise SweepError(path, "parameters", "missing or empty; give at least one sparsity.<group> parameter")
+    result = tuple(_parameter(path, str(name), spec) for name, spec in _flatten(path, parameters))
+    names = {p.name for p in result}
+    groups = [n.split(".", 1)[1] for n in names if n.startswith("sparsity.")]
+    if not groups:
+        raise SweepError(path, "parameters", "no sparsity.<group> parameter: name at least one conv, block or "
+                                             "stage to prune, e.g. sparsity.layer1.0")
+    for name in sorted(names):
+        prefix, _, group = name.partition(".")
+        if prefix in ("kind", "ranker") and group not in groups:
+            raise SweepError(path, f"parameters.{name}", f"no sparsity.{group} to go with it")
+    return result
+
+
+def _parameter(path: str, name: str, spec: Mapping[str, Any]) -> Parameter:
+    where = f"parameters.{name}"
+    prefix, dot, group = name.partition(".")
+    if not ((prefix in PER_GROUP and dot and group) or (name in GLOBAL_PARAMETERS)):
+        raise SweepError(path, where, f"unknown parameter; use {', '.join(GLOBAL_PARAMETERS)} or "
+                                      f"{', '.join(p + '.<group>' for p in PER_GROUP)}")
+    unknown = sorted(set(map(str, spec)) - PARAMETER_KEYS)
+    if unknown:
+        raise SweepError(path, f"{where}.{unknown[0]}", f"unknown key; use {', '.join(sorted(PARAMETER_KEYS))}")
+    parameter = replace(_distribution(path, where, spec), name=name)
+    _check_domain(path, where, prefix if dot else name, parameter)
+    return parameter
+
+
+def _distribution(path: str, where: str, spec: Mapping[str, Any]) -> Parameter:
+    """W&B's rules: `value` is constant, `values` categorical, int min/max int_uniform, else uniform."""
+    default = ("constant" if "value" in spec else "categorical" if "values" in spec
+               else "int_uniform" if all(_is_int(spec.get(k)) for k in ("min", "max")) else "uniform")
+    distribution = spec.get("distribution", default)
+    if distribution not in DISTRIBUTIONS:
+        raise SweepError(path, f"{where}.distribution", f"{distribution!r} is not supported here; use one of "
+                                                        f"{', '.join(DISTRIBUTIONS)}")
+    if distribution == "constant":
+        if "value" not in spec:
+            raise SweepError(path, where, "constant needs `value:`")
+        return Parameter("", "constant", (spec["value"],))
+    if distribution == "categorical":
+        return _categorical(path, where, spec)
+    if not ("min" in spec and "max" in spec):
+        raise SweepError(path, where, f"{distribution} needs `min:` and `max:`")
+    low, high = (_number(path, f"{where}.{k}", spec[k]) for k in ("min", "max"))
+    if not low <= high:
+        raise SweepError(path, where, f"min {low} is above max {high}")
+    q = _number(path, f"{where}.q", spec.get("q", 1.0))
+    if distribution == "q_uniform" and q <= 0:
+        raise SweepError(path, f"{where}.q", f"{q}: the step must be above 0")
+    if distribution == "log_uniform_values" and low <= 0:
+        raise SweepError(path, f"{where}.min", f"{low}: log_uniform_values needs min above 0")
+    if distribution == "int_uniform":
+        if not (_is_int(spec["min"]) and _is_int(spec["max"])):
+            raise SweepError(path, where, "int_uniform needs whole-number min and max")
+        return Parameter("", distribution, (), int(low), int(high))
+    return Parameter("", distribution, (), low, high, q)
+
+
+def _categorical(path: str, where: str, spec: Mapping[str, Any]) -> Parameter:
+    values = spec.get("values")
+    if not isinstance(values, list) or not values:
+        raise SweepError(path, f"{where}.values", f"{values!r}: give a non-empty list")
+    probabilities = spec.get("probabilities")
+    if probabilities is None:
+        return Parameter("", "categorical", tuple(values))
+    if (not isinstance(probabilities, list) or len(probabilities) != len(values)
+            or not all(isinstance(p, int | float) and p >= 0 for p in probabilities)
+            or not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6)):
+        raise SweepError(path, f"{where}.probabilities", "one non-negative number per value, summing to 1")
+    return Parameter("", "categorical", tuple(values), probabilities=tuple(float(p) for p in probabilities))
+
+
+def _check_domain(path: str, where: str, role: str, parameter: Parameter) -> None:
+    """Every value a parameter can take must be a valid setting: sparsity in [0, 1), a known kind, ..."""
+    values = parameter.values or parameter.grid_values() or (parameter.low, parameter.high)
+    if role == "sparsity":
+        bad = [v for v in values if not _is_number(v) or not 0 <= v < 1]
+        hint = "sparsity is a fraction in [0, 1)"
+    elif role == "kind":
+        bad, hint = [v for v in values if v not in KINDS], f"use {' or '.join(KINDS)}"
+    elif role == "ranker":
+        bad, hint = [v for v in values if v not in RANKERS], f"use {' or '.join(RANKERS)}"
+    elif role == "epochs":
+        bad = [v for v in values if not _is_int(v) or v < 0]
+        hint = "epochs is a whole number, 0 or more"
+    elif role == "lr":
+        bad = [v for v in values if not _is_number(v) or not 0 < v < math.inf]
+        hint = "lr is a number above 0"
+    else:
+        _check_model(path, where, parameter)
+        bad, hint = [], ""
+    if bad:
+        raise SweepError(path, where, f"{bad[0]!r} is out of range: {hint}")
+
+
+def _check_model(path: str, where: str, parameter: Parameter) -> None:
+    import argparse
+
+    from .settings import model_name
+
+    if parameter.distribution != "constant":
+        raise SweepError(path, where, "the layer groups belong to one model: give it as {value: resnet56}")
+    try:
+        model_name(str(parameter.values[0]))
+    except argparse.ArgumentTypeError as exc:
+        raise SweepError(path, where, str(exc)) from None
+
+
+def _check_grid(sweep: Sweep) -> None:
+    size = 1
+    for parameter in sweep.parameters:
+        values = parameter.grid_values()
+        if values is None:
+            raise SweepError(sweep.path, f"parameters.{parameter.name}",
+                             f"grid needs discrete values; {parameter.distribution} is continuous (use values, "
+                             f"int_uniform or q_uniform, or method: random)")
+        size *= len(values)
+    if size > MAX_GRID_POINTS:
+        raise SweepError(sweep.path, "parameters", f"the grid has {size:,} points (more than {MAX_GRID_POINTS:,}); "
+                                                   f"narrow it or use method: random with run_cap")
+
+
+# -- points to schedules --------------------------------------------------------------------------------------
+
+
+def model_of(sweep: Sweep, default: str) -> str:
+    for parameter in sweep.parameters:
+        if parameter.name == "model":
+            return str(parameter.values[0])
+    return default
+
+
+def check_groups(sweep: Sweep, model: str) -> None:
+    """Every group names a conv, block or stage of `model` for every kind it may take; no conv in two groups."""
+    from .strategies import group_layers
+
+    owner: dict[str, str] = {}
+    for group in sweep.groups():
+        kinds = next((p.values for p in sweep.parameters if p.name == f"kind.{group}"), ("filters",))
+        for kind in kinds:
+            try:
+                layers = group_layers(model, group, kind)
+            except ValueError as exc:
+                raise SweepError(sweep.path, f"parameters.sparsity.{group}", str(exc)) from None
+            for layer in layers:
+                if owner.setdefault(layer, group) != group:
+                    raise SweepError(sweep.path, f"parameters.sparsity.{group}",
+                                     f"{layer} is also in sparsity.{owner[layer]}: a conv belongs to one group")
+
+
+def point_schedule(sweep: Sweep, values: Mapping[str, Any], model: str) -> Schedule:
+    """A grid point or drawn point as a schedule, named by a stable hash of what it does."""
+    from .strategies import distiller_document, group_layers, pruner_entry, to_schedule
+
+    pruners = {}
+    for group in sweep.groups():
+        kind = values.get(f"kind.{group}", "filters")
+        ranker = values.get(f"ranker.{group}", "l1")
+        pruners[group] = pruner_entry(kind, ranker, float(values[f"sparsity.{group}"]),
+                                      group_layers(model, group, kind))
+    section = {key: values[key] for key in ("epochs", "lr") if key in values}
+    return to_schedule(distiller_document(model, pruners, section))
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+
+
+def _weighted(values: Sequence[Any], probabilities: Sequence[float]) -> st.SearchStrategy[Any]:
+    """W&B's categorical probabilities: a draw in [0, 1) against the cumulative weights (shrinks to the first)."""
+    from hypothesis import strategies as st
+
+    bounds = list(itertools.accumulate(probabilities))
+    choices = [v for v, p in zip(values, probabilities, strict=True) if p > 0]
+    edges = [b for b, p in zip(bounds, probabilities, strict=True) if p > 0]
+    return st.integers(0, 999_999).map(lambda n: choices[min(sum(n / 1e6 >= e for e in edges), len(choices) - 1)])
+
+
+def _round(value: float) -> float:
+    return round(value, 10)
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(path: str, where: str, value: Any) -> float:
+    if not _is_number(value):
+        raise SweepError(path, where, f"{value!r} is not a number")
+    return float(value)
