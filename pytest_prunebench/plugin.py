@@ -86,6 +86,10 @@ class Prunebench:
         """Run one case. Keeps no per-call state: under hypothesis every example is its own case and record."""
         return self._session.run_case(self._node, schedule, name, self.on_collapse)
 
+    def sweep_schedule(self, point: SweepPoint) -> Schedule:
+        """The schedule a grid point of `prunebench_sweep` runs (its groups expanded on the case's model)."""
+        return self._session.sweep_schedule(point)
+
     def run_sweep(self, point: SweepPoint) -> list[CaseResult]:
         """Run the `prunebench_sweep` parameter: a grid point's case, or a random sweep's drawn cases."""
         return self._session.run_sweep(self._node, point, self.on_collapse)

@@ -18,7 +18,7 @@ from .thresholds import threshold_failures
 
 if TYPE_CHECKING:
     from .case import CaseResult, CaseRunner
-    from .sweep import SweepPoint
+    from .sweep import Sweep, SweepPoint
 
 
 WORKER_RECORDS = "prunebench_records"
@@ -79,26 +79,36 @@ class PrunebenchSession:
         Files come from the suite's `pytest.mark.prunebench(sweep=...)` (relative to the suite file), else from
         --prunebench-sweep. A bad file is a collection error of one line.
         """
-        from .sweep import SweepPoint, check_groups, load_sweep, model_of
+        from .sweep import SweepPoint, check_groups, load_sweep
 
         points = []
-        for path in find_yaml_files(self._sweep_patterns(definition)):
+        for path in self._sweep_files(definition):
             try:
                 sweep = load_sweep(path)
-                check_groups(sweep, model_of(sweep, self.settings.model or DEFAULT_SWEEP_MODEL))
+                check_groups(sweep, self._sweep_model(sweep))
             except PrunebenchError as exc:
                 pytest.fail(str(exc), pytrace=False)
             values = sweep.grid() if sweep.method == "grid" else [None]
             points += [SweepPoint(sweep, point) for point in values]
         return points
 
-    def _sweep_patterns(self, definition: pytest.Function) -> tuple[str, ...]:
+    def _sweep_files(self, definition: pytest.Function) -> list[Path]:
         for marker in definition.iter_markers("prunebench"):
             if "sweep" in marker.kwargs:
                 given = marker.kwargs["sweep"]
                 patterns = (given,) if isinstance(given, str | Path) else tuple(given)
-                return tuple(str(definition.path.parent / Path(p).expanduser()) for p in patterns)
-        return self.settings.sweeps
+                files = find_yaml_files(tuple(str(definition.path.parent / Path(p).expanduser()) for p in patterns))
+                if not files:
+                    pytest.fail(f"{definition.nodeid}: pytest.mark.prunebench(sweep={given!r}) names no .yaml/.yml "
+                                f"file (paths are relative to the suite file)", pytrace=False)
+                return files
+        return find_yaml_files(self.settings.sweeps)
+
+    def _sweep_model(self, sweep: Sweep) -> str:
+        """--prunebench-model (the model of every case), else the sweep's `model`, else resnet20."""
+        from .sweep import model_of
+
+        return self.settings.model or model_of(sweep, DEFAULT_SWEEP_MODEL)
 
     def limit_examples(self, items: list[pytest.Item]) -> None:
         """--prunebench-examples N: every hypothesis test among the cases draws N examples.
@@ -158,16 +168,25 @@ class PrunebenchSession:
 
     def run_sweep(self, node: pytest.Item, point: SweepPoint, on_collapse: str) -> list[CaseResult]:
         """A grid point is one case; a random sweep draws its cases with hypothesis, guided by its metric."""
-        from .sweep import model_of, point_schedule
+        if point.values is None:
+            return self._draw_sweep(node, point.sweep, self._sweep_model(point.sweep), on_collapse)
+        return [self.run_case(node, self.sweep_schedule(point), None, on_collapse)]
 
-        sweep = point.sweep
-        model = model_of(sweep, self.settings.model or DEFAULT_SWEEP_MODEL)
-        if point.values is not None:
-            return [self.run_case(node, point_schedule(sweep, point.values, model), None, on_collapse)]
+    def sweep_schedule(self, point: SweepPoint, values: dict[str, Any] | None = None) -> Schedule:
+        """The schedule of a grid point (or of `values` drawn from a random sweep), on the model it runs on."""
+        from .sweep import point_schedule
+
+        chosen = point.values if values is None else values
+        if chosen is None:
+            raise ValueError(f"{point.case_id()} is a random sweep: pass the drawn values")
+        return point_schedule(point.sweep, chosen, self._sweep_model(point.sweep))
+
+    def _draw_sweep(self, node: pytest.Item, sweep: Sweep, model: str, on_collapse: str) -> list[CaseResult]:
         from hypothesis import given, target
         from hypothesis import settings as hypothesis_settings
 
         from .strategies import SEARCH_SETTINGS
+        from .sweep import point_schedule
         from .tracking import run_summary
 
         results: dict[str, CaseResult] = {}  # by name: shrinking and the example database replay cases
@@ -181,6 +200,7 @@ class PrunebenchSession:
                 sign = 1.0 if sweep.goal == "maximize" else -1.0
                 target(sign * scores[result.name], label=f"{sweep.goal} {sweep.metric}")
 
+        # Hypothesis keys its example database by the test function: one key per suite and sweep content.
         case._hypothesis_internal_add_digest = node.nodeid.encode() + sweep.digest()  # type: ignore[attr-defined]
         examples = self.settings.examples or sweep.run_cap or SEARCH_SETTINGS.max_examples
         try:

@@ -74,7 +74,7 @@ def history_rows(history: tuple[Mapping[str, float], ...]) -> list[dict[str, flo
              "retrain/lr": float(row["lr"])} for row in history]
 
 
-def _quiet_settings() -> Any:
+def quiet_settings() -> Any:
     """No stdout redirection, no system monitor (it polls cloud metadata URLs), no git or code capture."""
     import wandb
 
@@ -93,7 +93,7 @@ def log_case(target: WandbTarget, result: CaseResult, suite: str, passed: bool) 
     run = wandb.init(project=target.project, entity=target.entity, group=target.group, job_type=suite,
                      name=result.name, tags=[result.model, result.dataset, result.device],
                      config=run_config(info, suite), mode=target.mode, dir=str(target.directory),
-                     reinit="create_new", settings=_quiet_settings())
+                     reinit="create_new", settings=quiet_settings())
     exit_code = 1
     try:
         for row in history_rows(result.history):

@@ -396,3 +396,31 @@ def test_a_sweep_option_that_matches_nothing_is_a_usage_error(pytester: pytest.P
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--prunebench-sweep */nowhere/*.yaml: no .yaml/.yml W&B sweep file there*"])
+
+
+def test_a_marker_naming_no_file_is_a_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP_SUITE.replace('on_collapse="record"', 'on_collapse="record", '
+                                                       'sweep="missing/*.yaml"'))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "-q")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*test_sweep: pytest.mark.prunebench(sweep='missing/*.yaml') names no .yaml/.yml "
+                                 "file (paths are relative to the suite file)*"])
+
+
+def test_the_model_option_is_the_model_the_groups_expand_on(pytester: pytest.Pytester) -> None:
+    """--prunebench-model runs every case on its model: the sweep's groups must expand on that model too."""
+    (pytester.path / "stage.yaml").write_text(TINY_GRID.replace("[0.2, 0.4]", "[0.3]"))
+    pytester.makepyfile(test_groups="""
+        def test_groups(prunebench, prunebench_sweep):
+            schedule = prunebench.sweep_schedule(prunebench_sweep)
+            with open("layers.txt", "w") as out:
+                out.write(schedule.model_hint() + " " + ",".join(schedule.pruners[0].layers))
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--prunebench-sweep=stage.yaml",
+                                           "--prunebench-model", "resnet32")
+
+    result.assert_outcomes(passed=1)
+    model, layers = (pytester.path / "layers.txt").read_text().split()
+    assert model == "resnet32"
+    assert layers.split(",") == [f"layer3.{block}.conv1" for block in range(5)]  # resnet32: 5 blocks per stage

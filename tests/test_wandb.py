@@ -4,6 +4,8 @@ pytest-benchmark JSON; options and their refusals; a broken W&B set-up never cos
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -256,3 +258,41 @@ def test_the_run_file_reader_detects_corruption(tmp_path: Path) -> None:
     path.write_bytes(b"PK\x03\x04" + bytes(BLOCK))
     with pytest.raises(CorruptRunFile, match="not a W&B run file"):
         read_run(path)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to watch the run's connect() calls")
+def test_an_offline_run_connects_to_nothing_beyond_this_host(pytester: pytest.Pytester, tiny_args: list[str],
+                                                             wandb_env: None) -> None:
+    write_schedules(pytester.path, channels=CHANNELS_SCHEDULE)
+    pytester.makepyfile(test_suite=SUITE)
+    trace = pytester.path / "connect.trace"
+    result = pytester.run("strace", "-f", "-qq", "-e", "trace=connect", "-o", str(trace), sys.executable, "-m",
+                          "pytest", *tiny_args, "--prunebench-epochs", "0", "--wandb-project", "check",
+                          "--wandb-dir=wb", "--wandb-log-model")
+
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    assert len(offline_runs(pytester.path / "wb")) == 1
+    calls = [line for line in trace.read_text().splitlines() if "connect(" in line]
+    local = ("AF_UNIX", "AF_NETLINK", 'inet_addr("127.', 'inet_pton(AF_INET6, "::1"')
+    assert [call for call in calls if not any(mark in call for mark in local)] == []
+    # The trace did see connections: wandb talks to its own service process over a local socket.
+    assert any("AF_UNIX" in call or "127.0.0.1" in call for call in calls), calls
+
+
+def test_the_run_file_reader_joins_records_that_span_blocks(tmp_path: Path, wandb_env: None) -> None:
+    """A record longer than one 32 KiB block is split into first/middle/last chunks by wandb-core itself."""
+    import wandb
+
+    from pytest_prunebench.tracking import quiet_settings
+
+    run = wandb.init(project="reader", mode="offline", dir=str(tmp_path), settings=quiet_settings(),
+                     reinit="create_new")
+    run.summary.update({"big": "x" * 100_000, "small": 1})
+    for step in range(3):
+        run.log({"step_value": step}, step=step)
+    run.finish()
+
+    (found,) = offline_runs(tmp_path)
+    assert found.summary["big"] == "x" * 100_000 and found.summary["small"] == 1
+    assert [row["step_value"] for row in found.history] == [0, 1, 2]
+    assert found.path.stat().st_size > 2 * BLOCK
