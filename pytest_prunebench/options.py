@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from . import settings as parsers
+from .gates import parse_gates
 from .schedule import find_yaml_files
 from .settings import NCS_DEVICE, Settings
 
@@ -41,6 +42,9 @@ OPTIONS = (
     Option("--prunebench-threshold", "thresholds", "a threshold for every case, e.g. min_top1=90 or "
            "max_latency_ms=2 (repeatable; overrides the schedule's own bound)", parsers.threshold, "KEY=VALUE",
            repeatable=True),
+    Option("--prunebench-compare-fail", "compare_fail", "fail the session when a case's figure regressed "
+           "against the --benchmark-compare run: top1:0.5 (points), top1:1%, throughput_fps:5%, latency_speedup:5% "
+           "(comma-separated, repeatable)", parse_gates, "EXPR[,EXPR]", repeatable=True),
     Option("--prunebench-epochs", "epochs", "retraining epochs for every case, overriding the schedules "
            "(0 = prune to the final targets, thin, no training)", parsers.non_negative_int, "N"),
     Option("--prunebench-examples", "examples", "examples each hypothesis-generated suite draws (default: the "
@@ -135,6 +139,8 @@ def resolve(config: pytest.Config) -> Settings:
         values.setdefault(name, tuple(str(config.rootpath / p) for p in getattr(defaults, name)))
     for name in ("artifacts", "cache"):
         values.setdefault(name, config.rootpath / getattr(defaults, name))
+    if "compare_fail" in values:  # each value is a comma-separated list of gates
+        values["compare_fail"] = tuple(gate for gates in values["compare_fail"] for gate in gates)
     if values.get("wandb_project"):
         values.update(_wandb_values(config, values))
     return replace(defaults, **values)

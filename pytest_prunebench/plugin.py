@@ -53,9 +53,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[SESSION].limit_examples(cases)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    prunebench = session.config.stash[SESSION]
+    if prunebench.settings.compare_fail and not hasattr(session.config, "workerinput"):
+        prunebench.saved_run()  # a missing saved run stops the session before any case runs
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    prunebench = session.config.stash[SESSION]
     if hasattr(session.config, "workeroutput"):  # an xdist worker: its records travel to the controller
-        session.config.workeroutput[WORKER_RECORDS] = session.config.stash[SESSION].worker_records
+        session.config.workeroutput[WORKER_RECORDS] = prunebench.worker_records
+    elif prunebench.settings.compare_fail:
+        prunebench.check_gates(session)
 
 
 @pytest.hookimpl(optionalhook=True)

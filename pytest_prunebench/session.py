@@ -18,6 +18,7 @@ from .thresholds import threshold_failures
 
 if TYPE_CHECKING:
     from .case import CaseResult, CaseRunner
+    from .gates import GateReport
     from .sweep import Sweep, SweepPoint
 
 
@@ -52,6 +53,7 @@ class PrunebenchSession:
     rows: list[dict[str, Any]] = field(default_factory=list)  # what the summary shows, from every process
     worker_records: list[dict[str, Any]] = field(default_factory=list)
     _runner: CaseRunner | None = None
+    gate_report: GateReport | None = None
     _cases_per_node: dict[str, int] = field(default_factory=dict)
 
     # -- start ------------------------------------------------------------------------------------------------
@@ -296,6 +298,37 @@ class PrunebenchSession:
         for record in workeroutput.get(WORKER_RECORDS, []):
             self.record(record)
 
+    # -- regression gates (--prunebench-compare-fail) ---------------------------------------------------------
+
+    def saved_run(self) -> tuple[str, dict[str, dict[str, Any]]]:
+        """The run `--benchmark-compare` selected: its file and each case's extra_info by full name.
+
+        pytest-benchmark loads it in its own pytest_configure (trylast), so this is asked at session start.
+        """
+        gates = ", ".join(map(str, self.settings.compare_fail))
+        if not self.config.getoption("benchmark_compare", None):
+            raise pytest.UsageError(f"--prunebench-compare-fail {gates}: add --benchmark-compare (the saved run to "
+                                    f"compare with, e.g. --benchmark-compare or --benchmark-compare=0001)")
+        benchmarks = getattr(self.config, "_benchmarksession", None)
+        loaded = getattr(benchmarks, "compared_mapping", None) or {}
+        if not loaded:
+            storage = getattr(benchmarks, "storage", "the benchmark storage")
+            raise pytest.UsageError(f"--prunebench-compare-fail {gates}: --benchmark-compare found no saved run in "
+                                    f"{storage}; save one first (--benchmark-autosave on main, see the README's "
+                                    f"CI recipe)")
+        path, by_name = list(loaded.items())[-1]  # several matches: the newest
+        return str(path), {name: bench.get("extra_info", {}) for name, bench in by_name.items()}
+
+    def check_gates(self, session: pytest.Session) -> None:
+        """At session end: every case of this run against the saved run; a regression fails the session."""
+        from .gates import evaluate
+
+        source, before = self.saved_run()
+        now = {row["fullname"]: row for row in self.rows}
+        self.gate_report = evaluate(self.settings.compare_fail, now, before, source)
+        if self.gate_report.failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
     # -- output -----------------------------------------------------------------------------------------------
 
     def progress(self, message: str) -> None:
@@ -312,6 +345,17 @@ class PrunebenchSession:
             reporter.write_line(f"prunebench: {message}")
 
     def terminal_summary(self, reporter: Any) -> None:
+        self._cases_summary(reporter)
+        if self.gate_report is not None:
+            from .gates import report_lines
+
+            verdict = "FAILED" if self.gate_report.failed else "passed"
+            reporter.write_sep("-", f"prunebench: --prunebench-compare-fail {verdict}",
+                               red=self.gate_report.failed, green=not self.gate_report.failed)
+            for line in report_lines(self.gate_report):
+                reporter.write_line(line)
+
+    def _cases_summary(self, reporter: Any) -> None:
         if not self.rows:
             return
         collapsed = sum(1 for row in self.rows if row["collapsed"])

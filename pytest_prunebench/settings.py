@@ -11,10 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .data import DataSpec, parse_data_spec
 from .lock import GATE_MODES
 from .schedule import THRESHOLD_KEYS
+
+if TYPE_CHECKING:
+    from .gates import Gate
 
 BUILTIN_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO INFERENCE_PRECISION_HINT values
@@ -155,6 +159,7 @@ class Settings:
     epochs: int | None = None  # None: each schedule's own
     examples: int | None = None  # None: each generated suite's own max_examples
     thresholds: tuple[tuple[str, float], ...] = ()  # for every case, over the schedules' own
+    compare_fail: tuple[Gate, ...] = ()  # regression gates against the --benchmark-compare run
     data: DataSpec | None = None  # None: the schedule's dataset, else digits
     model: str | None = None  # None: the model the schedule names
     precision: str | None = None  # None: the device's default

@@ -1,0 +1,124 @@
+"""Regression gates on any record figure (`--prunebench-compare-fail top1:0.5,throughput_fps:5%`).
+
+pytest-benchmark's `--benchmark-compare-fail` gates latency statistics only ("slower"); these gates compare the
+figures in each record's `extra_info` (accuracy, throughput, speed-ups, size) with the run that
+`--benchmark-compare` selects. Pure Python: the option parser imports this module in every pytest run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Which way is worse for each figure a gate may name.
+HIGHER_IS_BETTER = ("top1", "top5", "top1_pruned", "throughput_fps", "latency_speedup", "mac_speedup")
+LOWER_IS_BETTER = ("latency_ms", "params", "weights", "macs", "onnx_bytes")
+GATE_METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
+
+
+@dataclass(frozen=True)
+class Gate:
+    """`metric:bound` (absolute, in the metric's unit: points for top1) or `metric:bound%` (relative)."""
+
+    metric: str
+    bound: float
+    relative: bool
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.bound:g}{'%' if self.relative else ''}"
+
+    def worst_allowed(self, before: float) -> float:
+        margin = abs(before) * self.bound / 100 if self.relative else self.bound
+        return before - margin if self.metric in HIGHER_IS_BETTER else before + margin
+
+    def fails(self, before: float, after: float) -> bool:
+        allowed = self.worst_allowed(before)
+        return after < allowed if self.metric in HIGHER_IS_BETTER else after > allowed
+
+
+def parse_gates(text: str) -> tuple[Gate, ...]:
+    """`top1:0.5,top1:1%`: the `type=` parser of --prunebench-compare-fail."""
+    gates = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        metric, sep, bound = item.partition(":")
+        metric, bound = metric.strip(), bound.strip()
+        if not sep or metric not in GATE_METRICS:
+            raise argparse.ArgumentTypeError(f"{item!r} is not METRIC:BOUND or METRIC:BOUND% with METRIC one of "
+                                              f"{', '.join(GATE_METRICS)}")
+        relative = bound.endswith("%")
+        try:
+            value = float(bound.removesuffix("%"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: {bound!r} is not a number (top1:0.5 or top1:1%)") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"{item!r}: the bound must be a finite number, 0 or more")
+        gates.append(Gate(metric, value, relative))
+    if not gates:
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least one METRIC:BOUND, e.g. top1:0.5")
+    return tuple(gates)
+
+
+@dataclass(frozen=True)
+class Regression:
+    case: str
+    gate: Gate
+    before: float
+    after: float
+
+    @property
+    def allowed(self) -> float:
+        return self.gate.worst_allowed(self.before)
+
+
+@dataclass(frozen=True)
+class GateReport:
+    source: str  # the saved run compared with
+    compared: int  # cases found in both runs
+    regressions: tuple[Regression, ...] = ()
+    only_now: tuple[str, ...] = ()  # cases the saved run does not have
+    only_before: tuple[str, ...] = ()  # cases of the saved run this run did not produce
+    unmeasured: tuple[str, ...] = ()  # `case metric`: a figure missing on one side
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.regressions)
+
+
+def evaluate(gates: tuple[Gate, ...], now: Mapping[str, Mapping[str, Any]], before: Mapping[str, Mapping[str, Any]],
+             source: str) -> GateReport:
+    """Every gate for every case in both runs (by full name); `now` and `before` map it to its extra_info."""
+    regressions, unmeasured = [], []
+    common = sorted(set(now) & set(before))
+    for case in common:
+        for gate in gates:
+            old, new = before[case].get(gate.metric), now[case].get(gate.metric)
+            if not (_number(old) and _number(new)):
+                unmeasured.append(f"{case} {gate.metric}")
+            elif gate.fails(float(old), float(new)):
+                regressions.append(Regression(case, gate, float(old), float(new)))
+    return GateReport(source, len(common), tuple(regressions), tuple(sorted(set(now) - set(before))),
+                      tuple(sorted(set(before) - set(now))), tuple(unmeasured))
+
+
+def report_lines(report: GateReport) -> list[str]:
+    """The table a CI log shows: one row per regression, then what could not be compared."""
+    lines = [f"compared with {report.source}: {report.compared} case(s) in both runs, "
+             f"{len(report.regressions)} regression(s)"]
+    if report.regressions:
+        rows = [("case", "metric", "before", "after", "bound", "worst allowed")]
+        rows += [(r.case, r.gate.metric, f"{r.before:.4g}", f"{r.after:.4g}", str(r.gate), f"{r.allowed:.4g}")
+                 for r in report.regressions]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                  for row in rows]
+    lines += [f"not in the saved run (new): {case}" for case in report.only_now]
+    lines += [f"not in this run (missing): {case}" for case in report.only_before]
+    lines += [f"not compared (figure missing in one run): {item}" for item in report.unmeasured]
+    return lines
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

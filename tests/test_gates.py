@@ -1,0 +1,172 @@
+"""--prunebench-compare-fail: gates on record figures against the run --benchmark-compare selects."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from tiny import CHANNELS_SCHEDULE, write_schedules
+
+from pytest_prunebench.gates import Gate, evaluate, parse_gates, report_lines
+
+SUITE = """
+def test_schedule(prunebench, prunebench_schedule):
+    prunebench.run(prunebench_schedule)
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "gates"),
+    [
+        ("top1:0.5", (Gate("top1", 0.5, False),)),
+        ("top1:1%", (Gate("top1", 1.0, True),)),
+        ("top1:0.5, throughput_fps:5% ,latency_speedup:5%",
+         (Gate("top1", 0.5, False), Gate("throughput_fps", 5.0, True), Gate("latency_speedup", 5.0, True))),
+        ("latency_ms:0", (Gate("latency_ms", 0.0, False),)),
+    ],
+)
+def test_gate_expressions_parse(text: str, gates: tuple[Gate, ...]) -> None:
+    assert parse_gates(text) == gates
+    assert ",".join(map(str, gates)) == text.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("accuracy:1", "'accuracy:1' is not METRIC:BOUND"),
+        ("top1", "'top1' is not METRIC:BOUND"),
+        ("top1:x", "'top1:x': 'x' is not a number"),
+        ("top1:-1", "the bound must be a finite number, 0 or more"),
+        ("top1:nan%", "the bound must be a finite number"),
+        (",", "give at least one METRIC:BOUND"),
+    ],
+)
+def test_bad_gate_expressions_are_refused(text: str, message: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        parse_gates(text)
+
+
+@pytest.mark.parametrize(
+    ("gate", "before", "after", "fails"),
+    [
+        ("top1:0.5", 90.0, 89.6, False),  # a drop of 0.4 points
+        ("top1:0.5", 90.0, 89.4, True),  # 0.6 points
+        ("top1:0.5", 90.0, 95.0, False),  # better is never a regression
+        ("top1:1%", 90.0, 89.2, False),  # 0.89% of 90
+        ("top1:1%", 90.0, 89.0, True),  # 1.11%
+        ("throughput_fps:5%", 1000.0, 960.0, False),
+        ("throughput_fps:5%", 1000.0, 940.0, True),
+        ("latency_ms:5%", 1.0, 1.04, False),  # lower is better: 4% slower passes
+        ("latency_ms:5%", 1.0, 1.06, True),
+        ("latency_ms:5%", 1.0, 0.5, False),
+        ("macs:0", 100.0, 101.0, True),
+    ],
+)
+def test_a_gate_fails_only_in_the_worse_direction_beyond_its_bound(gate: str, before: float, after: float,
+                                                                   fails: bool) -> None:
+    (parsed,) = parse_gates(gate)
+    assert parsed.fails(before, after) is fails
+
+
+def test_evaluate_lists_regressions_and_cases_on_one_side_only() -> None:
+    gates = parse_gates("top1:0.5,latency_speedup:5%")
+    before = {"a": {"top1": 90.0, "latency_speedup": 2.0}, "b": {"top1": 80.0, "latency_speedup": 1.5},
+              "gone": {"top1": 50.0, "latency_speedup": 1.0}}
+    now = {"a": {"top1": 89.0, "latency_speedup": 2.0}, "b": {"top1": 80.0, "latency_speedup": 1.2},
+           "new": {"top1": 70.0, "latency_speedup": 1.0}}
+    report = evaluate(gates, now, before, "0001_main.json")
+
+    assert report.failed and report.compared == 2
+    assert [(r.case, r.gate.metric, r.before, r.after) for r in report.regressions] == [
+        ("a", "top1", 90.0, 89.0), ("b", "latency_speedup", 1.5, 1.2)]
+    assert (report.only_now, report.only_before) == (("new",), ("gone",))
+    lines = report_lines(report)
+    assert lines[0] == "compared with 0001_main.json: 2 case(s) in both runs, 2 regression(s)"
+    assert lines[1].split() == ["case", "metric", "before", "after", "bound", "worst", "allowed"]
+    assert lines[2].split() == ["a", "top1", "90", "89", "top1:0.5", "89.5"]
+    assert lines[3].split() == ["b", "latency_speedup", "1.5", "1.2", "latency_speedup:5%", "1.425"]
+    assert lines[4:] == ["not in the saved run (new): new", "not in this run (missing): gone"]
+
+
+def test_a_figure_missing_on_one_side_is_listed_not_fatal() -> None:
+    report = evaluate(parse_gates("top1:0.5"), {"a": {"top1": None}}, {"a": {"top1": 90.0}}, "saved")
+    assert not report.failed and report.unmeasured == ("a top1",)
+
+
+# -- through pytest ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved(pytester: pytest.Pytester, tiny_args: list[str]) -> tuple[list[str], Path]:
+    """A suite, and one saved run of it in a file storage: what a CI job keeps from main."""
+    write_schedules(pytester.path, channels=CHANNELS_SCHEDULE)
+    pytester.makepyfile(test_suite=SUITE)
+    storage = pytester.path / "storage"
+    args = [*tiny_args, "--prunebench-artifacts=artifacts", "--prunebench-epochs", "0",
+            f"--benchmark-storage=file://{storage}"]
+    pytester.runpytest_subprocess(*args, "--benchmark-autosave").assert_outcomes(passed=1)
+    (path,) = storage.rglob("0001_*.json")
+    return args, path
+
+
+def test_an_unchanged_run_passes_its_gates(pytester: pytest.Pytester, saved: tuple[list[str], Path]) -> None:
+    args, _ = saved
+    result = pytester.runpytest_subprocess(*args, "--benchmark-compare", "--prunebench-compare-fail",
+                                           "top1:0.5,top5:1%,macs:0")
+
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(["*prunebench: --prunebench-compare-fail passed*",
+                                 "compared with *0001_*.json: 1 case(s) in both runs, 0 regression(s)"])
+
+
+def test_a_less_accurate_run_fails_the_session_with_a_table(pytester: pytest.Pytester,
+                                                            saved: tuple[list[str], Path]) -> None:
+    args, path = saved
+    # The saved run was 5 points more accurate, and had a case this run no longer has.
+    data = json.loads(path.read_text())
+    (bench,) = data["benchmarks"]
+    top1 = bench["extra_info"]["top1"]
+    bench["extra_info"]["top1"] = top1 + 5
+    data["benchmarks"].append({**bench, "name": "test_schedule[old]", "fullname": "test_suite.py::test_schedule[old]"})
+    path.write_text(json.dumps(data))
+    result = pytester.runpytest_subprocess(*args, "--benchmark-compare", "--prunebench-compare-fail", "top1:0.5")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1)  # every test passed: the gate alone fails the session
+    result.stdout.fnmatch_lines([
+        "*prunebench: --prunebench-compare-fail FAILED*",
+        "compared with *0001_*.json: 1 case(s) in both runs, 1 regression(s)",
+        "case * metric * before * after * bound * worst allowed",
+        f"test_suite.py::test_schedule?channels? * top1 * {top1 + 5:.4g} * {top1:.4g} * top1:0.5 * "
+        f"{top1 + 4.5:.4g}",
+        "not in this run (missing): test_suite.py::test_schedule?old?",
+    ])
+    assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "*--prunebench-compare-fail top1:0.5: add --benchmark-compare (the saved run to compare with*"),
+        (["--benchmark-compare=0042"], "*--prunebench-compare-fail top1:0.5: --benchmark-compare found no saved run "
+                                       "in *; save one first (--benchmark-autosave on main*"),
+    ],
+    ids=["no-compare", "no-saved-run"],
+)
+def test_gates_without_a_saved_run_are_a_usage_error(pytester: pytest.Pytester, saved: tuple[list[str], Path],
+                                                     extra: list[str], message: str) -> None:
+    args, _ = saved
+    result = pytester.runpytest_subprocess(*args, "--prunebench-compare-fail", "top1:0.5", *extra)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert "prunebench: test_schedule" not in result.stdout.str()  # stopped before any case ran
+
+
+def test_a_bad_gate_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--prunebench-compare-fail", "accuracy:1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--prunebench-compare-fail: 'accuracy:1' is not METRIC:BOUND*"])
