@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import PrunebenchError
 from .settings import canonical_model_name, model_name
@@ -51,6 +52,16 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import load_cases, write_report
+
+    cases = load_cases(args.results)
+    for path in write_report(cases, args.out):
+        print(f"wrote {path}")
+    print(f"{len(cases)} case(s) from {len(args.results)} file(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunebench", description="pytest-prunebench tools")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -62,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("schedules", nargs="+", help="schedule files")
     check.add_argument("--model", type=model_name, default=None, help="model to check against")
     check.set_defaults(handler=_check)
+    report = verbs.add_parser("report", help="pictures and tables (Pareto, sparsity vs latency, speed-ups, "
+                                             "correlations) from pytest-benchmark JSON files")
+    report.add_argument("results", nargs="+", type=Path, help="pytest-benchmark JSON files (--benchmark-json, "
+                                                              "or the files --benchmark-autosave writes)")
+    report.add_argument("--out", type=Path, default=Path("prunebench-report"),
+                        help="output directory (default prunebench-report/)")
+    report.set_defaults(handler=_report)
     return parser
 
 

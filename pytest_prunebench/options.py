@@ -72,6 +72,8 @@ OPTIONS = (
     Option("--prunebench-host-gate", "host_gate", "pause CPU-heavy work of other processes during a measurement: "
            "auto (when the device shares the host CPU: CPU, GPU, AUTO...), on, off (default auto)",
            parsers.gate_mode, "MODE"),
+    Option("--prunebench-report", "report", "at the end of the session, write the report (pictures, tables) "
+           "of its cases into DIR, as `prunebench report` does", Path, "DIR"),
     Option("--prunebench-artifacts", "artifacts", "where ONNX files are kept (default .prunebench/artifacts)",
            Path, "DIR"),
     Option("--prunebench-cache", "cache", "where dense baselines are cached (default .prunebench/cache)", Path,
@@ -88,7 +90,7 @@ OPTIONS = (
     Option("--wandb-dir", "wandb_dir", "where W&B runs are written, under wandb/ (default: $WANDB_DIR, else the "
            "rootdir)", Path, "DIR"),
 )
-PATH_FIELDS = ("lock_path", "artifacts", "cache", "wandb_dir")
+PATH_FIELDS = ("lock_path", "artifacts", "cache", "wandb_dir", "report")
 ANCHORED_FIELDS = ("schedules", "sweeps")  # file, directory or glob patterns, relative to where they were given
 WANDB_GROUP_KEY = "prunebench_wandb_group"  # the controller's group, handed to xdist workers in workerinput
 

@@ -63,7 +63,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     prunebench = session.config.stash[SESSION]
     if hasattr(session.config, "workeroutput"):  # an xdist worker: its records travel to the controller
         session.config.workeroutput[WORKER_RECORDS] = prunebench.worker_records
-    elif prunebench.settings.compare_fail:
+        return
+    if prunebench.settings.report is not None:
+        prunebench.write_report()
+    if prunebench.settings.compare_fail:
         prunebench.check_gates(session)
 
 

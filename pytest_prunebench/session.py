@@ -319,6 +319,21 @@ class PrunebenchSession:
         path, by_name = list(loaded.items())[-1]  # several matches: the newest
         return str(path), {name: bench.get("extra_info", {}) for name, bench in by_name.items()}
 
+    def write_report(self) -> None:
+        """--prunebench-report DIR: the report of this session's cases (every worker's), as `prunebench report`."""
+        from .report import Case, write_report
+
+        if not self.rows:
+            warnings.warn(PrunebenchWarning(f"--prunebench-report {self.settings.report}: no case ran, no report"),
+                          stacklevel=2)
+            return
+        try:
+            written = write_report([Case(row["fullname"], row) for row in self.rows], self.settings.report)
+        except (PrunebenchError, OSError) as exc:  # the records are written already: a report never loses them
+            warnings.warn(PrunebenchWarning(f"--prunebench-report: {exc}"), stacklevel=2)
+            return
+        self.progress(f"report: {written[-1]} ({len(self.rows)} case(s))")
+
     def check_gates(self, session: pytest.Session) -> None:
         """At session end: every case of this run against the saved run; a regression fails the session."""
         from .gates import evaluate

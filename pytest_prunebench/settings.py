@@ -172,6 +172,7 @@ class Settings:
     lock_timeout: float = 900.0
     xdist_workers: int = 0  # on a pytest-xdist worker: how many workers share this host (torch threads split)
     host_gate: str = "auto"  # auto: measurements pause other processes' CPU work when the device shares the host
+    report: Path | None = None  # where the session writes its report; None: no report
     artifacts: Path = Path(".prunebench/artifacts")
     cache: Path = Path(".prunebench/cache")
     root: Path = Path(".")

@@ -1,0 +1,255 @@
+"""`prunebench report`: pictures and tables from pytest-benchmark JSON files (one run or many).
+
+    pareto.png            top1 vs latency, the Pareto front drawn and labelled, dominated cases grey, dense marked
+    sparsity_latency.png  per pruner, mean latency per 0.02-wide sparsity bin (the seed's Figure 1)
+    speedup.png           measured latency speed-up vs MAC speed-up, with y = x
+    report.md, index.html the case table, the Pearson correlations of every sparsity with latency and top1 (the
+                          seed's Table 1), the Pareto set, collapsed cases, model sizes
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import PrunebenchError
+
+BIN_WIDTH = 0.02  # the seed's sparsity bins
+PICTURES = ("pareto.png", "sparsity_latency.png", "speedup.png")
+
+
+class ReportError(PrunebenchError):
+    """A results file that cannot be read, or holds no prunebench record."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One record: its name and extra_info (the figures the plugin wrote)."""
+
+    name: str
+    info: dict[str, Any]
+
+    def figure(self, key: str) -> float:
+        value = self.info.get(key)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+    @property
+    def sparsities(self) -> dict[str, float]:
+        return {k.removeprefix("sparsity."): float(v) for k, v in self.info.items() if k.startswith("sparsity.")}
+
+
+def load_cases(paths: Sequence[Path]) -> list[Case]:
+    """Every prunebench record of the files; a name seen in two files is told apart by the file's name."""
+    loaded: list[tuple[Path, dict[str, Any]]] = []
+    for path in paths:
+        try:
+            document = json.loads(Path(path).read_text(encoding="utf-8"))
+            benchmarks = document["benchmarks"]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ReportError(f"{path}: not a pytest-benchmark JSON file ({type(exc).__name__}: {exc}); write one "
+                              f"with --benchmark-json=FILE or --benchmark-autosave") from None
+        loaded += [(Path(path), b) for b in benchmarks if "latency_ms" in (b.get("extra_info") or {})]
+    names = [b.get("fullname", b.get("name")) for _, b in loaded]
+    cases = [Case(name if names.count(name) == 1 else f"{path.stem}:{name}", dict(b["extra_info"]))
+             for (path, b), name in zip(loaded, names, strict=True)]
+    if not cases:
+        raise ReportError(f"{', '.join(map(str, paths))}: no prunebench record (no extra_info.latency_ms); run "
+                          f"the bench suites with --benchmark-json=FILE first")
+    return cases
+
+
+# -- analysis ---------------------------------------------------------------------------------------------------
+
+
+def pareto_front(cases: Sequence[Case]) -> list[Case]:
+    """Cases no other case beats on both top1 (higher) and latency (lower); sorted by latency."""
+    points = [c for c in cases if not (math.isnan(c.figure("top1")) or math.isnan(c.figure("latency_ms")))]
+
+    def dominated(case: Case) -> bool:
+        return any(o.figure("top1") >= case.figure("top1") and o.figure("latency_ms") <= case.figure("latency_ms")
+                   and (o.figure("top1"), o.figure("latency_ms")) != (case.figure("top1"), case.figure("latency_ms"))
+                   for o in points)
+
+    return sorted((c for c in points if not dominated(c)), key=lambda c: c.figure("latency_ms"))
+
+
+def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Pearson's r; None with fewer than 3 pairs or a constant side (r is undefined there)."""
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if not (math.isnan(x) or math.isnan(y))]
+    if len(pairs) < 3:
+        return None
+    mx = sum(x for x, _ in pairs) / len(pairs)
+    my = sum(y for _, y in pairs) / len(pairs)
+    sxy = sum((x - mx) * (y - my) for x, y in pairs)
+    sxx = sum((x - mx) ** 2 for x, _ in pairs)
+    syy = sum((y - my) ** 2 for _, y in pairs)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
+
+
+def correlations(cases: Sequence[Case]) -> list[tuple[str, int, float | None, float | None]]:
+    """Per sparsity parameter: (pruner, cases that have it, r with latency_ms, r with top1)."""
+    pruners = sorted({p for c in cases for p in c.sparsities})
+    rows = []
+    for pruner in pruners:
+        having = [c for c in cases if pruner in c.sparsities]
+        xs = [c.sparsities[pruner] for c in having]
+        rows.append((pruner, len(having), pearson(xs, [c.figure("latency_ms") for c in having]),
+                     pearson(xs, [c.figure("top1") for c in having])))
+    return rows
+
+
+def sparsity_bins(cases: Sequence[Case], pruner: str) -> list[tuple[float, float, int]]:
+    """(bin start, mean latency ms, cases) per 0.02-wide bin of `pruner`'s sparsity that has cases."""
+    bins: dict[int, list[float]] = {}
+    for case in cases:
+        if pruner in case.sparsities and not math.isnan(case.figure("latency_ms")):
+            bins.setdefault(int(math.floor(case.sparsities[pruner] / BIN_WIDTH + 1e-9)), []).append(
+                case.figure("latency_ms"))
+    return [(round(k * BIN_WIDTH, 10), sum(v) / len(v), len(v)) for k, v in sorted(bins.items())]
+
+
+# -- pictures ---------------------------------------------------------------------------------------------------
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on CI machines
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_pareto(cases: Sequence[Case], path: Path) -> None:
+    plt = _pyplot()
+    front = pareto_front(cases)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    others = [c for c in cases if c not in front]
+    ax.scatter([c.figure("latency_ms") for c in others], [c.figure("top1") for c in others], color="0.75",
+               label="dominated", zorder=2)
+    ax.plot([c.figure("latency_ms") for c in front], [c.figure("top1") for c in front], "o-", color="tab:blue",
+            label="Pareto front", zorder=3)
+    for case in front:
+        ax.annotate(_short(case.name), (case.figure("latency_ms"), case.figure("top1")), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    dense = {(c.info.get("model"), c.figure("latency_ms_dense"), c.figure("top1_dense")) for c in cases}
+    dense_points = [(lat, top) for _, lat, top in dense if not (math.isnan(lat) or math.isnan(top))]
+    if dense_points:
+        ax.scatter(*zip(*dense_points, strict=True), marker="*", s=160, color="tab:red", label="dense", zorder=4)
+    ax.set(xlabel="latency median (ms, batch 1)", ylabel="top1 (%)", title="Accuracy vs latency")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_sparsity_latency(cases: Sequence[Case], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for pruner in sorted({p for c in cases for p in c.sparsities}):
+        bins = sparsity_bins(cases, pruner)
+        ax.plot([b + BIN_WIDTH / 2 for b, _, _ in bins], [mean for _, mean, _ in bins], "o-", label=pruner,
+                markersize=3)
+    ax.set(xlabel=f"sparsity ({BIN_WIDTH:g}-wide bins)", ylabel="mean latency (ms)",
+           title="Mean latency per sparsity bin, per pruner")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+
+
+def plot_speedup(cases: Sequence[Case], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    xs, ys = [c.figure("mac_speedup") for c in cases], [c.figure("latency_speedup") for c in cases]
+    ax.scatter(xs, ys, color="tab:blue", zorder=3)
+    finite = [v for v in xs + ys if not math.isnan(v)] or [1.0]
+    top = max(finite) * 1.1
+    ax.plot([0, top], [0, top], "--", color="0.5", label="y = x (latency falls as MACs do)")
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="MAC speed-up (dense MACs / pruned MACs)",
+           ylabel="measured latency speed-up (dense ms / pruned ms)", title="Measured vs MAC speed-up")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- text -------------------------------------------------------------------------------------------------------
+
+
+def markdown(cases: Sequence[Case]) -> str:
+    front = pareto_front(cases)
+    lines = [f"# prunebench report: {len(cases)} case(s)", ""]
+    lines += ["![Pareto](pareto.png)", "![Sparsity vs latency](sparsity_latency.png)", "![Speed-up](speedup.png)", ""]
+    lines += _table("Cases", ("case", "top1 %", "latency ms", "speed-up", "MAC speed-up", "params", "MACs",
+                              "ONNX bytes", "collapsed"),
+                    [(c.name, _num(c.figure("top1"), 2), _num(c.figure("latency_ms"), 3),
+                      _num(c.figure("latency_speedup"), 2), _num(c.figure("mac_speedup"), 2),
+                      _int(c.figure("params")), _int(c.figure("macs")), _int(c.figure("onnx_bytes")),
+                      "yes" if c.info.get("collapsed") else "") for c in cases])
+    lines += _table("Correlation of each sparsity with latency and top1 (Pearson r)",
+                    ("pruner", "cases", "r(latency)", "r(top1)"),
+                    [(p, str(n), _num(r_lat, 3), _num(r_top, 3)) for p, n, r_lat, r_top in correlations(cases)])
+    lines += _table("Pareto set (top1 up, latency down)", ("case", "top1 %", "latency ms"),
+                    [(c.name, _num(c.figure("top1"), 2), _num(c.figure("latency_ms"), 3)) for c in front])
+    collapsed = [c for c in cases if c.info.get("collapsed")]
+    lines += ["## Collapsed cases", ""]
+    lines += [f"- {c.name}: {c.info.get('collapse_reason') or 'collapsed'}" for c in collapsed] or ["none", ""]
+    if collapsed:
+        lines.append("")
+    dense = {(c.info.get("model"), c.info.get("params_dense"), c.info.get("macs_dense")) for c in cases}
+    lines += _table("Dense model sizes", ("model", "params", "MACs"),
+                    [(str(m), _int(float(p or "nan")), _int(float(x or "nan"))) for m, p, x in sorted(dense, key=str)])
+    lines.append("r is undefined (`–`) with fewer than 3 cases or a sparsity that never varies.")
+    return "\n".join(lines) + "\n"
+
+
+def _table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def index_html(markdown_text: str) -> str:
+    """A page a browser opens from disk: the pictures, then report.md as preformatted text."""
+    pictures = "\n".join(f'<p><img src="{name}" alt="{name}" style="max-width:100%"></p>' for name in PICTURES)
+    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>prunebench report</title></head>\n"
+            f"<body>\n<h1>prunebench report</h1>\n{pictures}\n<pre>{html.escape(markdown_text)}</pre>\n"
+            f"</body></html>\n")
+
+
+def write_report(cases: Sequence[Case], out: Path) -> list[Path]:
+    """Every picture and page into `out`; returns the files written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"--out {out}: cannot create the directory ({exc})") from None
+    plot_pareto(cases, out / "pareto.png")
+    plot_sparsity_latency(cases, out / "sparsity_latency.png")
+    plot_speedup(cases, out / "speedup.png")
+    text = markdown(cases)
+    (out / "report.md").write_text(text, encoding="utf-8")
+    (out / "index.html").write_text(index_html(text), encoding="utf-8")
+    return [out / name for name in (*PICTURES, "report.md", "index.html")]
+
+
+def _short(name: str) -> str:
+    return name.rsplit("::", 1)[-1] if "::cfg-" in name else name.split("[", 1)[-1].rstrip("]")
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _int(value: float) -> str:
+    return "–" if math.isnan(value) else f"{int(value):,}"

@@ -1,0 +1,170 @@
+"""`prunebench report` and --prunebench-report: pictures that hold drawn content, tables recomputed independently."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, write_schedules
+
+from pytest_prunebench.report import (
+    PICTURES,
+    Case,
+    ReportError,
+    correlations,
+    load_cases,
+    markdown,
+    pareto_front,
+    pearson,
+    sparsity_bins,
+    write_report,
+)
+
+RNG = np.random.default_rng(7)
+
+
+def synthetic_records(count: int = 12) -> list[dict[str, Any]]:
+    """Records shaped like the plugin's: latency falls with sparsity of `a`, top1 with sparsity of `b`."""
+    records = []
+    for index in range(count):
+        a, b = round(float(RNG.uniform(0, 0.8)), 2), round(float(RNG.uniform(0, 0.8)), 2)
+        info = {"model": "resnet20", "top1": 95 - 20 * b + float(RNG.normal(0, 1)),
+                "latency_ms": 1.0 - 0.5 * a + float(RNG.normal(0, 0.02)), "latency_ms_dense": 1.0,
+                "top1_dense": 96.0, "latency_speedup": 1.1 + a, "mac_speedup": 1.0 + 1.5 * a, "params": 1000 - index,
+                "params_dense": 1200, "macs": 5000 - index, "macs_dense": 6000, "onnx_bytes": 40000 + index,
+                "collapsed": index == 3, "collapse_reason": "predicts one class" if index == 3 else None,
+                "sparsity.a": a, "sparsity.b": b}
+        if index % 4 == 0:
+            info["sparsity.c"] = 0.1 * (index // 4)  # only some cases have pruner c
+        name = f"test_rapid[x]::cfg-{index:012d}"
+        records.append({"name": name, "fullname": f"s.py::{name}", "stats": {"median": info["latency_ms"] / 1000},
+                        "extra_info": info})
+    return records
+
+
+def write_json(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({"machine_info": {}, "benchmarks": records}))
+    return path
+
+
+@pytest.fixture
+def cases(tmp_path: Path) -> list[Case]:
+    return load_cases([write_json(tmp_path / "run.json", synthetic_records())])
+
+
+def test_the_pareto_front_is_exactly_the_undominated_cases(cases: list[Case]) -> None:
+    points = np.array([[c.info["top1"], c.info["latency_ms"]] for c in cases])
+    undominated = {cases[i].name for i, (top, lat) in enumerate(points)
+                   if not np.any((points[:, 0] >= top) & (points[:, 1] <= lat) & ((points[:, 0] > top) |
+                                                                                   (points[:, 1] < lat)))}
+    front = pareto_front(cases)
+    assert {c.name for c in front} == undominated and 1 <= len(front) < len(cases)
+    assert [c.info["latency_ms"] for c in front] == sorted(c.info["latency_ms"] for c in front)
+    assert [c.info["top1"] for c in front] == sorted(c.info["top1"] for c in front)  # faster is less accurate
+
+
+def test_correlations_equal_numpys_pearson(cases: list[Case]) -> None:
+    rows = {pruner: (n, r_lat, r_top) for pruner, n, r_lat, r_top in correlations(cases)}
+    assert set(rows) == {"a", "b", "c"}
+    for pruner in ("a", "b", "c"):
+        having = [c for c in cases if f"sparsity.{pruner}" in c.info]
+        xs = [c.info[f"sparsity.{pruner}"] for c in having]
+        n, r_lat, r_top = rows[pruner]
+        assert n == len(having)
+        assert r_lat == pytest.approx(np.corrcoef(xs, [c.info["latency_ms"] for c in having])[0, 1], abs=1e-12)
+        assert r_top == pytest.approx(np.corrcoef(xs, [c.info["top1"] for c in having])[0, 1], abs=1e-12)
+    assert rows["a"][1] < -0.9 and rows["b"][2] < -0.9  # the relations the records were built with
+
+
+def test_pearson_is_undefined_for_too_few_or_constant_values() -> None:
+    assert pearson([0.1, 0.2], [1.0, 2.0]) is None
+    assert pearson([0.5, 0.5, 0.5], [1.0, 2.0, 3.0]) is None
+    assert pearson([1.0, 2.0, 3.0], [2.0, 4.0, 6.0]) == pytest.approx(1.0)
+
+
+def test_sparsity_bins_are_002_wide_means() -> None:
+    cases = [Case(f"c{i}", {"sparsity.p": s, "latency_ms": lat})
+             for i, (s, lat) in enumerate([(0.0, 1.0), (0.01, 3.0), (0.02, 5.0), (0.5, 7.0), (0.51, 9.0)])]
+    assert sparsity_bins(cases, "p") == [(0.0, 2.0, 2), (0.02, 5.0, 1), (0.5, 8.0, 2)]
+
+
+def test_the_report_writes_pictures_with_drawn_content_and_tables(tmp_path: Path, cases: list[Case]) -> None:
+    import matplotlib.image
+
+    written = write_report(cases, tmp_path / "out")
+    assert [p.name for p in written] == [*PICTURES, "report.md", "index.html"]
+    for name in PICTURES:
+        image = matplotlib.image.imread(tmp_path / "out" / name)
+        assert image.shape[0] > 300 and image.shape[1] > 300
+        colours = np.unique(image.reshape(-1, image.shape[-1]).round(2), axis=0)
+        assert len(colours) > 20, name  # axes, labels, points: not a blank canvas
+    text = (tmp_path / "out" / "report.md").read_text()
+    for pruner, n, r_lat, r_top in correlations(cases):
+        assert f"| {pruner} | {n} | {r_lat:.3f} | {r_top:.3f} |" in text
+    pareto_section = text.split("## Pareto set")[1].split("##")[0]
+    assert [line.split("|")[1].strip() for line in pareto_section.splitlines() if line.startswith("| s.py")] == [
+        c.name for c in pareto_front(cases)]
+    assert f"- {cases[3].name}: predicts one class" in text
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert all(f'src="{name}"' in page for name in PICTURES)
+
+
+def test_records_of_several_files_merge_and_same_names_are_told_apart(tmp_path: Path) -> None:
+    records = synthetic_records(3)
+    first = write_json(tmp_path / "main.json", records)
+    second = write_json(tmp_path / "branch.json", [*records[:1], {"name": "other", "stats": {}}])  # not ours
+    cases = load_cases([first, second])
+    names = [c.name for c in cases]
+    assert len(names) == 4 and len(set(names)) == 4
+    assert f"main:{records[0]['fullname']}" in names and f"branch:{records[0]['fullname']}" in names
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "not a pytest-benchmark JSON file (JSONDecodeError"),
+        ('{"benchmarks": [{"name": "t", "extra_info": {}}]}', "no prunebench record"),
+        ("[]", "not a pytest-benchmark JSON file (TypeError"),
+    ],
+)
+def test_unreadable_results_are_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(content)
+    with pytest.raises(ReportError) as raised:
+        load_cases([path])
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    finished = subprocess.run([sys.executable, "-m", "pytest_prunebench.cli", "report", str(path), "--out",
+                               str(tmp_path / "out")], capture_output=True, text=True)
+    assert finished.returncode == 2
+    assert finished.stderr.startswith("prunebench: error: ") and message in finished.stderr
+    assert "Traceback" not in finished.stderr
+
+
+def test_markdown_marks_undefined_correlations() -> None:
+    cases = [Case("only", {"top1": 90.0, "latency_ms": 1.0, "sparsity.p": 0.5})]
+    assert "| p | 1 | – | – |" in markdown(cases)
+
+
+def test_a_session_writes_its_report_and_the_cli_reads_its_json(pytester: pytest.Pytester,
+                                                                tiny_args: list[str]) -> None:
+    write_schedules(pytester.path, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
+    pytester.makepyfile(test_suite="""
+        def test_schedule(prunebench, prunebench_schedule):
+            prunebench.run(prunebench_schedule)
+    """)
+    result = pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", "--prunebench-epochs",
+                                           "0", "--benchmark-json=out.json", "--prunebench-report=session-report")
+
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*prunebench: report: *session-report/index.html (2 case(s))*"])
+    session_md = (pytester.path / "session-report" / "report.md").read_text()
+    finished = subprocess.run([sys.executable, "-m", "pytest_prunebench.cli", "report", "out.json", "--out",
+                               "cli-report"], cwd=pytester.path, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert "2 case(s) from 1 file(s)" in finished.stdout
+    assert (pytester.path / "cli-report" / "report.md").read_text() == session_md  # same records, same report
