@@ -3,6 +3,7 @@
     pareto.png            top1 vs latency, the Pareto front drawn and labelled, dominated cases grey, dense marked
     sparsity_latency.png  per pruner, mean latency per 0.02-wide sparsity bin (the seed's Figure 1)
     speedup.png           measured latency speed-up vs MAC speed-up, with y = x
+    sensitivity.png       (records that prune one group alone) top1 and latency per sparsity, one curve per group
     report.md, index.html the case table, the Pearson correlations of every sparsity with latency and top1 (the
                           seed's Table 1), the Pareto set, collapsed cases, model sizes
 """
@@ -113,6 +114,32 @@ def sparsity_bins(cases: Sequence[Case], pruner: str) -> list[tuple[float, float
     return [(round(k * BIN_WIDTH, 10), sum(v) / len(v), len(v)) for k, v in sorted(bins.items())]
 
 
+@dataclass(frozen=True)
+class Sensitivity:
+    """One group's curve: cases that pruned it alone, by sparsity."""
+
+    pruner: str
+    points: tuple[tuple[float, float, float], ...]  # (sparsity, top1, latency ms), by sparsity
+    top1_dense: float
+
+    @property
+    def mean_top1_drop(self) -> float:
+        return self.top1_dense - sum(top1 for _, top1, _ in self.points) / len(self.points)
+
+
+def sensitivities(cases: Sequence[Case]) -> list[Sensitivity]:
+    """Per group, the cases whose record has that one sparsity (a sensitivity analysis); least sensitive first."""
+    curves: dict[str, list[Case]] = {}
+    for case in cases:
+        if len(case.sparsities) == 1:
+            curves.setdefault(next(iter(case.sparsities)), []).append(case)
+    result = [Sensitivity(pruner, tuple(sorted((c.sparsities[pruner], c.figure("top1"), c.figure("latency_ms"))
+                                                for c in group)),
+                          max(c.figure("top1_dense") for c in group))
+              for pruner, group in curves.items()]
+    return sorted(result, key=lambda curve: (curve.mean_top1_drop, curve.pruner))
+
+
 # -- pictures ---------------------------------------------------------------------------------------------------
 
 
@@ -176,6 +203,22 @@ def plot_speedup(cases: Sequence[Case], path: Path) -> None:
     _save(fig, path)
 
 
+def plot_sensitivity(curves: Sequence[Sensitivity], path: Path) -> None:
+    plt = _pyplot()
+    fig, (top, lat) = plt.subplots(1, 2, figsize=(12, 5))
+    for curve in curves:
+        xs = [x for x, _, _ in curve.points]
+        top.plot(xs, [t for _, t, _ in curve.points], "o-", markersize=3, label=curve.pruner)
+        lat.plot(xs, [ms for _, _, ms in curve.points], "o-", markersize=3, label=curve.pruner)
+    top.set(xlabel="sparsity of the group, pruned alone", ylabel="top1 (%), no retraining", title="Accuracy")
+    lat.set(xlabel="sparsity of the group, pruned alone", ylabel="latency median (ms)", title="Latency")
+    for ax in (top, lat):
+        ax.grid(alpha=0.3)
+    top.legend(fontsize=7, ncol=2)
+    fig.suptitle("Sensitivity: each group pruned alone")
+    _save(fig, path)
+
+
 def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -202,6 +245,14 @@ def markdown(cases: Sequence[Case]) -> str:
                     [(p, str(n), _num(r_lat, 3), _num(r_top, 3)) for p, n, r_lat, r_top in correlations(cases)])
     lines += _table("Pareto set (top1 up, latency down)", ("case", "top1 %", "latency ms"),
                     [(c.name, _num(c.figure("top1"), 2), _num(c.figure("latency_ms"), 3)) for c in front])
+    curves = sensitivities(cases)
+    if curves:
+        lines += ["![Sensitivity](sensitivity.png)", ""]
+        lines += _table("Sensitivity (each group pruned alone; least sensitive first)",
+                        ("group", "points", "mean top1 drop", "top1 at the highest sparsity", "highest sparsity"),
+                        [(c.pruner, str(len(c.points)), _num(c.mean_top1_drop, 2), _num(c.points[-1][1], 2),
+                          f"{c.points[-1][0]:g}") for c in curves])
+        lines += [f"Least sensitive: {curves[0].pruner}; most sensitive: {curves[-1].pruner}.", ""]
     collapsed = [c for c in cases if c.info.get("collapsed")]
     lines += ["## Collapsed cases", ""]
     lines += [f"- {c.name}: {c.info.get('collapse_reason') or 'collapsed'}" for c in collapsed] or ["none", ""]
@@ -220,9 +271,9 @@ def _table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> 
     return [*lines, ""]
 
 
-def index_html(markdown_text: str) -> str:
+def index_html(markdown_text: str, names: Sequence[str] = PICTURES) -> str:
     """A page a browser opens from disk: the pictures, then report.md as preformatted text."""
-    pictures = "\n".join(f'<p><img src="{name}" alt="{name}" style="max-width:100%"></p>' for name in PICTURES)
+    pictures = "\n".join(f'<p><img src="{name}" alt="{name}" style="max-width:100%"></p>' for name in names)
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>prunebench report</title></head>\n"
             f"<body>\n<h1>prunebench report</h1>\n{pictures}\n<pre>{html.escape(markdown_text)}</pre>\n"
             f"</body></html>\n")
@@ -237,10 +288,15 @@ def write_report(cases: Sequence[Case], out: Path) -> list[Path]:
     plot_pareto(cases, out / "pareto.png")
     plot_sparsity_latency(cases, out / "sparsity_latency.png")
     plot_speedup(cases, out / "speedup.png")
+    pictures = list(PICTURES)
+    curves = sensitivities(cases)
+    if curves:
+        plot_sensitivity(curves, out / "sensitivity.png")
+        pictures.append("sensitivity.png")
     text = markdown(cases)
     (out / "report.md").write_text(text, encoding="utf-8")
-    (out / "index.html").write_text(index_html(text), encoding="utf-8")
-    return [out / name for name in (*PICTURES, "report.md", "index.html")]
+    (out / "index.html").write_text(index_html(text, pictures), encoding="utf-8")
+    return [out / name for name in (*pictures, "report.md", "index.html")]
 
 
 def _short(name: str) -> str:

@@ -246,6 +246,15 @@ def pruning_documents(model: str = "resnet20", *, layers: Sequence[str] | Mappin
     return st.deferred(build)  # builds the model (torch) at the first draw, not when a suite is imported
 
 
+def single_group_schedule(model: str, group: str, sparsity: float, kind: PrunerKind = "filters",
+                          ranker: Ranker = "l1", prunebench: Mapping[str, Any] | None = None) -> Schedule:
+    """One group (a conv, block or stage, see `group_layers`) pruned alone: a point of a sensitivity analysis."""
+    if not 0 < sparsity < 1:
+        raise ValueError(f"sparsity must be in (0, 1), got {sparsity}")
+    pruner = pruner_entry(kind, ranker, sparsity, group_layers(model, group, kind))
+    return to_schedule(distiller_document(model, {group: pruner}, dict(prunebench or {})))
+
+
 def to_schedule(document: Mapping[str, Any]) -> Schedule:
     """Parse a drawn document; its name is a stable hash of what it does (the same in every run)."""
     draft = parse_schedule(document, f"{GENERATED_PREFIX}>", name="draft")

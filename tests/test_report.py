@@ -168,3 +168,62 @@ def test_a_session_writes_its_report_and_the_cli_reads_its_json(pytester: pytest
     assert finished.returncode == 0, finished.stderr
     assert "2 case(s) from 1 file(s)" in finished.stdout
     assert (pytester.path / "cli-report" / "report.md").read_text() == session_md  # same records, same report
+
+
+def sensitivity_records() -> list[dict[str, Any]]:
+    """Two groups pruned alone at three sparsities: `b` loses accuracy faster than `a`."""
+    records = []
+    for group, slope in (("a", 5.0), ("b", 40.0)):
+        for sparsity in (0.3, 0.1, 0.5):
+            info = {"model": "resnet20", "top1": 90 - slope * sparsity, "top1_dense": 90.0,
+                    "latency_ms": 1.0 - sparsity / 2, "latency_ms_dense": 1.0, f"sparsity.{group}": sparsity}
+            name = f"test_sensitivity[{group}-{sparsity}]"
+            records.append({"name": name, "fullname": f"s.py::{name}", "stats": {}, "extra_info": info})
+    return records
+
+
+def test_sensitivity_curves_rank_groups_by_their_mean_accuracy_drop(tmp_path: Path) -> None:
+    import matplotlib.image
+
+    from pytest_prunebench.report import sensitivities
+
+    cases = load_cases([write_json(tmp_path / "sense.json", sensitivity_records() + synthetic_records(4))])
+    curves = sensitivities(cases)  # the synthetic records prune two groups at once: not part of any curve
+    assert [c.pruner for c in curves] == ["a", "b"]
+    assert [x for x, _, _ in curves[0].points] == [0.1, 0.3, 0.5]
+    assert curves[0].mean_top1_drop == pytest.approx(5.0 * 0.3) and curves[1].mean_top1_drop == pytest.approx(12.0)
+    written = write_report(cases, tmp_path / "out")
+    assert tmp_path / "out" / "sensitivity.png" in written
+    image = matplotlib.image.imread(tmp_path / "out" / "sensitivity.png")
+    assert len(np.unique(image.reshape(-1, image.shape[-1]).round(2), axis=0)) > 20
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| a | 3 | 1.50 | 87.50 | 0.5 |" in text and "| b | 3 | 12.00 | 70.00 | 0.5 |" in text
+    assert "Least sensitive: a; most sensitive: b." in text
+    assert 'src="sensitivity.png"' in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_a_report_without_single_group_cases_has_no_sensitivity(tmp_path: Path, cases: list[Case]) -> None:
+    written = write_report(cases, tmp_path / "out")
+    assert not (tmp_path / "out" / "sensitivity.png").exists() and len(written) == len(PICTURES) + 2
+    assert "Sensitivity" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_the_sensitivity_suite_records_one_group_per_case(pytester: pytest.Pytester, tiny_args: list[str]) -> None:
+    suite = (Path(__file__).resolve().parents[1] / "bench_suites" / "test_sensitivity.py").read_text()
+    small = suite.replace('GROUPS = [f"layer{stage}.{block}" for stage in (1, 2, 3) for block in range(3)]',
+                          'GROUPS = ["layer1.0", "layer3.2"]')
+    small = small.replace("SPARSITIES = [round(0.1 * step, 1) for step in range(1, 10)]", "SPARSITIES = [0.2, 0.6]")
+    assert small != suite and small.count("GROUPS = [") == 1
+    pytester.makepyfile(test_sensitivity=small)
+    result = pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", "--benchmark-json=s.json",
+                                           "--prunebench-report=rep")
+
+    result.assert_outcomes(passed=4)
+    records = {b["name"]: b["extra_info"] for b in json.loads((pytester.path / "s.json").read_text())["benchmarks"]}
+    assert len(records) == 4
+    for name, info in records.items():
+        (key,) = [k for k in info if k.startswith("sparsity.")]
+        group, sparsity = name.split("[")[1].split("]")[0].rsplit("-", 1)
+        assert key == f"sparsity.{group}" and info[key] == float(sparsity) and info["epochs"] == 0
+    assert (pytester.path / "rep" / "sensitivity.png").is_file()
+    assert "Least sensitive:" in (pytester.path / "rep" / "report.md").read_text()

@@ -434,3 +434,20 @@ def test_search_settings_leave_out_the_explain_phase() -> None:
     # Explaining a failure reruns it dozens of times, and every run is a full case of seconds or minutes.
     assert Phase.explain not in SEARCH_SETTINGS.phases and Phase.shrink in SEARCH_SETTINGS.phases
     assert SEARCH_SETTINGS.deadline is None
+
+
+def test_a_single_group_schedule_prunes_that_group_alone() -> None:
+    from pytest_prunebench.strategies import single_group_schedule
+
+    schedule = single_group_schedule("resnet20", "layer2", 0.4, "channels", "l2", prunebench={"epochs": 0})
+    (pruner,) = schedule.pruners
+    assert (pruner.name, pruner.kind, pruner.ranker, pruner.desired_sparsity) == ("layer2", "channels", "l2", 0.4)
+    assert pruner.layers == ("layer2.0.conv2", "layer2.1.conv2", "layer2.2.conv2")
+    assert schedule.epochs == 0 and schedule.generated
+    assert schedule.name == single_group_schedule("resnet20", "layer2", 0.4, "channels", "l2",
+                                                  prunebench={"epochs": 0}).name
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match="sparsity must be in"):
+            single_group_schedule("resnet20", "layer2", bad)
+    with pytest.raises(ValueError, match="no conv, residual block or stage named 'layer4'"):
+        single_group_schedule("resnet20", "layer4", 0.5)
