@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ class CaseResult:
     seconds: dict[str, float] = field(default_factory=dict)
     pruner_kinds: dict[str, str] = field(default_factory=dict)
     pruner_rankers: dict[str, str] = field(default_factory=dict)
+    structures_path: str = ""  # JSON beside the ONNX file: per pruned conv, its scores and removed structures
 
     @property
     def collapsed(self) -> bool:
@@ -89,6 +91,7 @@ class CaseResult:
             "mac_speedup": float(self.mac_speedup), "collapsed": bool(self.collapsed),
             "collapse_reason": self.collapse_reason, "precision": self.precision,
             "measured_at": [float(t) for t in self.measured_at], "retrained_epochs": len(self.history),
+            "structures_path": self.structures_path,
         }
         for pruner, sparsity in self.sparsities.items():
             info[f"sparsity.{pruner}"] = float(sparsity)
@@ -235,12 +238,14 @@ class CaseRunner:
         laps.lap("prune_retrain")
         onnx_path = self.settings.artifacts / slug(name) / f"{slug(name)}.onnx"
         onnx_bytes = export_onnx(model, onnx_path)
+        structures_path = _write_structures(onnx_path, pruned.masks, schedule)
         laps.lap("export")
         measurement = self._measure(onnx_path, data, reference=dense.onnx_path)
         laps.lap("measure")
         collapse_reason = None if dense.collapse_reason else pruned.eval.collapse_reason(data.num_classes)
         result = self._result(name, schedule, model, dense, epochs, pruned, measurement, onnx_path, onnx_bytes,
                               spec.label, model_name, collapse_reason, laps.seconds)
+        result = replace(result, structures_path=str(structures_path.resolve()))
         self.progress(f"{name}: top1 {result.top1:.2f}% (dense {result.top1_dense:.2f}%), latency "
                       f"{result.latency_ms:.3f} ms ({result.latency_speedup:.2f}x), MACs {result.mac_speedup:.2f}x"
                       + (" [collapsed]" if result.collapsed else ""))
@@ -252,13 +257,13 @@ class CaseRunner:
         from .training import TrainConfig, evaluate, retrain
 
         if epochs == 0:
-            prune_to_final(model, schedule)
-            return _Pruned(evaluate(model, data.test_x, data.test_y), ())
+            masks = prune_to_final(model, schedule)
+            return _Pruned(evaluate(model, data.test_x, data.test_y), (), tuple(masks))
         config = TrainConfig(epochs=epochs, lr=schedule.lr or self.settings.lr, seed=self.settings.seed,
                              stop_on_collapse=stop_on_collapse)
         outcome = retrain(model, schedule, data, config, lambda m: self.progress(f"{name}: {m}"))
         pruned_eval = outcome.pruned_eval or evaluate(model, data.test_x, data.test_y)
-        return _Pruned(pruned_eval, tuple(vars(record) for record in outcome.history))
+        return _Pruned(pruned_eval, tuple(vars(record) for record in outcome.history), tuple(outcome.masks))
 
     def _result(self, name: str, schedule: Schedule, model: Any, dense: _Dense, epochs: int, pruned: _Pruned,
                 measurement: Any, onnx_path: Path, onnx_bytes: int, dataset: str, model_name: str,
@@ -280,10 +285,21 @@ class CaseRunner:
         )
 
 
+def _write_structures(onnx_path: Path, masks: tuple[Any, ...], schedule: Schedule) -> Path:
+    """Which structures each pruned conv lost, with every structure's score, beside the ONNX file."""
+    from .pruning import structures_document
+
+    path = onnx_path.with_suffix(".structures.json")
+    document = structures_document(list(masks), {p.name: p.ranker for p in schedule.pruners})
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
 @dataclass(frozen=True)
 class _Pruned:
     eval: Any  # training.EvalResult right after pruning, before any retraining
     history: tuple[dict[str, float], ...]
+    masks: tuple[Any, ...]  # pruning.Mask, every ranking in firing order
 
 
 class _Laps:

@@ -56,7 +56,7 @@ def _report(args: argparse.Namespace) -> int:
     from .report import load_cases, write_report
 
     cases = load_cases(args.results)
-    for path in write_report(cases, args.out):
+    for path in write_report(cases, args.out, args.case):
         print(f"wrote {path}")
     print(f"{len(cases)} case(s) from {len(args.results)} file(s)")
     return 0
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "or the files --benchmark-autosave writes)")
     report.add_argument("--out", type=Path, default=Path("prunebench-report"),
                         help="output directory (default prunebench-report/)")
+    report.add_argument("--case", default=None, help="the case filters.png shows (default: the most accurate "
+                                                     "case on the Pareto front)")
     report.set_defaults(handler=_report)
     return parser
 

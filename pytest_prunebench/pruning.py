@@ -30,6 +30,7 @@ class Mask:
     kind: PrunerKind
     indices: tuple[int, ...]
     total: int
+    scores: tuple[float, ...] = ()  # every structure's importance when ranked (the report's filters.png)
 
 
 def pruned_count(sparsity: float, total: int) -> int:
@@ -86,13 +87,13 @@ def rank_pruner(model: nn.Module, pruner: PrunerSpec, sparsity: float | None = N
     for layer in pruner.layers:
         conv = modules[layer]
         total = _structure_count(conv, pruner.kind)
+        importance = structure_importance(conv.weight, pruner.kind, pruner.ranker)
         if pruner.leader and leader_indices is not None:
             indices = leader_indices
         else:
-            importance = structure_importance(conv.weight, pruner.kind, pruner.ranker)
             indices = lowest(importance, pruned_count(sparsity, total))
             leader_indices = indices
-        masks.append(Mask(pruner.name, layer, pruner.kind, indices, total))
+        masks.append(Mask(pruner.name, layer, pruner.kind, indices, total, tuple(importance.tolist())))
     return masks
 
 
@@ -147,6 +148,15 @@ def _thin(model: nn.Module, masks: list[Mask], input_shape: tuple[int, ...]) -> 
 def zero_structures(weight: torch.Tensor, kind: PrunerKind) -> list[int]:
     dims = STRUCTURE_DIMS[kind]
     return [int(i) for i in torch.nonzero(weight.detach().abs().amax(dim=dims) == 0).flatten()]
+
+
+def structures_document(masks: list[Mask], rankers: dict[str, str]) -> dict[str, dict[str, object]]:
+    """Per pruned conv, its last ranking: every structure's score and the ones removed (JSON-ready)."""
+    layers: dict[str, dict[str, object]] = {}
+    for mask in masks:  # in firing order: a later ranking of a layer replaces an earlier one
+        layers[mask.layer] = {"pruner": mask.pruner, "kind": mask.kind, "ranker": rankers.get(mask.pruner, ""),
+                              "scores": list(mask.scores), "removed": list(mask.indices), "total": mask.total}
+    return layers
 
 
 def prune_to_final(model: nn.Module, schedule: Schedule) -> list[Mask]:

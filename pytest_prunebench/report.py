@@ -4,6 +4,7 @@
     sparsity_latency.png  per pruner, mean latency per 0.02-wide sparsity bin (the seed's Figure 1)
     speedup.png           measured latency speed-up vs MAC speed-up, with y = x
     sensitivity.png       (records that prune one group alone) top1 and latency per sparsity, one curve per group
+    filters.png           for one case: per pruned conv, every filter's (or channel's) norm, the removed ones red
     report.md, index.html the case table, the Pearson correlations of every sparsity with latency and top1 (the
                           seed's Table 1), the Pareto set, collapsed cases, model sizes
 """
@@ -219,6 +220,38 @@ def plot_sensitivity(curves: Sequence[Sensitivity], path: Path) -> None:
     _save(fig, path)
 
 
+def structures(case: Case) -> dict[str, dict[str, Any]] | None:
+    """The case's pruned structures file (`structures_path` in its record); None when it has none."""
+    path = Path(str(case.info.get("structures_path") or ""))
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: unreadable structures file of {case.name} ({exc})") from None
+    return document if isinstance(document, dict) else None
+
+
+def plot_filters(case: Case, layers: dict[str, dict[str, Any]], path: Path) -> None:
+    """Per pruned conv, every structure's norm when it was ranked; the removed ones in red."""
+    plt = _pyplot()
+    columns = min(3, len(layers))
+    rows = math.ceil(len(layers) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.8 * rows), squeeze=False)
+    for ax, (layer, entry) in zip(axes.flat, layers.items(), strict=False):
+        scores, removed = entry["scores"], set(entry["removed"])
+        ax.bar(range(len(scores)), scores, width=0.9,
+               color=["tab:red" if i in removed else "tab:blue" for i in range(len(scores))])
+        unit = "filter" if entry["kind"] == "filters" else "input channel"
+        ax.set(title=f"{layer}: {len(removed)} of {len(scores)} removed", xlabel=f"{unit} index",
+               ylabel=f"{entry.get('ranker') or 'l1'} norm (mean)")
+        ax.title.set_fontsize(9)
+    for ax in list(axes.flat)[len(layers):]:
+        ax.axis("off")
+    fig.suptitle(f"{case.name}: structure norms when ranked (red: removed)", fontsize=10)
+    _save(fig, path)
+
+
 def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -279,7 +312,25 @@ def index_html(markdown_text: str, names: Sequence[str] = PICTURES) -> str:
             f"</body></html>\n")
 
 
-def write_report(cases: Sequence[Case], out: Path) -> list[Path]:
+def filters_case(cases: Sequence[Case], name: str | None) -> tuple[Case, dict[str, dict[str, Any]]] | None:
+    """The case filters.png shows: `name`, else the most accurate Pareto case that has a structures file."""
+    if name is not None:
+        chosen = [c for c in cases if c.name == name or c.name.endswith(f"::{name}")]
+        if not chosen:
+            raise ReportError(f"--case {name}: no such case (cases: {', '.join(c.name for c in cases[:5])}, ...)")
+        layers = structures(chosen[0])
+        if not layers:
+            raise ReportError(f"--case {name}: its record has no structures file (structures_path); rerun the "
+                              f"case with this version of pytest-prunebench")
+        return chosen[0], layers
+    for case in sorted(pareto_front(cases), key=lambda c: -c.figure("top1")):
+        layers = structures(case)
+        if layers:
+            return case, layers
+    return None
+
+
+def write_report(cases: Sequence[Case], out: Path, filters_of: str | None = None) -> list[Path]:
     """Every picture and page into `out`; returns the files written."""
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -293,7 +344,11 @@ def write_report(cases: Sequence[Case], out: Path) -> list[Path]:
     if curves:
         plot_sensitivity(curves, out / "sensitivity.png")
         pictures.append("sensitivity.png")
-    text = markdown(cases)
+    shown = filters_case(cases, filters_of)
+    if shown is not None:
+        plot_filters(*shown, out / "filters.png")
+        pictures.append("filters.png")
+    text = markdown(cases) + (f"\n`filters.png` shows {shown[0].name}.\n" if shown else "")
     (out / "report.md").write_text(text, encoding="utf-8")
     (out / "index.html").write_text(index_html(text, pictures), encoding="utf-8")
     return [out / name for name in (*pictures, "report.md", "index.html")]

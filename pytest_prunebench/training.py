@@ -227,7 +227,9 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
             reason = outcome.pruned_eval.collapse_reason(data.num_classes)
             if reason and config.stop_on_collapse:
                 progress(f"collapsed: {reason}; retraining skipped")
-                pending.extend(_prune_the_rest(model, schedule, {mask.pruner for mask in outcome.masks}))
+                rest = _prune_the_rest(model, schedule, {mask.pruner for mask in outcome.masks})
+                pending.extend(rest)
+                outcome.masks.extend(rest)
                 outcome.stopped_at = epoch
                 break
         # Phase 3: one epoch of training, masks re-applied after every step.

@@ -162,6 +162,16 @@ def test_a_session_writes_its_report_and_the_cli_reads_its_json(pytester: pytest
 
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*prunebench: report: *session-report/index.html (2 case(s))*"])
+    # Each case keeps which structures it removed: channels 0.25 of layer3.1.conv2's 64 inputs is 16 of them.
+    records = {b["name"]: b["extra_info"] for b in json.loads((pytester.path / "out.json").read_text())["benchmarks"]}
+    layers = json.loads(Path(records["test_schedule[channels]"]["structures_path"]).read_text())
+    assert list(layers) == ["layer3.1.conv2"]
+    entry = layers["layer3.1.conv2"]
+    assert (entry["kind"], entry["ranker"], entry["total"], len(entry["scores"])) == ("channels", "l2", 64, 64)
+    assert len(entry["removed"]) == 16
+    kept = [score for i, score in enumerate(entry["scores"]) if i not in entry["removed"]]
+    assert max(entry["scores"][i] for i in entry["removed"]) <= min(kept)  # the lowest-ranked ones went
+    assert (pytester.path / "session-report" / "filters.png").is_file()
     session_md = (pytester.path / "session-report" / "report.md").read_text()
     finished = subprocess.run([sys.executable, "-m", "pytest_prunebench.cli", "report", "out.json", "--out",
                                "cli-report"], cwd=pytester.path, capture_output=True, text=True)
@@ -227,3 +237,28 @@ def test_the_sensitivity_suite_records_one_group_per_case(pytester: pytest.Pytes
         assert key == f"sparsity.{group}" and info[key] == float(sparsity) and info["epochs"] == 0
     assert (pytester.path / "rep" / "sensitivity.png").is_file()
     assert "Least sensitive:" in (pytester.path / "rep" / "report.md").read_text()
+
+
+def test_filters_png_shows_a_chosen_case_and_unknown_cases_are_refused(tmp_path: Path) -> None:
+    import matplotlib.image
+
+    structures = tmp_path / "case.structures.json"
+    structures.write_text(json.dumps({
+        "layer1.0.conv1": {"pruner": "p", "kind": "filters", "ranker": "l1", "scores": [0.5, 0.1, 0.9, 0.2],
+                           "removed": [1, 3], "total": 4},
+        "layer2.0.conv2": {"pruner": "q", "kind": "channels", "ranker": "l2", "scores": [0.3, 0.4], "removed": [0],
+                           "total": 2}}))
+    records = synthetic_records(3)
+    records[1]["extra_info"]["structures_path"] = str(structures)
+    cases = load_cases([write_json(tmp_path / "run.json", records)])
+
+    written = write_report(cases, tmp_path / "out", filters_of=records[1]["name"])
+    assert tmp_path / "out" / "filters.png" in written
+    image = matplotlib.image.imread(tmp_path / "out" / "filters.png")
+    red = (image[..., 0] > 0.7) & (image[..., 1] < 0.3) & (image[..., 2] < 0.3)
+    assert red.sum() > 100  # the removed filters' bars are drawn in red
+    assert f"`filters.png` shows {records[1]['fullname']}." in (tmp_path / "out" / "report.md").read_text()
+    with pytest.raises(ReportError, match="--case nope: no such case"):
+        write_report(cases, tmp_path / "out", filters_of="nope")
+    with pytest.raises(ReportError, match="has no structures file"):
+        write_report(cases, tmp_path / "out", filters_of=records[0]["name"])
