@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,14 +166,29 @@ def plot_pareto(cases: Sequence[Case], path: Path) -> None:
     for case in front:
         ax.annotate(_short(case.name), (case.figure("latency_ms"), case.figure("top1")), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
-    dense = {(c.info.get("model"), c.figure("latency_ms_dense"), c.figure("top1_dense")) for c in cases}
-    dense_points = [(lat, top) for _, lat, top in dense if not (math.isnan(lat) or math.isnan(top))]
-    if dense_points:
-        ax.scatter(*zip(*dense_points, strict=True), marker="*", s=160, color="tab:red", label="dense", zorder=4)
+    dense = dense_points(cases)
+    if dense:
+        ax.scatter([lat for lat, _ in dense.values()], [top for _, top in dense.values()], marker="*", s=160,
+                   color="tab:red", label="dense (median of its timings)", zorder=4)
+        for model, (lat, top) in dense.items():
+            ax.annotate(f"dense {model}", (lat, top), fontsize=7, xytext=(4, -10), textcoords="offset points")
     ax.set(xlabel="latency median (ms, batch 1)", ylabel="top1 (%)", title="Accuracy vs latency")
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
+
+
+def dense_points(cases: Sequence[Case]) -> dict[str, tuple[float, float]]:
+    """Per model, the dense baseline: the median of its latency (timed again in every case's window), its top1."""
+    timings: dict[str, list[float]] = {}
+    top1: dict[str, float] = {}
+    for case in cases:
+        lat, top = case.figure("latency_ms_dense"), case.figure("top1_dense")
+        if not (math.isnan(lat) or math.isnan(top)):
+            model = str(case.info.get("model", "?"))
+            timings.setdefault(model, []).append(lat)
+            top1[model] = top
+    return {model: (statistics.median(values), top1[model]) for model, values in timings.items()}
 
 
 def plot_sparsity_latency(cases: Sequence[Case], path: Path) -> None:
@@ -217,7 +233,7 @@ def plot_sensitivity(curves: Sequence[Sensitivity], path: Path) -> None:
         ax.grid(alpha=0.3)
     top.legend(fontsize=7, ncol=2)
     fig.suptitle("Sensitivity: each group pruned alone")
-    _save(fig, path)
+    _save(fig, path, top=0.93)
 
 
 def structures(case: Case) -> dict[str, dict[str, Any]] | None:
@@ -235,6 +251,7 @@ def structures(case: Case) -> dict[str, dict[str, Any]] | None:
 def plot_filters(case: Case, layers: dict[str, dict[str, Any]], path: Path) -> None:
     """Per pruned conv, every structure's norm when it was ranked; the removed ones in red."""
     plt = _pyplot()
+    layers = {layer: entry for layer, entry in layers.items() if entry["removed"]}  # sparsity-0 pruners: nothing
     columns = min(3, len(layers))
     rows = math.ceil(len(layers) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.8 * rows), squeeze=False)
@@ -249,13 +266,13 @@ def plot_filters(case: Case, layers: dict[str, dict[str, Any]], path: Path) -> N
     for ax in list(axes.flat)[len(layers):]:
         ax.axis("off")
     fig.suptitle(f"{case.name}: structure norms when ranked (red: removed)", fontsize=10)
-    _save(fig, path)
+    _save(fig, path, top=1 - 0.5 / (2.8 * rows))
 
 
-def _save(fig: Any, path: Path) -> None:
+def _save(fig: Any, path: Path, top: float = 1.0) -> None:
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, top))  # `top` < 1 leaves room for a figure title
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -319,13 +336,13 @@ def filters_case(cases: Sequence[Case], name: str | None) -> tuple[Case, dict[st
         if not chosen:
             raise ReportError(f"--case {name}: no such case (cases: {', '.join(c.name for c in cases[:5])}, ...)")
         layers = structures(chosen[0])
-        if not layers:
-            raise ReportError(f"--case {name}: its record has no structures file (structures_path); rerun the "
-                              f"case with this version of pytest-prunebench")
+        if not layers or not any(entry["removed"] for entry in layers.values()):
+            raise ReportError(f"--case {name}: its record has no structures file (structures_path) or removed "
+                              f"nothing; rerun the case with this version of pytest-prunebench")
         return chosen[0], layers
     for case in sorted(pareto_front(cases), key=lambda c: -c.figure("top1")):
         layers = structures(case)
-        if layers:
+        if layers and any(entry["removed"] for entry in layers.values()):
             return case, layers
     return None
 
