@@ -63,6 +63,9 @@ class CaseResult:
     pruner_kinds: dict[str, str] = field(default_factory=dict)
     pruner_rankers: dict[str, str] = field(default_factory=dict)
     structures_path: str = ""  # JSON beside the ONNX file: per pruned conv, its scores and removed structures
+    device_ms: float | None = None  # the device's own compute time per inference (performance counters)
+    layers_path: str = ""  # JSON beside the ONNX file: per conv / fc layer, MACs and device time
+    layers_path_dense: str = ""  # the same for the dense baseline
 
     @property
     def collapsed(self) -> bool:
@@ -91,7 +94,10 @@ class CaseResult:
             "mac_speedup": float(self.mac_speedup), "collapsed": bool(self.collapsed),
             "collapse_reason": self.collapse_reason, "precision": self.precision,
             "measured_at": [float(t) for t in self.measured_at], "retrained_epochs": len(self.history),
-            "structures_path": self.structures_path,
+            "structures_path": self.structures_path, "layers_path": self.layers_path,
+            "layers_path_dense": self.layers_path_dense,
+            "device_ms": None if self.device_ms is None else float(self.device_ms),
+            "e2e_ms": float(self.latency_ms),
         }
         for pruner, sparsity in self.sparsities.items():
             info[f"sparsity.{pruner}"] = float(sparsity)
@@ -109,6 +115,7 @@ class _Dense:
     weights: int
     macs: int
     collapse_reason: str | None  # a dense model at chance: its pruned cases cannot collapse "because of" pruning
+    layers_path: str  # its per-layer device times ("" without counters)
 
 
 class CaseRunner:
@@ -181,10 +188,12 @@ class CaseRunner:
             onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{key_hash}.onnx"
             export_onnx(model, onnx_path)
             measurement = self._measure(onnx_path, data)
+            layers_path = _write_layer_profile(model, onnx_path, measurement)
             self.progress(f"dense {model_name} on {self.settings.device}: top1 {measurement.top1:.2f}%, "
                           f"latency {measurement.median_ms:.3f} ms")
             self._dense[key] = _Dense(model, onnx_path, measurement.top1, count_params(model),
-                                      count_weights(model), count_macs(model), collapse_reason)
+                                      count_weights(model), count_macs(model), collapse_reason,
+                                      str(layers_path.resolve()) if layers_path else "")
         return self._dense[key]
 
     def _measure(self, onnx_path: Path, data: Dataset, reference: Path | None = None) -> Any:
@@ -242,10 +251,13 @@ class CaseRunner:
         laps.lap("export")
         measurement = self._measure(onnx_path, data, reference=dense.onnx_path)
         laps.lap("measure")
+        layers_path = _write_layer_profile(model, onnx_path, measurement)
         collapse_reason = None if dense.collapse_reason else pruned.eval.collapse_reason(data.num_classes)
         result = self._result(name, schedule, model, dense, epochs, pruned, measurement, onnx_path, onnx_bytes,
                               spec.label, model_name, collapse_reason, laps.seconds)
-        result = replace(result, structures_path=str(structures_path.resolve()))
+        result = replace(result, structures_path=str(structures_path.resolve()),
+                         device_ms=measurement.device_ms, layers_path_dense=dense.layers_path,
+                         layers_path=str(layers_path.resolve()) if layers_path else "")
         self.progress(f"{name}: top1 {result.top1:.2f}% (dense {result.top1_dense:.2f}%), latency "
                       f"{result.latency_ms:.3f} ms ({result.latency_speedup:.2f}x), MACs {result.mac_speedup:.2f}x"
                       + (" [collapsed]" if result.collapsed else ""))
@@ -283,6 +295,18 @@ class CaseRunner:
             history=pruned.history, seconds=seconds, pruner_kinds={p.name: p.kind for p in schedule.pruners},
             pruner_rankers={p.name: p.ranker for p in schedule.pruners},
         )
+
+
+def _write_layer_profile(model: Any, onnx_path: Path, measurement: Any) -> Path | None:
+    """Per conv / fc layer: MACs, device time and share, beside the ONNX file; None without counters."""
+    from .layercost import layer_profile
+    from .lock import cpu_work
+
+    if measurement.counters is None:
+        return None
+    with cpu_work():
+        profile = layer_profile(model, onnx_path, measurement.counters, measurement.median_ms)
+    return profile.write(onnx_path.with_suffix(".layers.json"))
 
 
 def _write_structures(onnx_path: Path, masks: tuple[Any, ...], schedule: Schedule) -> Path:

@@ -6,15 +6,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from .errors import PrunebenchError
-from .settings import canonical_model_name, model_name
+from .errors import DeviceError, PrunebenchError
+from .settings import canonical_model_name, device_name, model_name, positive_int, precision
 
 
 def _layers(args: argparse.Namespace) -> int:
     from .models import build_model, count_macs, count_weights, layer_costs
 
     model = build_model(args.model, args.classes)
+    if args.device:
+        return _layers_on_device(model, args)
     costs = layer_costs(model)
     width = max(len(c.name) for c in costs)
     print(f"{'layer'.ljust(width)}  kind  {'weight shape':<16}  {'filters':>7}  {'channels':>8}  {'MACs':>12}")
@@ -24,6 +27,56 @@ def _layers(args: argparse.Namespace) -> int:
         print(f"{cost.name.ljust(width)}  {cost.kind:<4}  {shape:<16}  {filters:>7}  {channels:>8}  {cost.macs:>12,}")
     print(f"total: {len(costs)} layers, {count_macs(model):,} MACs, {count_weights(model):,} conv+fc weights")
     return 0
+
+
+def _layers_on_device(model: Any, args: argparse.Namespace) -> int:
+    """Every conv / fc layer of the dense model: MACs, device time from OpenVINO's counters, time per MAC, and
+    the groups whose filters prune together: the table to read before writing a schedule."""
+    import tempfile
+
+    import numpy as np
+
+    from . import device
+    from .export import export_onnx
+    from .layercost import layer_profile
+    from .models import INPUT_SHAPE
+    from .pruning import filter_groups
+
+    device.check_device(args.device)
+    with tempfile.TemporaryDirectory(prefix="prunebench-layers-") as tmp:
+        onnx_path = Path(tmp) / f"{args.model.replace(':', '_')}.onnx"
+        export_onnx(model, onnx_path)
+        sample = np.zeros((1, *INPUT_SHAPE), dtype=np.float32)
+        e2e_ms, counters = device.profile(device.core().read_model(str(onnx_path)), args.device, args.precision,
+                                          sample, args.rounds)
+        if counters is None:
+            raise DeviceError(f"{args.device} reports no performance counters: no per-layer times")
+        profile = layer_profile(model, onnx_path, counters, e2e_ms)
+    groups = filter_groups(model)
+    group_of = {member: f"G{index}" for index, group in enumerate(groups, 1) for member in group.members}
+    rows = [(r.layer, r.kind, f"{r.macs:,}", _ms(r.device_ms), _ms(r.ns_per_mac, "{:.3f}"),
+             _ms(None if r.share is None else r.share * 100, "{:.1f}%"), group_of.get(r.layer, "")
+             + (" (ambiguous)" if r.ambiguous else "")) for r in profile.layers]
+    _print_table(("layer", "kind", "MACs", "device ms", "ns/MAC", "share", "filter group"), rows)
+    timed = sum(r.device_ms or 0 for r in profile.layers)
+    print(f"total: {len(rows)} layers, {sum(r.macs for r in profile.layers):,} MACs; device {profile.device_ms:.4f} ms "
+          f"per inference on {args.device} = layers {timed:.4f} + other {profile.other_ms:.4f} (reorders, pooling); "
+          f"end to end {e2e_ms:.4f} ms [median of {args.rounds} timed inferences, {counters.rounds} profiled ones "
+          f"between them; random weights]")
+    for index, group in enumerate(groups, 1):
+        tail = f"; input channels of {', '.join(group.consumers)} follow" if group.consumers else ""
+        print(f"G{index}: filters of {', '.join(group.members)} prune together{tail}")
+    return 0
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]))
+
+
+def _ms(value: float | None, pattern: str = "{:.4f}") -> str:
+    return "–" if value is None else pattern.format(value)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -53,10 +106,17 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    import warnings
+
     from .report import load_cases, write_report
 
     cases = load_cases(args.results)
-    for path in write_report(cases, args.out, args.case):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = write_report(cases, args.out, args.case)
+    for warning in caught:
+        print(f"prunebench: warning: {warning.message}", file=sys.stderr)
+    for path in written:
         print(f"wrote {path}")
     print(f"{len(cases)} case(s) from {len(args.results)} file(s)")
     return 0
@@ -68,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     layers = verbs.add_parser("layers", help="list a model's prunable layers (names for schedules) with MACs")
     layers.add_argument("model", type=model_name, help="resnet20 ... resnet110 or package.module:factory")
     layers.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
+    layers.add_argument("--device", type=device_name, default=None, help="also time every layer on this OpenVINO "
+                                                                        "device (performance counters), e.g. CPU")
+    layers.add_argument("--precision", type=precision, default=None, help="inference precision hint with --device")
+    layers.add_argument("--rounds", type=positive_int, default=50, help="profiled inferences with --device "
+                                                                       "(default 50)")
     layers.set_defaults(handler=_layers)
     check = verbs.add_parser("check", help="validate schedule files against their model without running them")
     check.add_argument("schedules", nargs="+", help="schedule files")

@@ -159,6 +159,37 @@ def structures_document(masks: list[Mask], rankers: dict[str, str]) -> dict[str,
     return layers
 
 
+@dataclass(frozen=True)
+class FilterGroup:
+    """Convs whose filters are removed together (Torch-Pruning's dependency group), and the convs whose input
+    channels go with them. Pruning one member's filters prunes every member's."""
+
+    members: tuple[str, ...]
+    consumers: tuple[str, ...]
+
+
+def filter_groups(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) -> list[FilterGroup]:
+    import torch_pruning as tp
+
+    with cpu_work():
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape))
+    order = {name: index for index, (name, _m) in enumerate(model.named_modules())}
+    names = {module: name for name, module in model.named_modules()}
+    groups, seen = [], set()
+    for name, conv in model.named_modules():
+        if not isinstance(conv, nn.Conv2d) or conv.groups != 1 or name in seen:
+            continue
+        members, consumers = set(), set()
+        for dep, _idxs in graph.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=[0]):
+            target = dep.target.module
+            if isinstance(target, nn.Conv2d):
+                handler = getattr(dep.handler, "__name__", "")
+                (members if handler == "prune_out_channels" else consumers).add(names[target])
+        seen |= members
+        groups.append(FilterGroup(tuple(sorted(members, key=order.get)), tuple(sorted(consumers, key=order.get))))
+    return groups
+
+
 def prune_to_final(model: nn.Module, schedule: Schedule) -> list[Mask]:
     """Every pruner straight to its final target, then thinning: the seed's rapid (0-epoch) pruning."""
     masks = [mask for pruner in schedule.pruners for mask in rank_pruner(model, pruner)]

@@ -5,6 +5,7 @@
     speedup.png           measured latency speed-up vs MAC speed-up, with y = x
     sensitivity.png       (records that prune one group alone) top1 and latency per sparsity, one curve per group
     filters.png           for one case: per pruned conv, every filter's (or channel's) norm, the removed ones red
+    layers.png            for one case: per conv / fc layer, device time vs MACs, dense and pruned
     report.md, index.html the case table, the Pearson correlations of every sparsity with latency and top1 (the
                           seed's Table 1), the Pareto set, collapsed cases, model sizes
 """
@@ -15,6 +16,7 @@ import html
 import json
 import math
 import statistics
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,22 +331,70 @@ def index_html(markdown_text: str, names: Sequence[str] = PICTURES) -> str:
             f"</body></html>\n")
 
 
-def filters_case(cases: Sequence[Case], name: str | None) -> tuple[Case, dict[str, dict[str, Any]]] | None:
-    """The case filters.png shows: `name`, else the most accurate Pareto case that has a structures file."""
+def _pick(cases: Sequence[Case], name: str | None, load: Any, what: str) -> tuple[Case, Any] | None:
+    """The case a per-case picture shows: `name`, else the most accurate Pareto case that has the data."""
     if name is not None:
         chosen = [c for c in cases if c.name == name or c.name.endswith(f"::{name}")]
         if not chosen:
             raise ReportError(f"--case {name}: no such case (cases: {', '.join(c.name for c in cases[:5])}, ...)")
-        layers = structures(chosen[0])
-        if not layers or not any(entry["removed"] for entry in layers.values()):
-            raise ReportError(f"--case {name}: its record has no structures file (structures_path) or removed "
-                              f"nothing; rerun the case with this version of pytest-prunebench")
-        return chosen[0], layers
+        data = load(chosen[0])
+        if not data:
+            warnings.warn(f"--case {name}: its record has no {what}: that picture is left out (rerun the case "
+                          f"with this version of pytest-prunebench)", stacklevel=3)
+            return None
+        return chosen[0], data
     for case in sorted(pareto_front(cases), key=lambda c: -c.figure("top1")):
-        layers = structures(case)
-        if layers and any(entry["removed"] for entry in layers.values()):
-            return case, layers
+        data = load(case)
+        if data:
+            return case, data
     return None
+
+
+def filters_case(cases: Sequence[Case], name: str | None) -> tuple[Case, dict[str, dict[str, Any]]] | None:
+    def removed(case: Case) -> dict[str, dict[str, Any]] | None:
+        layers = structures(case)
+        return layers if layers and any(entry["removed"] for entry in layers.values()) else None
+
+    return _pick(cases, name, removed, "structures file (structures_path) of removed structures")
+
+
+def layer_times(case: Case, key: str = "layers_path") -> list[dict[str, Any]] | None:
+    """A per-layer device-time file of the case (`layers_path`, or `layers_path_dense` for its dense model)."""
+    path = Path(str(case.info.get(key) or ""))
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["layers"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ReportError(f"{path}: unreadable per-layer file of {case.name} ({exc})") from None
+
+
+def layers_case(cases: Sequence[Case], name: str | None) -> tuple[Case, Any] | None:
+    def both(case: Case) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        pruned, dense = layer_times(case), layer_times(case, "layers_path_dense")
+        return (pruned, dense) if pruned and dense else None
+
+    return _pick(cases, name, both, "per-layer device times (layers_path, layers_path_dense)")
+
+
+def plot_layers(case: Case, pruned: list[dict[str, Any]], dense: list[dict[str, Any]], path: Path) -> None:
+    """Per conv / fc layer: device time against MACs, dense and pruned, each layer's two points joined."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    now = {row["layer"]: row for row in pruned if row["device_ms"] is not None}
+    before = {row["layer"]: row for row in dense if row["device_ms"] is not None}
+    for layer in now.keys() & before.keys():
+        ax.plot([before[layer]["macs"] / 1e6, now[layer]["macs"] / 1e6],
+                [before[layer]["device_ms"], now[layer]["device_ms"]], color="0.8", linewidth=0.8, zorder=1)
+    ax.scatter([r["macs"] / 1e6 for r in before.values()], [r["device_ms"] for r in before.values()], color="0.5",
+               label="dense", zorder=2)
+    ax.scatter([r["macs"] / 1e6 for r in now.values()], [r["device_ms"] for r in now.values()], color="tab:blue",
+               label="pruned", zorder=3)
+    ax.set(xlabel="layer MACs (millions)", ylabel="layer device time (ms per inference)",
+           title=f"Per-layer device time vs MACs: {_short(case.name)}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
 
 
 def write_report(cases: Sequence[Case], out: Path, filters_of: str | None = None) -> list[Path]:
@@ -365,7 +415,12 @@ def write_report(cases: Sequence[Case], out: Path, filters_of: str | None = None
     if shown is not None:
         plot_filters(*shown, out / "filters.png")
         pictures.append("filters.png")
+    timed = layers_case(cases, filters_of)
+    if timed is not None:
+        plot_layers(timed[0], *timed[1], out / "layers.png")
+        pictures.append("layers.png")
     text = markdown(cases) + (f"\n`filters.png` shows {shown[0].name}.\n" if shown else "")
+    text += f"\n`layers.png` shows {timed[0].name}.\n" if timed else ""
     (out / "report.md").write_text(text, encoding="utf-8")
     (out / "index.html").write_text(index_html(text, pictures), encoding="utf-8")
     return [out / name for name in (*pictures, "report.md", "index.html")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,9 @@ def test_a_session_writes_its_report_and_the_cli_reads_its_json(pytester: pytest
     kept = [score for i, score in enumerate(entry["scores"]) if i not in entry["removed"]]
     assert max(entry["scores"][i] for i in entry["removed"]) <= min(kept)  # the lowest-ranked ones went
     assert (pytester.path / "session-report" / "filters.png").is_file()
+    assert (pytester.path / "session-report" / "layers.png").is_file()  # per-layer time vs MACs, dense and pruned
     session_md = (pytester.path / "session-report" / "report.md").read_text()
+    assert "`layers.png` shows" in session_md
     finished = subprocess.run([sys.executable, "-m", "pytest_prunebench.cli", "report", "out.json", "--out",
                                "cli-report"], cwd=pytester.path, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
@@ -252,13 +255,19 @@ def test_filters_png_shows_a_chosen_case_and_unknown_cases_are_refused(tmp_path:
     records[1]["extra_info"]["structures_path"] = str(structures)
     cases = load_cases([write_json(tmp_path / "run.json", records)])
 
-    written = write_report(cases, tmp_path / "out", filters_of=records[1]["name"])
-    assert tmp_path / "out" / "filters.png" in written
+    with pytest.warns(UserWarning, match="no per-layer device times"):  # that record has no layers files
+        written = write_report(cases, tmp_path / "out", filters_of=records[1]["name"])
+    assert tmp_path / "out" / "filters.png" in written and tmp_path / "out" / "layers.png" not in written
     image = matplotlib.image.imread(tmp_path / "out" / "filters.png")
     red = (image[..., 0] > 0.7) & (image[..., 1] < 0.3) & (image[..., 2] < 0.3)
     assert red.sum() > 100  # the removed filters' bars are drawn in red
     assert f"`filters.png` shows {records[1]['fullname']}." in (tmp_path / "out" / "report.md").read_text()
     with pytest.raises(ReportError, match="--case nope: no such case"):
         write_report(cases, tmp_path / "out", filters_of="nope")
-    with pytest.raises(ReportError, match="has no structures file"):
-        write_report(cases, tmp_path / "out", filters_of=records[0]["name"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = write_report(cases, tmp_path / "out2", filters_of=records[0]["name"])
+    messages = sorted(str(w.message) for w in caught)
+    assert "filters.png" not in {p.name for p in written} and len(messages) == 2, messages
+    assert any("has no structures file" in m for m in messages)
+    assert any("no per-layer device times" in m for m in messages)
