@@ -131,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--device", type=device_name, default=None, help="also time every layer on this OpenVINO "
                                                                         "device (performance counters), e.g. CPU")
     layers.add_argument("--precision", type=precision, default=None, help="inference precision hint with --device")
-    layers.add_argument("--rounds", type=positive_int, default=50, help="profiled inferences with --device "
-                                                                       "(default 50)")
+    layers.add_argument("--rounds", type=positive_int, default=100, help="timed inferences with --device, two "
+                                                                        "profiled ones after every 10 (default 100)")
     layers.set_defaults(handler=_layers)
     check = verbs.add_parser("check", help="validate schedule files against their model without running them")
     check.add_argument("schedules", nargs="+", help="schedule files")

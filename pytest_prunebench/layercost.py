@@ -35,7 +35,8 @@ class LayerTime:
 
 @dataclass(frozen=True)
 class LayerProfile:
-    """Times in ms of a timed (unprofiled) inference: the counters' times scaled by device_ms / counter_ms."""
+    """Times in ms of a timed (unprofiled) inference: each node's median, all scaled by one factor so that the
+    layers and `other_ms` add up to `device_ms`."""
 
     device_ms: float  # the device's own time per inference: e2e median x the counted share
     other_ms: float  # executed nodes that belong to no conv or fc
@@ -122,9 +123,11 @@ def layer_profile(model: Any, onnx_path: Path, counters: Any, e2e_ms: float) -> 
     keys = onnx_layer_keys(onnx_path, macs)
     per_layer, other, ambiguous = attribute(counters.nodes, keys, macs)
     device_ms = counters.device_ms_for(e2e_ms)
-    scale = device_ms / counters.counter_ms if counters.counter_ms else 0.0
+    # Per-node medians, scaled together so that layers and other add up to device_ms exactly.
+    node_total = sum(node.median_ms for node in counters.nodes)
+    scale = device_ms / node_total if node_total else 0.0
     rows = tuple(LayerTime(cost.name, cost.kind, cost.macs,
                            per_layer[cost.name] * scale if cost.name in per_layer else None,
-                           per_layer[cost.name] / counters.counter_ms if cost.name in per_layer else None,
+                           per_layer[cost.name] / node_total if cost.name in per_layer else None,
                            cost.name in ambiguous) for cost in costs)
     return LayerProfile(device_ms, other * scale, rows, counters.counter_ms)

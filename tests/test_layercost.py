@@ -79,9 +79,10 @@ def test_every_conv_and_the_fc_of_resnet20_has_a_time_and_they_add_up(resnet20_p
     assert all(row.device_ms is not None and row.device_ms > 0 for row in profile.layers), profile.layers
     assert [row.macs for row in profile.layers] == [cost.macs for cost in layer_costs(model)]
     total = sum(row.device_ms for row in profile.layers) + profile.other_ms
-    assert total == pytest.approx(profile.device_ms, rel=SUM_TOLERANCE)
-    assert sum(row.share for row in profile.layers) == pytest.approx(1 - profile.other_ms / profile.device_ms,
-                                                                     abs=SUM_TOLERANCE)
+    assert total == pytest.approx(profile.device_ms, rel=1e-9)  # scaled together to add up
+    assert sum(row.share for row in profile.layers) == pytest.approx(1 - profile.other_ms / profile.device_ms)
+    # The scaling is small: the per-node medians add up to about the median of the per-inference sums.
+    assert sum(node.median_ms for node in counters.nodes) == pytest.approx(counters.counter_ms, rel=SUM_TOLERANCE)
     document = json.loads(profile.write(onnx_path.with_suffix(".layers.json")).read_text())
     assert len(document["layers"]) == len(RESNET20_LAYERS) and document["device_ms"] == profile.device_ms
 
