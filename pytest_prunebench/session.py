@@ -197,10 +197,11 @@ class PrunebenchSession:
         def case(values: dict[str, Any]) -> None:
             result = self.run_case(node, point_schedule(sweep, values, model), None, on_collapse)
             results[result.name] = result
-            if sweep.metric:
-                scores[result.name] = run_summary(result.extra_info(), result.latencies_s)[sweep.metric]
+            score = run_summary(result.extra_info(), result.latencies_s).get(sweep.metric or "")
+            if score is not None:  # device_ms is null on a device without counters: no score then
+                scores[result.name] = score
                 sign = 1.0 if sweep.goal == "maximize" else -1.0
-                target(sign * scores[result.name], label=f"{sweep.goal} {sweep.metric}")
+                target(sign * score, label=f"{sweep.goal} {sweep.metric}")
 
         # Hypothesis keys its example database by the test function: one key per suite and sweep content.
         case._hypothesis_internal_add_digest = node.nodeid.encode() + sweep.digest()  # type: ignore[attr-defined]

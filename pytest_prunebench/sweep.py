@@ -47,7 +47,8 @@ KINDS = ("filters", "channels")
 RANKERS = ("l1", "l2")
 # Figures a metric can name: the numeric fields of a record (and of its W&B summary).
 METRICS = ("top1", "top5", "top1_pruned", "latency_ms", "latency_median_ms", "latency_mean_ms", "latency_p90_ms",
-           "latency_speedup", "mac_speedup", "throughput_fps", "params", "weights", "macs", "onnx_bytes")
+           "e2e_ms", "device_ms", "latency_speedup", "mac_speedup", "throughput_fps", "params", "weights", "macs",
+           "onnx_bytes")
 MAX_GRID_POINTS = 10_000
 MISSING_HINT = "pass an existing W&B sweep file with --prunebench-sweep"
 
