@@ -43,7 +43,7 @@ OPTIONS = (
            "max_latency_ms=2 (repeatable; overrides the schedule's own bound)", parsers.threshold, "KEY=VALUE",
            repeatable=True),
     Option("--prunebench-compare-fail", "compare_fail", "fail the session when a case's figure regressed "
-           "against the --benchmark-compare run: top1:0.5 (points), top1:1%, throughput_fps:5%, latency_speedup:5% "
+           "against the --benchmark-compare run: top1:0.5 (points), top1:1%%, throughput_fps:5%%, latency_speedup:5%% "
            "(comma-separated, repeatable)", parse_gates, "EXPR[,EXPR]", repeatable=True),
     Option("--prunebench-epochs", "epochs", "retraining epochs for every case, overriding the schedules "
            "(0 = prune to the final targets, thin, no training)", parsers.non_negative_int, "N"),
