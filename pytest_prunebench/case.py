@@ -256,7 +256,6 @@ class CaseRunner:
         result = self._result(name, schedule, model, dense, epochs, pruned, measurement, onnx_path, onnx_bytes,
                               spec.label, model_name, collapse_reason, laps.seconds)
         result = replace(result, structures_path=str(structures_path.resolve()),
-                         device_ms=measurement.device_ms, layers_path_dense=dense.layers_path,
                          layers_path=str(layers_path.resolve()) if layers_path else "")
         self.progress(f"{name}: top1 {result.top1:.2f}% (dense {result.top1_dense:.2f}%), latency "
                       f"{result.latency_ms:.3f} ms ({result.latency_speedup:.2f}x), MACs {result.mac_speedup:.2f}x"
@@ -293,7 +292,8 @@ class CaseRunner:
             collapse_reason=collapse_reason, precision=measurement.precision,
             sparsities={p.name: p.desired_sparsity for p in schedule.pruners}, measured_at=measurement.measured_at,
             history=pruned.history, seconds=seconds, pruner_kinds={p.name: p.kind for p in schedule.pruners},
-            pruner_rankers={p.name: p.ranker for p in schedule.pruners},
+            pruner_rankers={p.name: p.ranker for p in schedule.pruners}, device_ms=measurement.device_ms,
+            layers_path_dense=dense.layers_path,
         )
 
 
