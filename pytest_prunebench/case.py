@@ -66,6 +66,7 @@ class CaseResult:
     device_ms: float | None = None  # the device's own compute time per inference (performance counters)
     layers_path: str = ""  # JSON beside the ONNX file: per conv / fc layer, MACs and device time
     layers_path_dense: str = ""  # the same for the dense baseline
+    round_to: int = 1  # kept structures rounded up to a multiple of this
 
     @property
     def collapsed(self) -> bool:
@@ -97,7 +98,7 @@ class CaseResult:
             "structures_path": self.structures_path, "layers_path": self.layers_path,
             "layers_path_dense": self.layers_path_dense,
             "device_ms": None if self.device_ms is None else float(self.device_ms),
-            "e2e_ms": float(self.latency_ms),
+            "e2e_ms": float(self.latency_ms), "round_to": self.round_to,
         }
         for pruner, sparsity in self.sparsities.items():
             info[f"sparsity.{pruner}"] = float(sparsity)
@@ -229,6 +230,8 @@ class CaseRunner:
         from .training import share_cpus_with_workers
 
         share_cpus_with_workers(self.settings.xdist_workers)
+        if self.settings.round_to is not None:
+            schedule = replace(schedule, round_to=self.settings.round_to)
         for message in schedule.warnings:
             warnings.warn(message, stacklevel=3)
         laps = _Laps()
@@ -293,6 +296,7 @@ class CaseRunner:
             sparsities={p.name: p.desired_sparsity for p in schedule.pruners}, measured_at=measurement.measured_at,
             history=pruned.history, seconds=seconds, pruner_kinds={p.name: p.kind for p in schedule.pruners},
             pruner_rankers={p.name: p.ranker for p in schedule.pruners}, device_ms=measurement.device_ms,
+            round_to=schedule.round_to or 1,
             layers_path_dense=dense.layers_path,
         )
 

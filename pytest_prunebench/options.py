@@ -49,6 +49,8 @@ OPTIONS = (
            "(0 = prune to the final targets, thin, no training)", parsers.non_negative_int, "N"),
     Option("--prunebench-examples", "examples", "examples each hypothesis-generated suite draws (default: the "
            "suite's own max_examples)", parsers.positive_int, "N"),
+    Option("--prunebench-round-to", "round_to", "round the filters/channels each pruned layer keeps up to a "
+           "multiple of N (SIMD-friendly widths; overrides the schedules' round_to)", parsers.positive_int, "N"),
     Option("--prunebench-data", "data", "dataset: digits (embedded, default), cifar10:DIR, synthetic",
            parsers.data_spec, "SPEC"),
     Option("--prunebench-model", "model", "model for every case: resnet20 ... resnet110 or package.module:factory",

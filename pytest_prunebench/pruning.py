@@ -33,9 +33,14 @@ class Mask:
     scores: tuple[float, ...] = ()  # every structure's importance when ranked (the report's filters.png)
 
 
-def pruned_count(sparsity: float, total: int) -> int:
-    """Distiller's count rule: floor(sparsity * N) structures, never all N."""
-    return min(math.floor(sparsity * total), total - 1)
+def pruned_count(sparsity: float, total: int, round_to: int = 1) -> int:
+    """Distiller's count rule: floor(sparsity * N) structures, never all N. With `round_to` R, the structures kept
+    are rounded up to a multiple of R (Torch-Pruning's round_to: SIMD-friendly widths), so fewer may go."""
+    count = min(math.floor(sparsity * total), total - 1)
+    if round_to > 1:
+        kept = min(total, math.ceil((total - count) / round_to) * round_to)
+        count = total - kept
+    return count
 
 
 def check_layers(schedule: Schedule, model: nn.Module, model_name: str) -> None:
@@ -78,8 +83,9 @@ def lowest(importance: torch.Tensor, count: int) -> tuple[int, ...]:
     return tuple(sorted(int(i) for i in order[:count]))
 
 
-def rank_pruner(model: nn.Module, pruner: PrunerSpec, sparsity: float | None = None) -> list[Mask]:
-    """The masks one pruner chooses on the model's current weights."""
+def rank_pruner(model: nn.Module, pruner: PrunerSpec, sparsity: float | None = None,
+                round_to: int | None = None) -> list[Mask]:
+    """The masks one pruner chooses on the model's current weights (kept counts rounded up to `round_to`)."""
     sparsity = pruner.desired_sparsity if sparsity is None else sparsity
     modules = dict(model.named_modules())
     masks = []
@@ -91,7 +97,7 @@ def rank_pruner(model: nn.Module, pruner: PrunerSpec, sparsity: float | None = N
         if pruner.leader and leader_indices is not None:
             indices = leader_indices
         else:
-            indices = lowest(importance, pruned_count(sparsity, total))
+            indices = lowest(importance, pruned_count(sparsity, total, round_to or 1))
             leader_indices = indices
         masks.append(Mask(pruner.name, layer, pruner.kind, indices, total, tuple(importance.tolist())))
     return masks
@@ -192,6 +198,6 @@ def filter_groups(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) 
 
 def prune_to_final(model: nn.Module, schedule: Schedule) -> list[Mask]:
     """Every pruner straight to its final target, then thinning: the seed's rapid (0-epoch) pruning."""
-    masks = [mask for pruner in schedule.pruners for mask in rank_pruner(model, pruner)]
+    masks = [mask for pruner in schedule.pruners for mask in rank_pruner(model, pruner, round_to=schedule.round_to)]
     thin(model, masks)
     return masks

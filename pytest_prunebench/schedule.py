@@ -156,6 +156,7 @@ class Schedule:
     dataset: str | None = None
     epochs: int | None = None
     lr: float | None = None
+    round_to: int | None = None  # kept structures per layer rounded up to a multiple (SIMD-friendly widths)
     thresholds: Thresholds = field(default_factory=Thresholds)
     warnings: tuple[str, ...] = ()
 
@@ -491,7 +492,7 @@ class _Reader:
         if section is None:
             return {}
         section = self.mapping(section, "prunebench")
-        allowed = {"model", "dataset", "epochs", "lr", *THRESHOLD_KEYS}
+        allowed = {"model", "dataset", "epochs", "lr", "round_to", *THRESHOLD_KEYS}
         extra = sorted(set(section) - allowed)
         if extra:
             raise self.fail(f"prunebench.{extra[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -506,6 +507,12 @@ class _Reader:
             result["epochs"] = self.epoch(section["epochs"], "prunebench.epochs")
         if "lr" in section:
             result["lr"] = self.positive(section["lr"], "prunebench.lr")
+        if "round_to" in section:
+            value = section["round_to"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise self.fail("prunebench.round_to", f"a whole number >= 1 (e.g. 8: kept filters in multiples "
+                                                       f"of 8), got {value!r}")
+            result["round_to"] = value
         bounds = {k: self.number(section[k], f"prunebench.{k}") for k in THRESHOLD_KEYS if k in section}
         result["thresholds"] = Thresholds(**bounds)
         return result
@@ -551,7 +558,7 @@ def schedule_document(schedule: Schedule) -> dict[str, Any]:
         + [{"extension": {"instance_name": t.name}, **_window_document(t.window)} for t in schedule.thinning]
         + [{"lr_scheduler": {"instance_name": s.name}, **_window_document(s.window)} for s in schedule.lr_schedulers]
     )
-    section = {key: getattr(schedule, key) for key in ("model", "dataset", "epochs", "lr")}
+    section = {key: getattr(schedule, key) for key in ("model", "dataset", "epochs", "lr", "round_to")}
     section.update(asdict(schedule.thresholds))
     section = {key: value for key, value in section.items() if value is not None}
     if section:

@@ -167,6 +167,7 @@ class Settings:
     seed: int = 0
     rounds: int = 200
     warmup: int = 20
+    round_to: int | None = None  # None: each schedule's own (default 1: no rounding)
     lr: float = 0.01  # fine-tuning: 0.05 left pruned ResNets 4-20 points short after 3 epochs
     lock_path: Path | None = None  # None: one per device in the temp dir
     lock_timeout: float = 900.0

@@ -209,7 +209,7 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
         # Phase 1: pruners that fire this epoch choose and mask their structures.
         fired = [p for p in schedule.pruner_policies if p.window.fires(epoch)]
         for policy in fired:
-            masks = rank_pruner(model, schedule.pruner(policy.pruner))
+            masks = rank_pruner(model, schedule.pruner(policy.pruner), round_to=schedule.round_to)
             apply_masks(model, masks)
             pending.extend(masks)
             outcome.masks.extend(masks)
@@ -252,7 +252,8 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
 
 def _prune_the_rest(model: nn.Module, schedule: Schedule, fired: set[str]) -> list[Mask]:
     """Pruners a stopped timeline never reached, straight to their targets: latency reflects the whole schedule."""
-    masks = [mask for pruner in schedule.pruners if pruner.name not in fired for mask in rank_pruner(model, pruner)]
+    masks = [mask for pruner in schedule.pruners if pruner.name not in fired
+             for mask in rank_pruner(model, pruner, round_to=schedule.round_to)]
     apply_masks(model, masks)
     return masks
 

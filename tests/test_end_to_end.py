@@ -190,3 +190,17 @@ def test_xdist_workers_records_reach_one_json_file(pytester: pytest.Pytester, ti
     records = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
     assert sorted(b["name"] for b in records) == ["test_schedule[channels]", "test_schedule[filters]"]
     assert all(len(b["stats"]["data"]) == 20 for b in records)
+
+
+def test_the_round_to_option_rounds_kept_filters_and_is_recorded(settings: Settings) -> None:
+    from dataclasses import replace as with_values
+
+    schedule_path = write_schedules(settings.artifacts.parent, filters=FILTERS_SCHEDULE) / "filters.yaml"
+    result = CaseRunner(with_values(settings, round_to=16, epochs=0)).run(load_schedule(schedule_path))
+
+    # 50% of layer1.0.conv1's and layer2.1.conv1's filters: 8 of 16 kept rounds up to all 16; 16 of 32 kept is a
+    # multiple already. So only layer2.1.conv1 loses half its filters, and layer2.1.conv2 half its inputs.
+    assert result.macs_dense - result.macs == 1_179_648 + 1_179_648 and result.round_to == 16
+    assert result.macs > FILTERS_MACS  # without rounding both layers lose half
+    assert result.extra_info()["round_to"] == 16
+    assert result.schedule_hash != load_schedule(schedule_path).semantic_hash()  # round_to is part of the config

@@ -457,3 +457,40 @@ def test_apply_masks_skips_a_thinned_layer() -> None:
         model.layer1[0].conv1.weight.fill_(1.0)
     apply_masks(model, [Mask("p", "layer1.0.conv1", "filters", (0, 1), 32)])  # the layer no longer has 32 filters
     assert torch.count_nonzero(model.layer1[0].conv1.weight) == model.layer1[0].conv1.weight.numel()
+
+
+# --- round_to ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sparsity", "total", "round_to", "count"),
+    [
+        (0.3, 64, 1, 19),  # Distiller: floor(19.2)
+        (0.3, 64, 8, 16),  # 45 kept -> 48
+        (0.5, 64, 8, 32),  # 32 kept is already a multiple
+        (0.3, 16, 8, 0),  # 12 kept -> 16: nothing left to remove
+        (0.99, 16, 8, 8),  # 1 kept -> 8
+        (0.99, 10, 16, 0),  # a multiple above the layer's width keeps everything
+    ],
+)
+def test_round_to_keeps_a_multiple_of_structures(sparsity: float, total: int, round_to: int, count: int) -> None:
+    assert pruned_count(sparsity, total, round_to) == count
+
+
+def test_a_schedules_round_to_thins_to_simd_friendly_widths() -> None:
+    from pytest_prunebench.schedule import parse_schedule
+
+    weights = ["layer3.0.conv1.weight", "layer2.1.conv1.weight"]
+    document = {"pruners": {"p": {"class": "L1RankedStructureParameterPruner", "group_type": "Filters",
+                                  "desired_sparsity": 0.3, "weights": weights}},
+                "policies": [{"pruner": {"instance_name": "p"}, "epochs": [0]}],
+                "prunebench": {"model": "resnet20", "round_to": 8}}
+    schedule = parse_schedule(document, "s.yaml", "s")
+    assert schedule.round_to == 8
+    model = build_model("resnet20", 10)
+    prune_to_final(model, schedule)
+    layers = convs(model)
+    assert layers["layer3.0.conv1"].out_channels == 48 and layers["layer2.1.conv1"].out_channels == 24  # 23 -> 24
+    for bad in (0, 2.5, True, "8"):
+        with pytest.raises(ScheduleError, match="prunebench.round_to: a whole number >= 1"):
+            parse_schedule({**document, "prunebench": {"round_to": bad}}, "s.yaml", "s")
