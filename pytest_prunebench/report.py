@@ -238,15 +238,20 @@ def plot_sensitivity(curves: Sequence[Sensitivity], path: Path) -> None:
     _save(fig, path, top=0.93)
 
 
-def structures(case: Case) -> dict[str, dict[str, Any]] | None:
-    """The case's pruned structures file (`structures_path` in its record); None when it has none."""
-    path = Path(str(case.info.get("structures_path") or ""))
+def _side_file(case: Case, key: str, what: str) -> Any:
+    """The JSON file a record names under `key` (written beside its ONNX file); None when there is none."""
+    path = Path(str(case.info.get(key) or ""))
     if not path.is_file():
         return None
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{path}: unreadable structures file of {case.name} ({exc})") from None
+        raise ReportError(f"{path}: unreadable {what} file of {case.name} ({exc})") from None
+
+
+def structures(case: Case) -> dict[str, dict[str, Any]] | None:
+    """The case's pruned structures file (`structures_path` in its record); None when it has none."""
+    document = _side_file(case, "structures_path", "structures")
     return document if isinstance(document, dict) else None
 
 
@@ -360,13 +365,10 @@ def filters_case(cases: Sequence[Case], name: str | None) -> tuple[Case, dict[st
 
 def layer_times(case: Case, key: str = "layers_path") -> list[dict[str, Any]] | None:
     """A per-layer device-time file of the case (`layers_path`, or `layers_path_dense` for its dense model)."""
-    path = Path(str(case.info.get(key) or ""))
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))["layers"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ReportError(f"{path}: unreadable per-layer file of {case.name} ({exc})") from None
+    document = _side_file(case, key, "per-layer")
+    if document is not None and not (isinstance(document, dict) and isinstance(document.get("layers"), list)):
+        raise ReportError(f"{case.info[key]}: per-layer file of {case.name} has no `layers` list")
+    return None if document is None else document["layers"]
 
 
 def layers_case(cases: Sequence[Case], name: str | None) -> tuple[Case, Any] | None:
