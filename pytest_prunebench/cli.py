@@ -41,6 +41,7 @@ def _layers_on_device(model: Any, args: argparse.Namespace) -> int:
     from .layercost import layer_profile
     from .models import INPUT_SHAPE
     from .pruning import filter_groups
+    from .report import text_table
 
     device.check_device(args.device)
     with tempfile.TemporaryDirectory(prefix="prunebench-layers-") as tmp:
@@ -57,7 +58,7 @@ def _layers_on_device(model: Any, args: argparse.Namespace) -> int:
     rows = [(r.layer, r.kind, f"{r.macs:,}", _ms(r.device_ms), _ms(r.ns_per_mac, "{:.3f}"),
              _ms(None if r.share is None else r.share * 100, "{:.1f}%"), group_of.get(r.layer, "")
              + (" (ambiguous)" if r.ambiguous else "")) for r in profile.layers]
-    _print_table(("layer", "kind", "MACs", "device ms", "ns/MAC", "share", "filter group"), rows)
+    print("\n".join(text_table(("layer", "kind", "MACs", "device ms", "ns/MAC", "share", "filter group"), rows)))
     timed = sum(r.device_ms or 0 for r in profile.layers)
     print(f"total: {len(rows)} layers, {sum(r.macs for r in profile.layers):,} MACs; device {profile.device_ms:.4f} ms "
           f"per inference on {args.device} = layers {timed:.4f} + other {profile.other_ms:.4f} (reorders, pooling); "
@@ -67,12 +68,6 @@ def _layers_on_device(model: Any, args: argparse.Namespace) -> int:
         tail = f"; input channels of {', '.join(group.consumers)} follow" if group.consumers else ""
         print(f"G{index}: filters of {', '.join(group.members)} prune together{tail}")
     return 0
-
-
-def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        print("  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]))
 
 
 def _ms(value: float | None, pattern: str = "{:.4f}") -> str:

@@ -117,7 +117,7 @@ def add_options(parser: pytest.Parser) -> None:
 
 def resolve(config: pytest.Config) -> Settings:
     """Command line first, then the ini file, then Settings' defaults. Bad ini values are usage errors."""
-    workerinput = getattr(config, "workerinput", {})
+    workerinput = getattr(config, "workerinput", {})  # on an xdist worker: what the controller handed it
     values: dict[str, Any] = {"root": config.rootpath, "xdist_workers": int(workerinput.get("workercount", 0))}
     for option in OPTIONS:
         value = config.getoption(f"prunebench_{option.dest}")
@@ -146,11 +146,11 @@ def resolve(config: pytest.Config) -> Settings:
     if "compare_fail" in values:  # each value is a comma-separated list of gates
         values["compare_fail"] = tuple(gate for gates in values["compare_fail"] for gate in gates)
     if values.get("wandb_project"):
-        values.update(_wandb_values(config, values))
+        values.update(_wandb_values(config, values, workerinput))
     return replace(defaults, **values)
 
 
-def _wandb_values(config: pytest.Config, values: dict[str, Any]) -> dict[str, Any]:
+def _wandb_values(config: pytest.Config, values: dict[str, Any], workerinput: dict[str, Any]) -> dict[str, Any]:
     """Mode: option, ini, $WANDB_MODE, offline. Group: option, ini, the controller's (on a worker), a new one."""
     mode = values.get("wandb_mode")
     if mode is None:
@@ -162,7 +162,6 @@ def _wandb_values(config: pytest.Config, values: dict[str, Any]) -> dict[str, An
     if mode == "online" and not parsers.wandb_api_key_configured(os.environ):
         raise pytest.UsageError("--wandb-mode online: no W&B API key (set WANDB_API_KEY or run `wandb login`); "
                                 "or log offline (the default) and `wandb sync` later")
-    workerinput = getattr(config, "workerinput", {})  # on an xdist worker: what the controller resolved
     group = values.get("wandb_group") or workerinput.get(WANDB_GROUP_KEY) or parsers.new_wandb_group()
     directory = values.get("wandb_dir") or Path(os.environ.get("WANDB_DIR") or config.rootpath)
     return {"wandb_mode": mode, "wandb_group": group, "wandb_dir": directory}

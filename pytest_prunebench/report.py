@@ -322,6 +322,14 @@ def markdown(cases: Sequence[Case]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Plain-text columns for a terminal: the first left-aligned, the others (figures) right-aligned."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return ["  ".join([row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:],
+                                                                                          strict=True))])
+            for row in (header, *rows)]
+
+
 def _table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     lines = [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]

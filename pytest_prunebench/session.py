@@ -372,6 +372,8 @@ class PrunebenchSession:
                 reporter.write_line(line)
 
     def _cases_summary(self, reporter: Any) -> None:
+        from .report import text_table
+
         if not self.rows:
             return
         collapsed = sum(1 for row in self.rows if row["collapsed"])
@@ -379,11 +381,8 @@ class PrunebenchSession:
                                 f"{collapsed} collapsed")
         header = ("case", "top1 %", "dense %", "latency ms", "speed-up", "MAC speed-up", "params", "ONNX KB")
         rows = [_summary_cells(r) for r in sorted(self.rows, key=lambda row: row["name"])]
-        widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-        for row in (header, *rows):
-            cells = [row[0].ljust(widths[0])]
-            cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-            reporter.write_line("  ".join(cells))
+        for line in text_table(header, rows):
+            reporter.write_line(line)
         precision = sorted({r["precision"] for r in self.rows})
         reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
                             f"timed interleaved in each case's window")

@@ -87,6 +87,8 @@ def log_case(target: WandbTarget, result: CaseResult, suite: str, passed: bool) 
     """Write one run for a finished case; returns the run's directory (offline) or URL (online)."""
     import wandb
 
+    from .case import slug
+
     _check_project(target.project)
     info = result.extra_info()
     target.directory.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,7 @@ def log_case(target: WandbTarget, result: CaseResult, suite: str, passed: bool) 
             run.log(row, step=row["epoch"])
         run.summary.update({**run_summary(info, result.latencies_s), "passed": passed})
         if target.log_model:
-            artifact = wandb.Artifact(_artifact_name(result.name), type="model",
+            artifact = wandb.Artifact(slug(result.name), type="model",  # W&B names: letters, digits, - _ .
                                       metadata={"case": result.name, "macs": result.macs, "params": result.params})
             artifact.add_file(result.onnx_path)
             run.log_artifact(artifact)
@@ -114,10 +116,3 @@ def _check_project(name: str) -> None:
     if not name.strip() or len(name) > 128 or _PROJECT_FORBIDDEN.search(name):
         raise TrackingError(f"--wandb-project {name!r} is not a W&B project name (1-128 characters, none of "
                             f"/ \\ # ? % :)")
-
-
-def _artifact_name(case: str) -> str:
-    """W&B artifact names allow letters, digits, `-`, `_` and `.`."""
-    from .case import slug
-
-    return slug(case)
