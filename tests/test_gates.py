@@ -7,14 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny import CHANNELS_SCHEDULE, write_schedules
+from tiny import CHANNELS_SCHEDULE, SCHEDULE_SUITE, write_schedules
 
 from pytest_prunebench.gates import Gate, evaluate, parse_gates, report_lines
-
-SUITE = """
-def test_schedule(prunebench, prunebench_schedule):
-    prunebench.run(prunebench_schedule)
-"""
 
 
 @pytest.mark.parametrize(
@@ -102,7 +97,7 @@ def test_a_figure_missing_on_one_side_is_listed_not_fatal() -> None:
 def saved(pytester: pytest.Pytester, tiny_args: list[str]) -> tuple[list[str], Path]:
     """A suite, and one saved run of it in a file storage: what a CI job keeps from main."""
     write_schedules(pytester.path, channels=CHANNELS_SCHEDULE)
-    pytester.makepyfile(test_suite=SUITE)
+    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
     storage = pytester.path / "storage"
     args = [*tiny_args, "--prunebench-artifacts=artifacts", "--prunebench-epochs", "0",
             f"--benchmark-storage=file://{storage}"]

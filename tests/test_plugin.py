@@ -10,12 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny import FILTERS_SCHEDULE, write_schedules
-
-SUITE = """
-def test_schedule(prunebench, prunebench_schedule):
-    prunebench.run(prunebench_schedule)
-"""
+from tiny import FILTERS_SCHEDULE, SCHEDULE_SUITE, write_schedules
 
 
 def assert_usage_error(result: pytest.RunResult, *lines: str) -> None:
@@ -90,7 +85,7 @@ def test_one_case_per_schedule_file_with_stable_ids(pytester: pytest.Pytester) -
     other = pytester.path / "more"
     other.mkdir()
     (other / "resnet20_a.yaml").write_text(FILTERS_SCHEDULE)
-    pytester.makepyfile(test_suite=SUITE)
+    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
     result = pytester.runpytest("--collect-only", "-q", "--prunebench-schedules", "schedules",
                                 "--prunebench-schedules", "more/*.yaml")
     result.stdout.fnmatch_lines([  # in the order the patterns were given, each pattern's files sorted
@@ -102,7 +97,7 @@ def test_one_case_per_schedule_file_with_stable_ids(pytester: pytest.Pytester) -
 
 def test_cases_carry_the_prunebench_marker(pytester: pytest.Pytester) -> None:
     write_schedules(pytester.path, one=FILTERS_SCHEDULE)
-    pytester.makepyfile(test_suite=SUITE + "\n\ndef test_plain():\n    pass\n")
+    pytester.makepyfile(test_suite=SCHEDULE_SUITE + "\n\ndef test_plain():\n    pass\n")
     result = pytester.runpytest("--collect-only", "-q", "-m", "not prunebench")
     result.stdout.fnmatch_lines(["test_suite.py::test_plain", "*1/2 tests collected (1 deselected)*"])
 
@@ -111,7 +106,7 @@ def test_default_schedules_folder_comes_from_the_rootdir(pytester: pytest.Pytest
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makeini("[pytest]\n")
     write_schedules(pytester.path, mine=FILTERS_SCHEDULE)
-    pytester.makepyfile(test_suite=SUITE)
+    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
     monkeypatch.chdir(pytester.mkdir("elsewhere"))  # started from a subfolder, schedules/ is still the root's
     result = pytester.runpytest("--collect-only", "-q", str(pytester.path / "test_suite.py"))
     result.stdout.fnmatch_lines(["*test_schedule[[]mine[]]*"])
@@ -138,7 +133,7 @@ def test_default_schedules_folder_comes_from_the_rootdir(pytester: pytest.Pytest
 def test_bad_case_input_fails_the_case_with_one_line(pytester: pytest.Pytester, shared_cache: Path,
                                                      schedule: str, args: list[str], expected: str) -> None:
     write_schedules(pytester.path, bad=schedule)
-    pytester.makepyfile(test_suite=SUITE)
+    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
     result = pytester.runpytest_subprocess(f"--prunebench-cache={shared_cache}", *args)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([expected])

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, write_schedules
+from tiny import run_schedule_suite
 
 from pytest_prunebench.report import (
     PICTURES,
@@ -153,13 +153,8 @@ def test_markdown_marks_undefined_correlations() -> None:
 
 def test_a_session_writes_its_report_and_the_cli_reads_its_json(pytester: pytest.Pytester,
                                                                 tiny_args: list[str]) -> None:
-    write_schedules(pytester.path, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
-    pytester.makepyfile(test_suite="""
-        def test_schedule(prunebench, prunebench_schedule):
-            prunebench.run(prunebench_schedule)
-    """)
-    result = pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", "--prunebench-epochs",
-                                           "0", "--benchmark-json=out.json", "--prunebench-report=session-report")
+    result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0",
+                                "--prunebench-report=session-report")
 
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*prunebench: report: *session-report/index.html (2 case(s))*"])

@@ -11,16 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, write_schedules
+from tiny import CHANNELS_SCHEDULE, SCHEDULE_SUITE, run_schedule_suite, write_schedules
 from wandb_offline import BLOCK, CHUNK_HEADER, FILE_HEADER, FULL, CorruptRunFile, OfflineRun, offline_runs, read_run
 
 from pytest_prunebench.settings import new_wandb_group, wandb_api_key_configured, wandb_mode
 from pytest_prunebench.tracking import history_rows, run_config, run_summary
 
-SUITE = """
-def test_schedule(prunebench, prunebench_schedule):
-    prunebench.run(prunebench_schedule)
-"""
 # Writes whether this process (or an xdist worker) imported wandb.
 IMPORT_PROBE = """
 import sys
@@ -43,13 +39,6 @@ def wandb_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     netrc.write_text("")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-
-
-def run_suite(pytester: pytest.Pytester, tiny_args: list[str], *args: str) -> pytest.RunResult:
-    write_schedules(pytester.path, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
-    pytester.makepyfile(test_suite=SUITE)
-    return pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", "--benchmark-json=out.json",
-                                         *args)
 
 
 def records(root: Path) -> dict[str, dict[str, Any]]:
@@ -86,8 +75,8 @@ def assert_run_matches_record(run: OfflineRun, record: dict[str, Any]) -> None:
 
 def test_every_case_is_one_offline_run_that_matches_its_record(pytester: pytest.Pytester, tiny_args: list[str],
                                                                 wandb_env: None) -> None:
-    result = run_suite(pytester, tiny_args, "--wandb-project", "check", "--prunebench-epochs", "1",
-                       "--wandb-dir=wb", "--wandb-log-model")
+    result = run_schedule_suite(pytester, tiny_args, "--wandb-project", "check", "--prunebench-epochs", "1",
+                                "--wandb-dir=wb", "--wandb-log-model")
 
     result.assert_outcomes(passed=2)
     found = records(pytester.path)
@@ -108,8 +97,8 @@ def test_every_case_is_one_offline_run_that_matches_its_record(pytester: pytest.
 
 def test_xdist_workers_log_their_runs_into_one_group(pytester: pytest.Pytester, tiny_args: list[str],
                                                      wandb_env: None) -> None:
-    result = run_suite(pytester, tiny_args, "-n", "2", "--wandb-project", "check", "--wandb-group", "nightly",
-                       "--prunebench-epochs", "0", "--wandb-dir=wb")
+    result = run_schedule_suite(pytester, tiny_args, "-n", "2", "--wandb-project", "check", "--wandb-group",
+                                "nightly", "--prunebench-epochs", "0", "--wandb-dir=wb")
 
     result.assert_outcomes(passed=2)
     found = records(pytester.path)
@@ -126,7 +115,7 @@ def test_xdist_workers_log_their_runs_into_one_group(pytester: pytest.Pytester, 
 def test_without_a_project_wandb_is_neither_imported_nor_written(pytester: pytest.Pytester, tiny_args: list[str],
                                                                  wandb_env: None, args: list[str]) -> None:
     pytester.makeconftest(IMPORT_PROBE)
-    result = run_suite(pytester, tiny_args, "--prunebench-epochs", "0", "-k", "channels", *args)
+    result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0", "-k", "channels", *args)
 
     result.assert_outcomes(passed=1)
     assert (pytester.path / "imported-main.txt").read_text() == "False"
@@ -145,7 +134,7 @@ def test_without_a_project_wandb_is_neither_imported_nor_written(pytester: pytes
 def test_a_broken_wandb_setup_is_a_warning_and_loses_no_record(pytester: pytest.Pytester, tiny_args: list[str],
                                                                wandb_env: None, args: list[str], reason: str) -> None:
     (pytester.path / "blocker").write_text("not a directory")
-    result = run_suite(pytester, tiny_args, "--prunebench-epochs", "0", "-k", "channels", *args)
+    result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0", "-k", "channels", *args)
 
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*test_schedule?channels?: no W&B run written ({reason}); the pytest-benchmark "
@@ -170,7 +159,7 @@ def test_wandb_modes_that_cannot_work_are_usage_errors(pytester: pytest.Pytester
                                                        args: list[str], message: str) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    pytester.makepyfile(test_suite=SUITE)
+    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--wandb-project", "check", *args)
 
     assert result.ret in (pytest.ExitCode.USAGE_ERROR, 2), result.stdout.str()
@@ -180,7 +169,7 @@ def test_wandb_modes_that_cannot_work_are_usage_errors(pytester: pytest.Pytester
 
 def test_ini_keys_configure_wandb(pytester: pytest.Pytester, wandb_env: None) -> None:
     pytester.makeini("[pytest]\nprunebench_wandb_project = from-ini\nprunebench_wandb_log_model = maybe\n")
-    pytester.makepyfile(test_suite=SUITE)
+    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -264,7 +253,7 @@ def test_the_run_file_reader_detects_corruption(tmp_path: Path) -> None:
 def test_an_offline_run_connects_to_nothing_beyond_this_host(pytester: pytest.Pytester, tiny_args: list[str],
                                                              wandb_env: None) -> None:
     write_schedules(pytester.path, channels=CHANNELS_SCHEDULE)
-    pytester.makepyfile(test_suite=SUITE)
+    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
     trace = pytester.path / "connect.trace"
     result = pytester.run("strace", "-f", "-qq", "-e", "trace=connect", "-o", str(trace), sys.executable, "-m",
                           "pytest", *tiny_args, "--prunebench-epochs", "0", "--wandb-project", "check",

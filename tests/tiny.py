@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
+
+# The smallest schedule suite: one case per schedule file the run is given.
+SCHEDULE_SUITE = """
+def test_schedule(prunebench, prunebench_schedule):
+    prunebench.run(prunebench_schedule)
+"""
 
 FILTERS_SCHEDULE = """\
 version: 1
@@ -46,3 +56,11 @@ def write_schedules(root: Path, **schedules: str) -> Path:
     for name, text in schedules.items():
         (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
     return folder
+
+
+def run_schedule_suite(pytester: pytest.Pytester, tiny_args: list[str], *args: str) -> pytest.RunResult:
+    """SCHEDULE_SUITE (as test_suite.py) on the filters and channels schedules, its records in out.json."""
+    write_schedules(pytester.path, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
+    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
+    return pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", "--benchmark-json=out.json",
+                                         *args)
