@@ -199,13 +199,12 @@ class CaseRunner:
 
     def _measure(self, onnx_path: Path, data: Dataset, reference: Path | None = None) -> Any:
         from . import device
-        from .lock import default_lock_path, device_lock
+        from .lock import exclusive_measurement
 
-        lock_path = self.settings.lock_path or default_lock_path(self.settings.device)
         images = data.test_x.numpy()
         labels = data.test_y.numpy()
-        exclusive = self.gate.measurement() if self.gate else contextlib.nullcontext()
-        with device_lock(lock_path, self.settings.lock_timeout), exclusive:
+        with exclusive_measurement(self.settings.device, self.settings.lock_path, self.settings.lock_timeout,
+                                   self.gate):
             return device.measure(onnx_path, self.settings.device, images, labels, self.settings.precision,
                                   self.settings.rounds, self.settings.warmup, reference)
 

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DeviceError, PrunebenchError
-from .settings import canonical_model_name, device_name, model_name, positive_int, precision
+from .settings import Settings, canonical_model_name, device_name, model_name, positive_int, precision
+
+LOCK_TIMEOUT = Settings().lock_timeout
 
 
 def _layers(args: argparse.Namespace) -> int:
@@ -39,6 +41,7 @@ def _layers_on_device(model: Any, args: argparse.Namespace) -> int:
     from . import device
     from .export import export_onnx
     from .layercost import layer_profile
+    from .lock import exclusive_measurement, host_gate_for
     from .models import INPUT_SHAPE
     from .pruning import filter_groups
     from .report import text_table
@@ -48,8 +51,10 @@ def _layers_on_device(model: Any, args: argparse.Namespace) -> int:
         onnx_path = Path(tmp) / f"{args.model.replace(':', '_')}.onnx"
         export_onnx(model, onnx_path)
         sample = np.zeros((1, *INPUT_SHAPE), dtype=np.float32)
-        e2e_ms, counters = device.profile(device.core().read_model(str(onnx_path)), args.device, args.precision,
-                                          sample, args.rounds)
+        # The device lock and host gate, as in a pytest run: a measurement beside running cases stays honest.
+        with exclusive_measurement(args.device, None, LOCK_TIMEOUT, host_gate_for(args.device, LOCK_TIMEOUT)):
+            e2e_ms, counters = device.profile(device.core().read_model(str(onnx_path)), args.device,
+                                              args.precision, sample, args.rounds)
         if counters is None:
             raise DeviceError(f"{args.device} reports no performance counters: no per-layer times")
         profile = layer_profile(model, onnx_path, counters, e2e_ms)

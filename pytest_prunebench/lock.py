@@ -132,6 +132,24 @@ class HostGate:
                      lambda exc: f"cannot open the host gate {self.path} ({exc}); the temp dir must be writable")
 
 
+@contextmanager
+def exclusive_measurement(device: str, lock_path: Path | None, timeout: float,
+                          gate: HostGate | None) -> Iterator[None]:
+    """What every measurement holds: the device's lock (`lock_path`, else the default one) and, when given,
+    the host gate exclusively, so no other process's gated CPU work runs during the window."""
+    with device_lock(lock_path or default_lock_path(device), timeout):
+        if gate is None:
+            yield
+            return
+        with gate.measurement():
+            yield
+
+
+def host_gate_for(device: str, timeout: float) -> HostGate | None:
+    """The host gate a measurement on `device` takes outside a pytest session: when the device shares the host."""
+    return HostGate(default_gate_path(), timeout) if shares_host(device) else None
+
+
 _active_gate: ContextVar[HostGate | None] = ContextVar("prunebench_host_gate", default=None)
 
 
