@@ -1,56 +1,76 @@
-"""The dense baseline: trained once per (model, dataset, epochs, seed) and cached on disk."""
+"""The dense baseline: trained once per (model, dataset, epochs, seed, libraries) and kept in the artifact cache."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import torch
 from torch import nn
 
+from .cache import ArtifactCache, artifact_key
 from .data import Dataset, DataSpec
 from .models import build_model
 from .settings import Settings
 from .training import TrainConfig, train_dense
 
-
-def baseline_key(model_name: str, spec: DataSpec, settings: Settings) -> str:
-    """Everything that determines the trained weights, torch's version included."""
-    text = f"{model_name}|{spec.label}|{settings.baseline_epochs}|{settings.seed}|torch{torch.__version__}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+BASELINE_LR = 0.1
+MODEL_FILE = "model.pt"
 
 
-def load_or_train_baseline(model_name: str, data: Dataset, spec: DataSpec, settings: Settings,
-                           progress: Callable[[str], None]) -> nn.Module:
-    from filelock import FileLock
-
-    torch.manual_seed(settings.seed)
-    model = build_model(model_name, data.num_classes)
-    key = baseline_key(model_name, spec, settings)
-    path = settings.cache / "baselines" / f"{model_name.replace(':', '-')}-{key}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A per-key lock: two workers that need the same baseline train it once.
-    with FileLock(str(path) + ".lock"):
-        if path.exists() and _load(model, path):
-            progress(f"dense {model_name}: loaded from {path}")
-            return model
-        progress(f"dense {model_name}: training {settings.baseline_epochs} epoch(s) on {spec.label} "
-                 f"(cached afterwards in {path.parent})")
-        train_dense(model, data, TrainConfig(epochs=settings.baseline_epochs, lr=0.1, seed=settings.seed), progress)
-        partial = path.with_suffix(".partial")
-        torch.save(model.state_dict(), partial)
-        os.replace(partial, path)  # atomic: a killed run never leaves a half-written baseline
-    return model
+def dataset_digest(data: Dataset) -> str:
+    """The images and labels of both splits: a changed file, split or normalisation is another dataset."""
+    digest = hashlib.blake2b(digest_size=16)
+    for tensor in (data.train_x, data.train_y, data.test_x, data.test_y):
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.contiguous().numpy().data)  # hashed in place, not copied
+    return digest.hexdigest()
 
 
-def _load(model: nn.Module, path: Path) -> bool:
+def model_source_digest(model_name: str) -> str | None:
+    """For a user model (`package.module:factory`), its module's source: an edited factory is another model."""
+    if ":" not in model_name:
+        return None  # built-in: covered by this package's version
+    import importlib
+    import inspect
+
+    module = importlib.import_module(model_name.partition(":")[0])
     try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return True
-    except Exception as exc:  # a corrupt entry of any kind is retrained, never trusted
-        warnings.warn(f"dense baseline cache {path} is unreadable ({type(exc).__name__}); retraining it",
-                      stacklevel=3)
-        return False
+        source = Path(inspect.getsourcefile(module) or "").read_bytes()
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(source).hexdigest()
+
+
+def baseline_key(model_name: str, spec: DataSpec, data_digest: str, settings: Settings) -> str:
+    return artifact_key("baselines", {
+        "model": model_name, "model_source": model_source_digest(model_name), "dataset": spec.label,
+        "data": data_digest, "epochs": settings.baseline_epochs, "seed": settings.seed, "lr": BASELINE_LR,
+    })
+
+
+def load_or_train_baseline(model_name: str, data: Dataset, spec: DataSpec, key: str, settings: Settings,
+                           cache: ArtifactCache, progress: Callable[[str], None]) -> tuple[nn.Module, bool]:
+    """(the trained dense model, whether it came from the cache)."""
+    import torch
+
+    from .checkpoint import load_model, save_model
+
+    def build(directory: Path) -> None:
+        torch.manual_seed(settings.seed)
+        model = build_model(model_name, data.num_classes)
+        progress(f"dense {model_name}: training {settings.baseline_epochs} epoch(s) on {spec.label}")
+        train_dense(model, data, TrainConfig(epochs=settings.baseline_epochs, lr=BASELINE_LR, seed=settings.seed),
+                    progress)
+        save_model(model, directory / MODEL_FILE)
+
+    def load(directory: Path) -> nn.Module:
+        return load_model(build_model(model_name, data.num_classes), directory / MODEL_FILE)
+
+    describe: dict[str, Any] = {"model": model_name, "dataset": spec.label, "epochs": settings.baseline_epochs,
+                                "seed": settings.seed}
+    model, hit = cache.fetch("baselines", key, describe, build, load)
+    if hit:
+        progress(f"dense {model_name}: loaded from the cache ({cache.entry_path('baselines', key)})")
+    return model, hit

@@ -8,11 +8,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import re
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from .errors import ScheduleError
 from .schedule import Schedule
 from .settings import Settings, canonical_model_name
 
+CASE_ONNX, CASE_MODEL, CASE_DOCUMENT = "model.onnx", "model.pt", "case.json"  # a pruned case's cache entry
 DEFAULT_FINE_TUNE_EPOCHS = 2  # after the last pruning/thinning epoch, when a schedule does not say
 Progress = Callable[[str], None]
 
@@ -67,6 +70,7 @@ class CaseResult:
     layers_path: str = ""  # JSON beside the ONNX file: per conv / fc layer, MACs and device time
     layers_path_dense: str = ""  # the same for the dense baseline
     round_to: int = 1  # kept structures rounded up to a multiple of this
+    artifact_cache: str = "off"  # the pruned + retrained model: "hit" (from the cache), "built", or "off"
 
     @property
     def collapsed(self) -> bool:
@@ -98,7 +102,7 @@ class CaseResult:
             "structures_path": self.structures_path, "layers_path": self.layers_path,
             "layers_path_dense": self.layers_path_dense,
             "device_ms": None if self.device_ms is None else float(self.device_ms),
-            "e2e_ms": float(self.latency_ms), "round_to": self.round_to,
+            "e2e_ms": float(self.latency_ms), "round_to": self.round_to, "artifact_cache": self.artifact_cache,
         }
         for pruner, sparsity in self.sparsities.items():
             info[f"sparsity.{pruner}"] = float(sparsity)
@@ -117,17 +121,21 @@ class _Dense:
     macs: int
     collapse_reason: str | None  # a dense model at chance: its pruned cases cannot collapse "because of" pruning
     layers_path: str  # its per-layer device times ("" without counters)
+    key: str  # its artifact cache key: part of every pruned model's key
 
 
 class CaseRunner:
     """Runs cases; keeps datasets, dense baselines and their measurements for the life of the process."""
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
+        from .cache import ArtifactCache
         from .lock import HostGate, default_gate_path, shares_host
 
         self.settings = settings
+        self.cache = ArtifactCache(None if settings.no_cache else settings.cache, settings.lock_timeout)
         self.progress: Progress = progress or (lambda _message: None)
         self._datasets: dict[DataSpec, Dataset] = {}
+        self._data_digests: dict[DataSpec, str] = {}
         self._dense: dict[tuple[str, DataSpec], _Dense] = {}
         gated = settings.host_gate == "on" or (settings.host_gate == "auto" and shares_host(settings.device))
         self.gate = HostGate(default_gate_path(), settings.lock_timeout) if gated else None
@@ -169,7 +177,7 @@ class CaseRunner:
     # -- stages -----------------------------------------------------------------------------------------------
 
     def dense(self, model_name: str, spec: DataSpec) -> _Dense:
-        """Train (or load) the dense baseline, export and measure it once per process."""
+        """Train (or load from the cache) the dense baseline, export and measure it once per process."""
         key = (model_name, spec)
         if key not in self._dense:
             from .baseline import baseline_key, load_or_train_baseline
@@ -179,14 +187,15 @@ class CaseRunner:
 
             share_cpus_with_workers(self.settings.xdist_workers)
             data = self.dataset(spec)
-            model = load_or_train_baseline(model_name, data, spec, self.settings, self.progress)
+            cache_key = baseline_key(model_name, spec, self.data_digest(spec), self.settings)
+            model, _ = load_or_train_baseline(model_name, data, spec, cache_key, self.settings, self.cache,
+                                              self.progress)
             collapse_reason = evaluate(model, data.test_x, data.test_y).collapse_reason(data.num_classes)
             if collapse_reason:
                 warnings.warn(f"dense {model_name} on {spec.label} is itself collapsed: {collapse_reason}. Its "
                               f"cases are not checked for collapse; train a longer baseline "
                               f"(--prunebench-baseline-epochs)", stacklevel=4)
-            key_hash = baseline_key(model_name, spec, self.settings)
-            onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{key_hash}.onnx"
+            onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{cache_key[:16]}.onnx"
             export_onnx(model, onnx_path)
             measurement = self._measure(onnx_path, data)
             layers_path = _write_layer_profile(model, onnx_path, measurement)
@@ -194,8 +203,15 @@ class CaseRunner:
                           f"latency {measurement.median_ms:.3f} ms")
             self._dense[key] = _Dense(model, onnx_path, measurement.top1, count_params(model),
                                       count_weights(model), count_macs(model), collapse_reason,
-                                      str(layers_path.resolve()) if layers_path else "")
+                                      str(layers_path.resolve()) if layers_path else "", cache_key)
         return self._dense[key]
+
+    def data_digest(self, spec: DataSpec) -> str:
+        if spec not in self._data_digests:
+            from .baseline import dataset_digest
+
+            self._data_digests[spec] = dataset_digest(self.dataset(spec))
+        return self._data_digests[spec]
 
     def _measure(self, onnx_path: Path, data: Dataset, reference: Path | None = None) -> Any:
         from . import device
@@ -224,7 +240,7 @@ class CaseRunner:
             return self._run(schedule, name or schedule.name, stop_on_collapse)
 
     def _run(self, schedule: Schedule, name: str, stop_on_collapse: bool) -> CaseResult:
-        from .export import export_onnx
+        from .models import build_model
         from .pruning import check_layers
         from .training import share_cpus_with_workers
 
@@ -235,24 +251,26 @@ class CaseRunner:
             warnings.warn(message, stacklevel=3)
         laps = _Laps()
         model_name, spec = self.model_name(schedule), self.data_spec(schedule)
-        dense = self.dense(model_name, spec)
         data = self.dataset(spec)
+        check_layers(schedule, build_model(model_name, data.num_classes), model_name)  # before any training
+        dense = self.dense(model_name, spec)
         laps.lap("dense")
-        model = copy.deepcopy(dense.model)
-        check_layers(schedule, model, model_name)
         epochs = self.epochs(schedule)
         active = len(schedule.active().pruners)
         pruners = f"{active}" if active == len(schedule.pruners) else f"{active} of {len(schedule.pruners)}"
         self.progress(f"{name}: {pruners} pruner(s) on {model_name}, {epochs} retraining epoch(s)")
         stop = stop_on_collapse and dense.collapse_reason is None
-        pruned = self._prune_and_retrain(model, schedule, data, epochs, stop, name)
-        laps.lap("prune_retrain")
+        pruned = self._pruned(schedule, dense, data, epochs, stop, name, laps)
         onnx_path = self.settings.artifacts / slug(name) / f"{slug(name)}.onnx"
-        onnx_bytes = export_onnx(model, onnx_path)
-        structures_path = _write_structures(onnx_path, pruned.masks, schedule)
-        laps.lap("export")
+        onnx_bytes = _place(pruned.onnx_path, onnx_path)
+        structures_path = onnx_path.with_suffix(".structures.json")
+        structures_path.write_text(json.dumps(pruned.structures), encoding="utf-8")
+        laps.lap("artifacts")
+        self.progress(f"{name}: measuring on {self.settings.device} ({self.settings.rounds} rounds, dense "
+                      f"interleaved)")
         measurement = self._measure(onnx_path, data, reference=dense.onnx_path)
         laps.lap("measure")
+        model = pruned.model
         layers_path = _write_layer_profile(model, onnx_path, measurement)
         collapse_reason = None if dense.collapse_reason else pruned.eval.collapse_reason(data.num_classes)
         result = self._result(name, schedule, model, dense, epochs, pruned, measurement, onnx_path, onnx_bytes,
@@ -264,19 +282,68 @@ class CaseRunner:
                       + (" [collapsed]" if result.collapsed else ""))
         return result
 
+    def case_key(self, schedule: Schedule, baseline_key: str, epochs: int, stop_on_collapse: bool) -> str:
+        """What determines the pruned + retrained model: the baseline's key, the schedule's pruning content (not
+        its name, path, comments or thresholds), the resolved epochs and learning rate, the seed."""
+        from .cache import artifact_key
+
+        content = asdict(schedule)
+        for ignored in ("name", "path", "warnings", "thresholds", "model", "dataset", "epochs", "lr"):
+            content.pop(ignored)
+        return artifact_key("cases", {"baseline": baseline_key, "schedule": content, "epochs": epochs,
+                                      "lr": schedule.lr or self.settings.lr, "seed": self.settings.seed,
+                                      "stop_on_collapse": stop_on_collapse})
+
+    def _pruned(self, schedule: Schedule, dense: _Dense, data: Dataset, epochs: int, stop_on_collapse: bool,
+                name: str, laps: _Laps) -> _Pruned:
+        """Prune, thin, retrain and export, or take all of that from the artifact cache."""
+        from .checkpoint import load_model, save_model
+        from .export import export_onnx
+        from .models import build_model
+        from .pruning import structures_document
+        from .training import EvalResult
+
+        model_name = self.model_name(schedule)
+
+        def build(directory: Path) -> None:
+            model = copy.deepcopy(dense.model)
+            eval_, history, masks = self._prune_and_retrain(model, schedule, data, epochs, stop_on_collapse, name)
+            laps.lap("prune_retrain")
+            export_onnx(model, directory / CASE_ONNX)
+            save_model(model, directory / CASE_MODEL)
+            structures = structures_document(list(masks), {p.name: p.ranker for p in schedule.pruners})
+            document = {"pruned_eval": asdict(eval_), "history": list(history), "structures": structures}
+            (directory / CASE_DOCUMENT).write_text(json.dumps(document), encoding="utf-8")
+            laps.lap("export")
+
+        def load(directory: Path) -> _Pruned:
+            document = json.loads((directory / CASE_DOCUMENT).read_text(encoding="utf-8"))
+            model = load_model(build_model(model_name, data.num_classes), directory / CASE_MODEL)
+            return _Pruned(EvalResult(**document["pruned_eval"]), tuple(document["history"]),
+                           document["structures"], model, directory / CASE_ONNX)
+
+        key = self.case_key(schedule, dense.key, epochs, stop_on_collapse)
+        describe = {"case": name, "schedule": schedule.name, "model": model_name, "epochs": epochs}
+        pruned, hit = self.cache.fetch("cases", key, describe, build, load)
+        if hit:
+            laps.lap("cache_load")
+            self.progress(f"{name}: pruned and retrained model from the cache ({self.cache.entry_path('cases', key)})")
+        return replace(pruned, cache="hit" if hit else "built" if self.cache.root else "off")
+
     def _prune_and_retrain(self, model: Any, schedule: Schedule, data: Dataset, epochs: int, stop_on_collapse: bool,
-                           name: str) -> _Pruned:
+                           name: str) -> tuple[Any, tuple[dict[str, float], ...], tuple[Any, ...]]:
+        """(evaluation right after pruning, retraining history, masks in firing order)."""
         from .pruning import prune_to_final
         from .training import TrainConfig, evaluate, retrain
 
         if epochs == 0:
             masks = prune_to_final(model, schedule)
-            return _Pruned(evaluate(model, data.test_x, data.test_y), (), tuple(masks))
+            return evaluate(model, data.test_x, data.test_y), (), tuple(masks)
         config = TrainConfig(epochs=epochs, lr=schedule.lr or self.settings.lr, seed=self.settings.seed,
                              stop_on_collapse=stop_on_collapse)
         outcome = retrain(model, schedule, data, config, lambda m: self.progress(f"{name}: {m}"))
         pruned_eval = outcome.pruned_eval or evaluate(model, data.test_x, data.test_y)
-        return _Pruned(pruned_eval, tuple(vars(record) for record in outcome.history), tuple(outcome.masks))
+        return pruned_eval, tuple(vars(record) for record in outcome.history), tuple(outcome.masks)
 
     def _result(self, name: str, schedule: Schedule, model: Any, dense: _Dense, epochs: int, pruned: _Pruned,
                 measurement: Any, onnx_path: Path, onnx_bytes: int, dataset: str, model_name: str,
@@ -296,7 +363,7 @@ class CaseRunner:
             history=pruned.history, seconds=seconds, pruner_kinds={p.name: p.kind for p in schedule.pruners},
             pruner_rankers={p.name: p.ranker for p in schedule.pruners}, device_ms=measurement.device_ms,
             round_to=schedule.round_to or 1,
-            layers_path_dense=dense.layers_path,
+            layers_path_dense=dense.layers_path, artifact_cache=pruned.cache,
         )
 
 
@@ -312,21 +379,24 @@ def _write_layer_profile(model: Any, onnx_path: Path, measurement: Any) -> Path 
     return profile.write(onnx_path.with_suffix(".layers.json"))
 
 
-def _write_structures(onnx_path: Path, masks: tuple[Any, ...], schedule: Schedule) -> Path:
-    """Which structures each pruned conv lost, with every structure's score, beside the ONNX file."""
-    from .pruning import structures_document
-
-    path = onnx_path.with_suffix(".structures.json")
-    document = structures_document(list(masks), {p.name: p.ranker for p in schedule.pruners})
-    path.write_text(json.dumps(document), encoding="utf-8")
-    return path
+def _place(source: Path, target: Path) -> int:
+    """Copy a cached file to where the record points (a later `prunebench cache prune` must not break records);
+    returns its size in bytes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+    return target.stat().st_size
 
 
 @dataclass(frozen=True)
 class _Pruned:
     eval: Any  # training.EvalResult right after pruning, before any retraining
     history: tuple[dict[str, float], ...]
-    masks: tuple[Any, ...]  # pruning.Mask, every ranking in firing order
+    structures: dict[str, Any]  # pruning.structures_document: per pruned conv, scores and removed structures
+    model: Any  # the thinned, retrained model
+    onnx_path: Path  # its ONNX file (in the cache entry)
+    cache: str = "off"
 
 
 class _Laps:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+class PrunebenchWarning(UserWarning):
+    """Something a user should know that does not fail a case."""
+
+
 class PrunebenchError(Exception):
     """An error in user input or environment, shown as one line without a traceback."""
 
@@ -35,3 +39,7 @@ class DeviceError(PrunebenchError):
 
 class ThresholdError(PrunebenchError):
     """A declarative threshold from a schedule's `prunebench:` section that a case did not meet."""
+
+
+class CacheError(PrunebenchError):
+    """An artifact cache directory that cannot be used (unwritable, full, or its lock held too long)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
-from .errors import DeviceError
+from .errors import DeviceError, PrunebenchError
 
 _registry_guard = Lock()
 _locks: dict[str, object] = {}
@@ -35,30 +35,67 @@ def _shared_lock(path: Path) -> object:
 
 
 @contextmanager
-def _held(open_lock: Callable[[], Any], acquire: str, timeout: float, busy: str,
-          unusable: Callable[[OSError], str]) -> Iterator[None]:
-    """Hold a filelock lock for the block; a timeout (`busy`) or an unusable lock file is a one-line DeviceError."""
+def _held(open_lock: Callable[[], Any], acquire: str, timeout: float, busy: Callable[[], str],
+          unusable: Callable[[OSError], str], error: type[PrunebenchError] = DeviceError) -> Iterator[None]:
+    """Hold a filelock lock for the block; a timeout (`busy`) or an unusable lock file is one line of `error`."""
     from filelock import Timeout
 
     try:
         lock = open_lock()
         getattr(lock, acquire)(timeout=timeout)
     except Timeout:
-        raise DeviceError(busy) from None
+        raise error(busy()) from None
     except OSError as exc:
-        raise DeviceError(unusable(exc)) from None
+        raise error(unusable(exc)) from None
     try:
         yield
     finally:
         lock.release()
 
 
+def holder_path(lock_path: Path) -> Path:
+    return lock_path.with_name(lock_path.name + ".holder")
+
+
+def describe_holder(lock_path: Path) -> str:
+    """Who holds `lock_path`, as its holder wrote it on acquiring (`pid 123 on host since 10:20:30: what`)."""
+    try:
+        text = holder_path(lock_path).read_text(encoding="utf-8").strip()
+    except OSError:
+        text = ""
+    return text or "a process that did not say who it is"
+
+
+@contextmanager
+def file_lock(path: Path, timeout: float, what: str, busy_hint: str, unusable_hint: str,
+              error: type[PrunebenchError] = DeviceError) -> Iterator[None]:
+    """An exclusive cross-process lock on `path` for the block, its holder noted beside it (`<path>.holder`).
+
+    The kernel releases the lock when its holder dies (kill -9 included), so it never stays stuck; a lock held
+    by a live process past `timeout` is one line naming the lock file and its holder.
+    """
+    with _held(lambda: _shared_lock(path), "acquire", timeout,
+               lambda: f"{what} {path} is still held after {timeout:g} s by {describe_holder(path)}; {busy_hint}",
+               lambda exc: f"cannot create {what} {path} ({exc.strerror or exc}); {unusable_hint}", error):
+        _write_holder(path)
+        yield
+
+
+def _write_holder(path: Path) -> None:
+    import contextlib
+    import os
+    import socket
+    import time
+
+    note = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}"
+    with contextlib.suppress(OSError):  # best effort: a lock without its holder note still locks
+        holder_path(path).write_text(note, encoding="utf-8")
+
+
 @contextmanager
 def device_lock(path: Path, timeout: float) -> Iterator[None]:
-    with _held(lambda: _shared_lock(path), "acquire", timeout,
-               f"device lock {path} is still held by another process after {timeout:g} s; wait for it, or raise "
-               f"--prunebench-lock-timeout",
-               lambda exc: f"cannot create device lock {path} ({exc}); set --prunebench-lock to a writable path"):
+    with file_lock(path, timeout, "device lock", "wait for it, or raise --prunebench-lock-timeout",
+                   "set --prunebench-lock to a writable path"):
         yield
 
 
@@ -127,8 +164,8 @@ class HostGate:
 
     def _hold(self, acquire: str, waiting: str) -> AbstractContextManager[None]:
         return _held(self._lock, acquire, self.timeout,
-                     f"host gate {self.path}: {waiting} longer than {self.timeout:g} s; another process holds it "
-                     f"(raise --prunebench-lock-timeout, or --prunebench-host-gate off)",
+                     lambda: f"host gate {self.path}: {waiting} longer than {self.timeout:g} s; another process holds "
+                     f"it (raise --prunebench-lock-timeout, or --prunebench-host-gate off)",
                      lambda exc: f"cannot open the host gate {self.path} ({exc}); the temp dir must be writable")
 
 

@@ -78,8 +78,11 @@ OPTIONS = (
            "of its cases into DIR, as `prunebench report` does", Path, "DIR"),
     Option("--prunebench-artifacts", "artifacts", "where ONNX files are kept (default .prunebench/artifacts)",
            Path, "DIR"),
-    Option("--prunebench-cache", "cache", "where dense baselines are cached (default .prunebench/cache)", Path,
-           "DIR"),
+    Option("--prunebench-cache", "cache", "artifact cache: dense baselines and pruned + retrained models, keyed by "
+           "everything that determines them; a rerun re-measures but does not retrain (default .prunebench/cache; "
+           "`prunebench cache ls|prune` manage it)", Path, "DIR"),
+    Option("--prunebench-no-cache", "no_cache", "train, prune and export every artifact afresh and store none",
+           switch=True),
     Option("--wandb-project", "wandb_project", "log every case as one Weights & Biases run in this project "
            "(offline unless --wandb-mode online)", None, "NAME"),
     Option("--wandb-entity", "wandb_entity", "W&B entity (user or team; default: the API key's)", None, "NAME"),
@@ -127,6 +130,8 @@ def resolve(config: pytest.Config) -> Settings:
         ini_value = config.getini(option.ini)
         if ini_value not in (None, ""):
             values[option.dest] = _from_ini(option, str(ini_value), _ini_dir(config))
+    if config.getoption("prunebench_no_cache") and config.getoption("prunebench_cache") is not None:
+        raise pytest.UsageError("--prunebench-no-cache and --prunebench-cache DIR: use one of them")
     if config.getoption("ncs"):
         if values.get("device", NCS_DEVICE) != NCS_DEVICE:
             raise pytest.UsageError(f"--ncs measures on MYRIAD but --prunebench-device says {values['device']}: "

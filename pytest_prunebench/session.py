@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import PrunebenchError
+from .errors import PrunebenchError, PrunebenchWarning
 from .schedule import Schedule, Thresholds, find_yaml_files, load_schedule, schedule_yaml
 from .settings import Settings
 from .thresholds import threshold_failures
@@ -26,10 +26,6 @@ WORKER_RECORDS = "prunebench_records"
 DEFAULT_SWEEP_MODEL = "resnet20"  # when neither the sweep's `model` parameter nor --prunebench-model names one
 MARKER_KWARGS = frozenset({"on_collapse", "sweep"})
 COLLAPSE_POLICIES = ("fail", "record")  # what a collapsed case does to its test (suites choose with the marker)
-
-
-class PrunebenchWarning(UserWarning):
-    """Something a user should know that does not fail a case."""
 
 
 @dataclass(frozen=True)

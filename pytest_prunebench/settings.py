@@ -175,5 +175,6 @@ class Settings:
     host_gate: str = "auto"  # auto: measurements pause other processes' CPU work when the device shares the host
     report: Path | None = None  # where the session writes its report; None: no report
     artifacts: Path = Path(".prunebench/artifacts")
-    cache: Path = Path(".prunebench/cache")
+    cache: Path = Path(".prunebench/cache")  # dense baselines and pruned + retrained models (cache.py)
+    no_cache: bool = False  # build every artifact afresh and store none
     root: Path = Path(".")

@@ -31,11 +31,11 @@ from pytest_prunebench.lock import (
 # Holds the lock at argv[1] until killed; "held" on stdout once it has it.
 HOLDER = """
 import sys, time
-from filelock import FileLock
-lock = FileLock(sys.argv[1])
-lock.acquire()
-print("held", flush=True)
-time.sleep(120)
+from pathlib import Path
+from pytest_prunebench.lock import device_lock
+with device_lock(Path(sys.argv[1]), 10):
+    print("held", flush=True)
+    time.sleep(120)
 """
 
 
@@ -86,6 +86,7 @@ def test_a_lock_held_by_another_process_times_out_with_one_line(tmp_path: Path) 
         assert str(path) in message
         assert "--prunebench-lock-timeout" in message
         assert "0.5 s" in message
+        assert f"by pid {proc.pid} on " in message  # the holder, from the note it wrote on acquiring
         assert "\n" not in message
         assert 0.45 <= waited < 3.0
 
