@@ -15,13 +15,10 @@ from pathlib import Path
 
 import onnx
 import pytest
-import torch
 from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, write_schedules
 
-from pytest_prunebench.baseline import baseline_key, load_or_train_baseline
 from pytest_prunebench.case import CaseRunner
-from pytest_prunebench.data import DataSpec, load_dataset
-from pytest_prunebench.models import build_model, count_macs
+from pytest_prunebench.data import DataSpec
 from pytest_prunebench.schedule import load_schedule
 from pytest_prunebench.settings import Settings
 
@@ -143,21 +140,6 @@ def test_thinning_waits_for_its_epoch_and_masks_hold_until_then(settings: Settin
     runner = CaseRunner(replace(settings, epochs=2))
     result = runner.run(schedule)
     assert result.macs == FILTERS_MACS and len(result.history) == 2
-
-
-def test_a_corrupt_cached_baseline_is_reported_and_retrained(settings: Settings, tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    settings = replace(settings, cache=cache)
-    spec = DataSpec("synthetic")
-    data = load_dataset(spec)
-    path = cache / "baselines" / f"resnet20-{baseline_key('resnet20', spec, settings)}.pt"
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"not a checkpoint")
-    with pytest.warns(UserWarning, match=r"dense baseline cache .* is unreadable .*retraining it"):
-        model = load_or_train_baseline("resnet20", data, spec, settings, lambda _m: None)
-    reloaded = build_model("resnet20", 10)
-    reloaded.load_state_dict(torch.load(path, weights_only=True))  # the entry was rewritten whole
-    assert count_macs(reloaded) == count_macs(model) == RESNET20_MACS
 
 
 def test_autosave_compare_and_compare_fail_see_the_records(pytester: pytest.Pytester, tiny_args: list[str]) -> None:

@@ -1,0 +1,316 @@
+"""The artifact cache: keys, atomic entries, corruption, per-key locks across processes, bad cache directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, write_schedules
+
+from pytest_prunebench.cache import ArtifactCache, CacheWarning, artifact_key, check_entry
+from pytest_prunebench.case import CaseRunner
+from pytest_prunebench.checkpoint import load_model, save_model
+from pytest_prunebench.errors import CacheError
+from pytest_prunebench.models import build_model, count_macs
+from pytest_prunebench.pruning import prune_to_final
+from pytest_prunebench.schedule import load_schedule
+from pytest_prunebench.settings import Settings
+
+KEY = "0123456789abcdef" * 2
+
+
+def write_files(**files: bytes):  # noqa: ANN201 - a build callable
+    def build(directory: Path) -> None:
+        for name, content in files.items():
+            (directory / name).write_bytes(content)
+    return build
+
+
+def read_a(directory: Path) -> bytes:
+    return (directory / "a.bin").read_bytes()
+
+
+class Counting:
+    """A build that counts its calls."""
+
+    def __init__(self, content: bytes = b"artifact") -> None:
+        self.calls = 0
+        self.content = content
+
+    def __call__(self, directory: Path) -> None:
+        self.calls += 1
+        (directory / "a.bin").write_bytes(self.content)
+
+
+# -- keys -----------------------------------------------------------------------------------------------------
+
+def test_keys_are_hex_and_change_with_every_field_of_the_document() -> None:
+    base = {"model": "resnet20", "epochs": 2, "seed": 0}
+    key = artifact_key("cases", base)
+    assert len(key) == 32 and int(key, 16) >= 0
+    assert artifact_key("cases", dict(reversed(list(base.items())))) == key  # order does not matter
+    for field, other in (("model", "resnet56"), ("epochs", 3), ("seed", 1)):
+        assert artifact_key("cases", {**base, field: other}) != key
+    assert artifact_key("baselines", base) != key
+
+
+@pytest.mark.parametrize(("kind", "key"), [("cases", "../../etc"), ("cases", KEY + "/x"), ("cases", KEY.upper()),
+                                           ("../cases", KEY), ("openvino", KEY), ("cases", "")])
+def test_an_entry_path_never_leaves_the_cache_dir(tmp_path: Path, kind: str, key: str) -> None:
+    with pytest.raises(ValueError, match="not a cache entry"):
+        ArtifactCache(tmp_path, 1).entry_path(kind, key)
+
+
+def test_the_case_key_ignores_name_comments_and_thresholds_but_not_the_pruning(tmp_path: Path) -> None:
+    commented = "# a comment\n" + FILTERS_SCHEDULE + "prunebench:\n  min_top1: 90\n  max_latency_ms: 3\n"
+    folder = write_schedules(tmp_path, filters=FILTERS_SCHEDULE, renamed_and_commented=commented,
+                             sparser=FILTERS_SCHEDULE.replace("desired_sparsity: 0.5", "desired_sparsity: 0.75"),
+                             other=CHANNELS_SCHEDULE)
+    runner = CaseRunner(Settings(cache=tmp_path / "cache"))
+
+    def key(name: str, epochs: int = 1, baseline: str = "b" * 32, settings: Settings | None = None) -> str:
+        if settings is not None:
+            runner.settings = settings
+        return runner.case_key(load_schedule(folder / f"{name}.yaml"), baseline, epochs, True)
+
+    reference = key("filters")
+    assert key("renamed_and_commented") == reference
+    assert key("sparser") != reference and key("other") != reference
+    assert key("filters", epochs=2) != reference
+    assert key("filters", baseline="c" * 32) != reference
+    assert key("filters", settings=Settings(seed=1)) != reference
+    assert key("filters", settings=Settings(lr=0.05)) != reference
+
+
+# -- entries --------------------------------------------------------------------------------------------------
+
+def test_an_entry_is_built_once_then_read_from_the_cache(tmp_path: Path) -> None:
+    cache, build = ArtifactCache(tmp_path, 5), Counting()
+    first = cache.fetch("cases", KEY, {"case": "x"}, build, read_a)
+    second = ArtifactCache(tmp_path, 5).fetch("cases", KEY, {"case": "x"}, build, read_a)
+    assert first == (b"artifact", False) and second == (b"artifact", True)
+    assert build.calls == 1
+    assert check_entry(tmp_path / "cases" / KEY) is None
+    (entry,) = cache.entries()
+    assert (entry.kind, entry.key, entry.describe, entry.problem) == ("cases", KEY, {"case": "x"}, None)
+    assert entry.bytes == len(b"artifact") + (entry.path / "manifest.json").stat().st_size
+
+
+def test_a_failed_build_leaves_no_entry_and_no_partial_directory(tmp_path: Path) -> None:
+    def failing(directory: Path) -> None:
+        (directory / "a.bin").write_bytes(b"half")
+        raise RuntimeError("retraining blew up")
+
+    cache = ArtifactCache(tmp_path, 5)
+    with pytest.raises(RuntimeError, match="blew up"):
+        cache.fetch("cases", KEY, {}, failing, read_a)
+    assert sorted(p.name for p in (tmp_path / "cases").iterdir()) == [f"{KEY}.lock", f"{KEY}.lock.holder"]
+    assert cache.fetch("cases", KEY, {}, Counting(), read_a) == (b"artifact", False)
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    ("flip_a_byte", "a.bin does not match its checksum"),
+    ("truncate", "a.bin has 4 bytes, not 8"),
+    ("delete_file", "a.bin is missing"),
+    ("delete_manifest", "manifest.json is missing or unreadable"),
+    ("garble_manifest", "manifest.json is missing or unreadable"),
+])
+def test_a_damaged_entry_is_reported_once_and_rebuilt(tmp_path: Path, damage: str, problem: str) -> None:
+    cache, build = ArtifactCache(tmp_path, 5), Counting()
+    cache.fetch("cases", KEY, {}, build, read_a)
+    entry = tmp_path / "cases" / KEY
+    if damage == "flip_a_byte":
+        (entry / "a.bin").write_bytes(b"artifacT")
+    elif damage == "truncate":
+        (entry / "a.bin").write_bytes(b"arti")
+    elif damage == "delete_file":
+        (entry / "a.bin").unlink()
+    elif damage == "delete_manifest":
+        (entry / "manifest.json").unlink()
+    else:
+        (entry / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.warns(CacheWarning) as caught:
+        assert cache.fetch("cases", KEY, {}, build, read_a) == (b"artifact", False)
+    assert len(caught) == 1
+    assert str(caught[0].message) == f"cache entry {entry} is unusable ({problem}); rebuilding it"
+    assert build.calls == 2
+    assert cache.fetch("cases", KEY, {}, build, read_a) == (b"artifact", True)  # whole again
+
+
+def test_an_entry_its_loader_cannot_read_is_rebuilt(tmp_path: Path) -> None:
+    cache, attempts = ArtifactCache(tmp_path, 5), []
+
+    def load(directory: Path) -> bytes:
+        attempts.append(directory)
+        if len(attempts) == 1:
+            raise ValueError("does not fit the model")
+        return read_a(directory)
+
+    cache.fetch("cases", KEY, {}, Counting(), read_a)
+    with pytest.warns(CacheWarning, match=r"unusable \(ValueError: does not fit the model\); rebuilding"):
+        assert cache.fetch("cases", KEY, {}, Counting(b"fresh"), load) == (b"fresh", False)
+
+
+def test_a_killed_builders_partial_directory_is_cleared(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    partial = tmp_path / "cases" / f".partial-{KEY}-{dead.stdout.strip()}"
+    partial.mkdir(parents=True)
+    (partial / "a.bin").write_bytes(b"half")
+    cache = ArtifactCache(tmp_path, 5)
+    assert cache.leftovers() == [partial]
+    assert cache.fetch("cases", KEY, {}, Counting(), read_a) == (b"artifact", False)
+    assert not partial.exists() and cache.leftovers() == []
+
+
+def test_without_a_cache_every_fetch_builds_and_nothing_is_stored(tmp_path: Path) -> None:
+    cache, build = ArtifactCache(None, 5), Counting()
+    assert cache.fetch("cases", KEY, {}, build, read_a) == (b"artifact", False)
+    assert cache.fetch("cases", KEY, {}, build, read_a) == (b"artifact", False)
+    assert build.calls == 2 and not any(tmp_path.iterdir())
+
+
+# -- locks across processes -----------------------------------------------------------------------------------
+
+# Fetch KEY in the cache at argv[1] with a build that logs to argv[2] and takes argv[3] seconds.
+FETCHER = """
+import sys, time
+from pathlib import Path
+from pytest_prunebench.cache import ArtifactCache
+
+root, log, seconds = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+def build(directory):
+    with log.open("a") as handle:
+        handle.write("build\\n")
+    print("building", flush=True)
+    time.sleep(seconds)
+    (directory / "a.bin").write_bytes(b"artifact")
+value, hit = ArtifactCache(root, 30).fetch("cases", sys.argv[4], {}, build, lambda d: (d / "a.bin").read_bytes())
+print("hit" if hit else "built", value.decode(), flush=True)
+"""
+
+
+def fetcher(root: Path, log: Path, seconds: float) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", FETCHER, str(root), str(log), str(seconds), KEY],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_processes_that_need_one_entry_build_it_once(tmp_path: Path) -> None:
+    log = tmp_path / "builds.log"
+    procs = [fetcher(tmp_path / "cache", log, 1.0) for _ in range(2)]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), outputs
+    assert log.read_text().splitlines() == ["build"]
+    assert sorted(out.splitlines()[-1] for out, _ in outputs) == ["built artifact", "hit artifact"]
+
+
+def test_a_cache_lock_held_by_a_live_process_names_the_lock_file_and_its_holder(tmp_path: Path) -> None:
+    proc = fetcher(tmp_path / "cache", tmp_path / "builds.log", 60.0)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "building"
+        with pytest.raises(CacheError) as info:
+            ArtifactCache(tmp_path / "cache", 0.3).fetch("cases", KEY, {}, Counting(), read_a)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+    lock = tmp_path / "cache" / "cases" / f"{KEY}.lock"
+    assert str(info.value).startswith(f"cache lock {lock} is still held after 0.3 s by pid {proc.pid} on ")
+    assert "--prunebench-lock-timeout" in str(info.value) and "\n" not in str(info.value)
+    # Killed mid-build: the kernel freed the lock, the partial directory is cleared, the entry is built whole.
+    cache = ArtifactCache(tmp_path / "cache", 5)
+    assert cache.fetch("cases", KEY, {}, Counting(), read_a) == (b"artifact", False)
+    assert cache.leftovers() == []
+
+
+# -- bad cache directories ------------------------------------------------------------------------------------
+
+def test_a_cache_dir_under_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory", encoding="utf-8")
+    root = tmp_path / "file" / "cache"
+    with pytest.raises(CacheError) as info:
+        ArtifactCache(root, 5).fetch("cases", KEY, {}, Counting(), read_a)
+    message = str(info.value)
+    assert message.startswith(f"cannot write the artifact cache {root} (Not a directory")
+    assert "--prunebench-cache DIR" in message and "--prunebench-no-cache" in message and "\n" not in message
+
+
+FULL_DISK = """
+import sys
+from pathlib import Path
+from pytest_prunebench.cache import ArtifactCache
+from pytest_prunebench.errors import CacheError
+
+def build(directory):
+    (directory / "a.bin").write_bytes(b"x" * 1_000_000)
+try:
+    ArtifactCache(Path(sys.argv[1]), 5).fetch("cases", sys.argv[2], {}, build, lambda d: None)
+except CacheError as exc:
+    print(exc)
+"""
+
+
+def test_a_full_cache_disk_is_one_clear_error(tmp_path: Path) -> None:
+    """A 256 KiB tmpfs in a private mount namespace (unshare: no root needed, nothing mounted outside)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    script = f"mount -t tmpfs -o size=256k tmpfs {mount} && exec {sys.executable} -c '{FULL_DISK}' {mount}/cache {KEY}"
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+    if "mount" in result.stderr and result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"cannot write the artifact cache {mount}/cache (No space left on device")
+    assert result.stdout.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+# -- thinned models as weights only ---------------------------------------------------------------------------
+
+def test_a_thinned_model_round_trips_onto_a_freshly_built_architecture(tmp_path: Path) -> None:
+    schedule = load_schedule(write_schedules(tmp_path, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
+                             / "filters.yaml")
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    prune_to_final(model, schedule)
+    save_model(model, tmp_path / "model.pt")
+    restored = load_model(build_model("resnet20", 10), tmp_path / "model.pt")
+    assert count_macs(restored) == count_macs(model) < count_macs(build_model("resnet20", 10))
+    sample = torch.randn(2, 3, 32, 32)
+    model.eval(), restored.eval()
+    assert torch.equal(model(sample), restored(sample))
+    assert restored.layer1[0].conv1.out_channels == 8 and restored.layer1[0].bn1.num_features == 8
+
+
+def test_a_model_file_that_does_not_fit_the_architecture_is_a_value_error(tmp_path: Path) -> None:
+    save_model(build_model("resnet20", 10), tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="does not fit the model"):
+        load_model(build_model("resnet32", 10), tmp_path / "model.pt")
+
+
+def test_a_model_file_with_a_pickled_object_is_refused_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):  # noqa: ANN204
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"state": Exploit(), "shapes": {}}, tmp_path / "model.pt")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        load_model(build_model("resnet20", 10), tmp_path / "model.pt")
+    time.sleep(0.1)
+    assert not marker.exists()
+
+
+def test_manifest_lists_every_file_with_its_checksum(tmp_path: Path) -> None:
+    ArtifactCache(tmp_path, 5).fetch("cases", KEY, {"case": "x"}, write_files(**{"a.bin": b"1", "b.bin": b"22"}),
+                                     read_a)
+    manifest = json.loads((tmp_path / "cases" / KEY / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == ["a.bin", "b.bin"]
+    assert manifest["files"]["b.bin"]["bytes"] == 2 and len(manifest["files"]["b.bin"]["sha256"]) == 64
+    assert manifest["describe"] == {"case": "x"} and "torch" in manifest["versions"]
