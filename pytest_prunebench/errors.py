@@ -2,6 +2,25 @@
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 2, 80, 80, 40
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = _SHOWN.maxfrozenset = 6
+
+
+def shown(value: Any) -> str:
+    """`repr(value)` for a message: bounded in size and depth, so a hostile input (a YAML alias bomb, a huge
+    number) cannot make an error message of gigabytes."""
+    return _SHOWN.repr(value)
+
+
+def _one_line(text: str) -> str:
+    """A key or value from a user's file as it may appear in a one-line message: quoted when it holds newlines
+    or other unprintable characters."""
+    return text if text.isprintable() else repr(text)
+
 
 class PrunebenchWarning(UserWarning):
     """Something a user should know that does not fail a case."""
@@ -17,7 +36,7 @@ class ScheduleError(PrunebenchError):
     def __init__(self, path: str, where: str, message: str) -> None:
         self.path = path
         self.where = where
-        location = f"{path}: {where}" if where else path
+        location = f"{path}: {_one_line(where)}" if where else path
         super().__init__(f"{location}: {message}")
 
 

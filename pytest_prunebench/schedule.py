@@ -6,6 +6,7 @@ message naming the class and the file, never ignored.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ScheduleError
+from .errors import ScheduleError, shown
 
 PrunerKind = Literal["filters", "channels"]
 Ranker = Literal["l1", "l2"]
@@ -245,7 +246,8 @@ def parse_schedule(document: Any, path: str, name: str) -> Schedule:
 
 def read_yaml(path: Path, error: type[ScheduleError] = ScheduleError,
               missing: str = "pass an existing schedule with --prunebench-schedules") -> Any:
-    """`yaml.safe_load` of a file; every failure is one `error` naming the file (and line) and what to do."""
+    """`yaml.safe_load` of a file (duplicate keys refused); every failure is one `error` naming the file (and
+    line) and what to do."""
     import yaml
 
     if not path.is_file():
@@ -255,19 +257,60 @@ def read_yaml(path: Path, error: type[ScheduleError] = ScheduleError,
     except (OSError, UnicodeDecodeError) as exc:
         raise error(str(path), "", f"cannot read the file ({exc})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_safe_loader())  # a yaml.SafeLoader: no tag runs code
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}" if mark else ""
-        raise error(
-            str(path), where,
-            f"unsafe or unknown YAML tag ({exc.problem}); files are read with yaml.safe_load: remove the tag",
-        ) from None
+        if "could not determine a constructor" in str(exc.problem):
+            message = f"unsafe or unknown YAML tag ({exc.problem}); files are read with yaml.safe_load: remove the tag"
+        else:
+            message = str(exc.problem)
+        raise error(str(path), where, message) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise error(str(path), where, f"YAML syntax error: {problem}") from None
+    except RecursionError:
+        raise error(str(path), "", "YAML nested too deeply to read; a schedule or sweep is a few levels deep") from None
+
+
+@functools.cache
+def _safe_loader() -> type:
+    """yaml.SafeLoader that refuses duplicate keys (the later one would silently replace the earlier: a second
+    pruner of the same name, a repeated parameter) and reports a scalar it cannot build (`2021-13-45` read as a
+    date, `!!int half`) with its line instead of a bare ValueError."""
+    import yaml
+    from yaml.constructor import ConstructorError
+
+    class SafeLoader(yaml.SafeLoader):
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, TypeError, OverflowError) as exc:
+                tag = str(node.tag).rsplit(":", 1)[-1]
+                raise ConstructorError(None, None, f"cannot read {shown(node.value)} as a YAML {tag} ({exc}); "
+                                                   f"quote it if it is text", node.start_mark) from None
+
+        def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+            if isinstance(node, yaml.MappingNode):
+                seen: set[Any] = set()
+                for key_node, _value in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=deep)
+                    try:
+                        duplicate = key in seen
+                        seen.add(key)
+                    except TypeError:  # an unhashable key: the base class refuses it with its own message
+                        continue
+                    if duplicate:
+                        raise ConstructorError(None, None, f"duplicate key {shown(key)}: the later entry would "
+                                                           f"silently replace the earlier one; keep one",
+                                               key_node.start_mark)
+            return super().construct_mapping(node, deep)
+
+    return SafeLoader
 
 
 class _Reader:
@@ -286,7 +329,7 @@ class _Reader:
             raise self.fail(unknown[0], f"unknown top-level key (expected one of {sorted(SECTION_KEYS)})")
         for section in ("regularizers", "quantizers"):
             if doc.get(section):
-                classes = sorted({str(v.get("class")) for v in self.mapping(doc[section], section).values()
+                classes = sorted({_name(v.get("class")) for v in self.mapping(doc[section], section).values()
                                   if isinstance(v, Mapping)})
                 raise self.fail(section, f"{', '.join(classes) or section} not supported yet by pytest-prunebench "
                                          f"(remove the `{section}:` section)")
@@ -328,25 +371,25 @@ class _Reader:
     def pruner(self, name: str, spec: Any) -> PrunerSpec:
         where = f"pruners.{name}"
         spec = self.mapping(spec, where)
-        class_name = spec.get("class")
-        if class_name in KNOWN_UNSUPPORTED_PRUNERS:
+        class_name = spec.get("class")  # compared with names only: a class is never imported
+        if _one_of(class_name, KNOWN_UNSUPPORTED_PRUNERS):
             raise self.fail(f"{where}.class", f"{class_name} is not supported yet by pytest-prunebench "
                                               f"(supported: {', '.join(SUPPORTED_PRUNERS)})")
-        if class_name not in SUPPORTED_PRUNERS:
-            raise self.fail(f"{where}.class", f"unknown pruner class {class_name!r} "
+        if not _one_of(class_name, SUPPORTED_PRUNERS):
+            raise self.fail(f"{where}.class", f"unknown pruner class {shown(class_name)} "
                                               f"(supported: {', '.join(SUPPORTED_PRUNERS)})")
         allowed = {"class", "group_type", "desired_sparsity", "weights", "group_dependency"}
         extra = sorted(set(spec) - allowed)
         if extra:
             raise self.fail(f"{where}.{extra[0]}", f"unknown key for {class_name} (allowed: {sorted(allowed)})")
         group_type = spec.get("group_type")
-        if group_type in KNOWN_UNSUPPORTED_GROUP_TYPES:
+        if _one_of(group_type, KNOWN_UNSUPPORTED_GROUP_TYPES):
             raise self.fail(f"{where}.group_type", f"{group_type!r} is not supported yet (use Filters or Channels)")
-        if group_type not in GROUP_TYPES:
-            raise self.fail(f"{where}.group_type", f"must be Filters or Channels, got {group_type!r}")
+        if not _one_of(group_type, GROUP_TYPES):
+            raise self.fail(f"{where}.group_type", f"must be Filters or Channels, got {shown(group_type)}")
         dependency = spec.get("group_dependency")
         if dependency not in (None, "Leader"):
-            raise self.fail(f"{where}.group_dependency", f"only `Leader` is supported, got {dependency!r}")
+            raise self.fail(f"{where}.group_dependency", f"only `Leader` is supported, got {shown(dependency)}")
         return PrunerSpec(
             name=name,
             class_name=class_name,
@@ -359,9 +402,9 @@ class _Reader:
 
     def sparsity(self, value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(where, f"must be a number in [0, 1), got {value!r}")
+            raise self.fail(where, f"must be a number in [0, 1), got {shown(value)}")
         if not 0 <= value < 1 or math.isnan(value):
-            raise self.fail(where, f"{value} is outside [0, 1): a pruner never removes every structure")
+            raise self.fail(where, f"{shown(value)} is outside [0, 1): a pruner never removes every structure")
         return float(value)
 
     def layer_names(self, value: Any, where: str) -> tuple[str, ...]:
@@ -370,10 +413,10 @@ class _Reader:
         names = []
         for item in value:
             if not isinstance(item, str) or not item.strip():
-                raise self.fail(where, f"parameter names are strings, got {item!r}")
+                raise self.fail(where, f"parameter names are strings, got {shown(item)}")
             name = item.strip().removeprefix("module.")
             if name.endswith(".bias"):
-                raise self.fail(where, f"{item!r}: structured pruners rank weights, not biases")
+                raise self.fail(where, f"{shown(item)}: structured pruners rank weights, not biases")
             names.append(name.removesuffix(".weight"))
         return tuple(names)
 
@@ -381,34 +424,50 @@ class _Reader:
         where = f"extensions.{name}"
         spec = self.mapping(spec, where)
         class_name = spec.get("class")
-        if class_name not in THINNING_CLASSES:
-            raise self.fail(f"{where}.class", f"extension class {class_name!r} is not supported "
+        if not _one_of(class_name, THINNING_CLASSES):
+            raise self.fail(f"{where}.class", f"extension class {shown(class_name)} is not supported "
                                               f"(supported: {', '.join(sorted(THINNING_CLASSES))})")
         func = spec.get("thinning_func_str")
-        if func not in THINNING_FUNCS:
+        if not _one_of(func, THINNING_FUNCS):
             raise self.fail(f"{where}.thinning_func_str",
-                            f"must be remove_filters or remove_channels, got {func!r}")
+                            f"must be remove_filters or remove_channels, got {shown(func)}")
+        for key in ("arch", "dataset"):
+            if spec.get(key) is not None and not isinstance(spec[key], str):
+                raise self.fail(f"{where}.{key}", f"must be a name, got {shown(spec[key])}")
 
     def check_lr_scheduler(self, name: str, spec: Any) -> None:
         import torch.optim.lr_scheduler as lr_scheduler
 
         where = f"lr_schedulers.{name}"
         spec = self.mapping(spec, where)
-        class_name = spec.get("class")
-        if class_name not in LR_SCHEDULERS:
-            raise self.fail(f"{where}.class", f"lr_scheduler class {class_name!r} is not allowed "
+        class_name = spec.get("class")  # compared with names only: a class outside the list is never looked up
+        if not _one_of(class_name, LR_SCHEDULERS):
+            raise self.fail(f"{where}.class", f"lr_scheduler class {shown(class_name)} is not allowed "
                                               f"(allowed: {', '.join(sorted(LR_SCHEDULERS))})")
-        parameters = inspect.signature(getattr(lr_scheduler, class_name)).parameters
-        accepted = set(parameters) - {"self", "optimizer", "last_epoch", "verbose"}
+        cls = getattr(lr_scheduler, class_name)
+        parameters = inspect.signature(cls).parameters
+        ignored = {"self", "optimizer", "last_epoch", "verbose"}
+        accepted = set(parameters) - ignored
+        kwargs: dict[str, Any] = {}
         for key, value in spec.items():
             if key == "class":
                 continue
             if key not in accepted:
-                raise self.fail(f"{where}.{key}", f"{class_name} takes no argument {key!r} "
+                raise self.fail(f"{where}.{key}", f"{class_name} takes no argument {shown(key)} "
                                                   f"(it takes: {', '.join(sorted(accepted))})")
             numbers = value if isinstance(value, list) else [value]
-            if not numbers or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
-                raise self.fail(f"{where}.{key}", f"must be a number or a list of numbers, got {value!r}")
+            if not numbers or not all(_finite(v) for v in numbers):
+                raise self.fail(f"{where}.{key}", f"must be a finite number or a list of them, got {shown(value)}")
+            kwargs[key] = value
+        missing = [key for key in sorted(accepted) if key not in kwargs
+                   and parameters[key].default is inspect.Parameter.empty
+                   and parameters[key].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+        if missing:
+            raise self.fail(where, f"{class_name} needs {', '.join(missing)}")
+        problem = _lr_scheduler_problem(cls, kwargs)
+        if problem:
+            arguments = ", ".join(f"{key}={shown(value)}" for key, value in kwargs.items())
+            raise self.fail(where, f"{class_name}({arguments}) {problem}")
 
     def policies(
         self, policies: list[Any], pruners: dict[str, PrunerSpec], extensions: dict[str, Any],
@@ -456,7 +515,7 @@ class _Reader:
     def instance_name(self, value: Any, where: str) -> str:
         if not isinstance(value, Mapping) or not isinstance(value.get("instance_name"), str):
             raise self.fail(where, "must be a mapping with `instance_name: NAME`")
-        extra = sorted(set(value) - {"instance_name"})
+        extra = sorted(str(key) for key in value if key != "instance_name")
         if extra:
             raise self.fail(f"{where}.{extra[0]}", "policy arguments are not supported yet")
         return value["instance_name"]
@@ -467,7 +526,7 @@ class _Reader:
                 raise self.fail(where, "use either `epochs: [...]` or starting_epoch/ending_epoch/frequency")
             epochs = policy["epochs"]
             if not isinstance(epochs, list) or not epochs:
-                raise self.fail(f"{where}.epochs", f"must be a non-empty list of epochs, got {epochs!r}")
+                raise self.fail(f"{where}.epochs", f"must be a non-empty list of epochs, got {shown(epochs)}")
             return Window(epochs=tuple(self.epoch(e, f"{where}.epochs") for e in epochs))
         if "starting_epoch" not in policy:
             raise self.fail(where, "needs `epochs: [...]` or `starting_epoch:` (with ending_epoch, frequency)")
@@ -480,12 +539,12 @@ class _Reader:
                                 f"{end} must be greater than starting_epoch {start} (ending_epoch is exclusive)")
         frequency = policy.get("frequency", 1)
         if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
-            raise self.fail(f"{where}.frequency", f"must be a whole number >= 1, got {frequency!r}")
+            raise self.fail(f"{where}.frequency", f"must be a whole number >= 1, got {shown(frequency)}")
         return Window(starting_epoch=start, ending_epoch=end, frequency=frequency)
 
     def epoch(self, value: Any, where: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.fail(where, f"epochs are whole numbers >= 0, got {value!r}")
+            raise self.fail(where, f"epochs are whole numbers >= 0, got {shown(value)}")
         return value
 
     def prunebench_section(self, section: Any) -> dict[str, Any]:
@@ -498,8 +557,8 @@ class _Reader:
             raise self.fail(f"prunebench.{extra[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
         for key in ("model", "dataset"):
             if key in section and not isinstance(section[key], str):
-                raise self.fail(f"prunebench.{key}", f"must be a name, got {section[key]!r}")
-        if "model" in section and ":" in section["model"]:
+                raise self.fail(f"prunebench.{key}", f"must be a name, got {shown(section[key])}")
+        if "model" in section and ":" in section["model"]:  # a schedule file never makes pytest import a module
             raise self.fail("prunebench.model", "schedules name built-in models only (resnet20 ... resnet110); "
                                                 "pass a user factory with --prunebench-model package.module:factory")
         result: dict[str, Any] = {"model": section.get("model"), "dataset": section.get("dataset")}
@@ -511,22 +570,67 @@ class _Reader:
             value = section["round_to"]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise self.fail("prunebench.round_to", f"a whole number >= 1 (e.g. 8: kept filters in multiples "
-                                                       f"of 8), got {value!r}")
+                                                       f"of 8), got {shown(value)}")
             result["round_to"] = value
         bounds = {k: self.number(section[k], f"prunebench.{k}") for k in THRESHOLD_KEYS if k in section}
         result["thresholds"] = Thresholds(**bounds)
         return result
 
     def number(self, value: Any, where: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            raise self.fail(where, f"must be a number, got {value!r}")
+        if not _finite(value):
+            raise self.fail(where, f"must be a finite number, got {shown(value)}")
         return float(value)
 
     def positive(self, value: Any, where: str) -> float:
         number = self.number(value, where)
         if number <= 0:
-            raise self.fail(where, f"must be greater than 0, got {value!r}")
+            raise self.fail(where, f"must be greater than 0, got {shown(value)}")
         return number
+
+
+def _one_of(value: Any, names: Mapping[str, Any] | frozenset[str]) -> bool:
+    """`value in names` for a value of any YAML type (a list or mapping is unhashable: never one of them)."""
+    return isinstance(value, str) and value in names
+
+
+def _name(value: Any) -> str:
+    return value if isinstance(value, str) else shown(value)
+
+
+def _finite(value: Any) -> bool:
+    """A finite int or float (not a bool); an int too large for a float is not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+LR_TRIAL_EPOCHS = 100
+
+
+def _lr_scheduler_problem(cls: type, kwargs: dict[str, Any]) -> str | None:
+    """Why torch would refuse these arguments, found before any training: build the scheduler on a throwaway
+    optimizer and step it through the first LR_TRIAL_EPOCHS epochs. torch checks some arguments when it builds
+    the scheduler (ConstantLR factor above 1), others only when it steps (StepLR step_size 0 divides by zero)."""
+    import warnings
+
+    import torch
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's advice on the call order of optimizer and scheduler steps
+            scheduler = cls(optimizer, **kwargs)
+            for epoch in range(1, LR_TRIAL_EPOCHS + 1):
+                scheduler.step()
+                lr = optimizer.param_groups[0]["lr"]
+                if not (math.isfinite(lr) and lr >= 0):
+                    return f"sets the learning rate to {lr:g} at epoch {epoch}: keep it finite and >= 0"
+    except Exception as exc:  # torch's own refusal, whatever its type, is the message
+        return f"is refused by torch: {type(exc).__name__}: {' '.join(str(exc).split())}"
+    return None
 
 
 def _opt_str(value: Any) -> str | None:
