@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import SweepError
+from .errors import SweepError, shown
 from .schedule import read_yaml
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def parse_sweep(document: Any, path: str) -> Sweep:
     metric, goal = _metric(path, document.get("metric"))
     run_cap = document.get("run_cap")
     if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
-        raise SweepError(path, "run_cap", f"{run_cap!r}: use a whole number of cases, at least 1")
+        raise SweepError(path, "run_cap", f"{shown(run_cap)}: use a whole number of cases, at least 1")
     sweep = Sweep(path, method, parameters, metric, goal, run_cap)
     if method == "grid":
         _check_grid(sweep)
@@ -178,7 +178,8 @@ def _method(path: str, method: Any) -> str:
         raise SweepError(path, "method", "bayes needs W&B's Bayesian sweep server, which is online and not here; "
                                          "use random (hypothesis draws the cases, guided toward the metric) or grid")
     if method not in METHODS:
-        raise SweepError(path, "method", f"{method!r}: use grid (every combination) or random (hypothesis draws)")
+        raise SweepError(path, "method", f"{shown(method)}: use grid (every combination) or random (hypothesis "
+                                         f"draws)")
     return str(method)
 
 
@@ -186,12 +187,12 @@ def _metric(path: str, metric: Any) -> tuple[str | None, str]:
     if metric is None:
         return None, "minimize"
     if not isinstance(metric, Mapping) or not set(metric) <= {"name", "goal"}:
-        raise SweepError(path, "metric", f"{metric!r}: use {{name: latency_ms, goal: minimize}}")
+        raise SweepError(path, "metric", f"{shown(metric)}: use {{name: latency_ms, goal: minimize}}")
     name, goal = metric.get("name"), metric.get("goal", "minimize")
     if name not in METRICS:
-        raise SweepError(path, "metric.name", f"{name!r} is not a record figure; use one of {', '.join(METRICS)}")
+        raise SweepError(path, "metric.name", f"{shown(name)} is not a record figure; use one of {', '.join(METRICS)}")
     if goal not in ("minimize", "maximize"):
-        raise SweepError(path, "metric.goal", f"{goal!r}: use minimize or maximize")
+        raise SweepError(path, "metric.goal", f"{shown(goal)}: use minimize or maximize")
     return name, goal
 
 
@@ -200,7 +201,7 @@ def _flatten(path: str, parameters: Mapping[str, Any], prefix: str = "") -> Iter
     for name, spec in parameters.items():
         full = f"{prefix}{name}"
         if not isinstance(spec, Mapping):
-            raise SweepError(path, f"parameters.{full}", f"{spec!r}: a parameter is a mapping such as "
+            raise SweepError(path, f"parameters.{full}", f"{shown(spec)}: a parameter is a mapping such as "
                                                          f"{{value: 0.5}}, {{values: [...]}} or {{min: .., max: ..}}")
         if "parameters" in spec:
             if not isinstance(spec["parameters"], Mapping) or set(spec) != {"parameters"}:
@@ -246,7 +247,7 @@ def _distribution(path: str, where: str, spec: Mapping[str, Any]) -> Parameter:
                else "int_uniform" if all(_is_int(spec.get(k)) for k in ("min", "max")) else "uniform")
     distribution = spec.get("distribution", default)
     if distribution not in DISTRIBUTIONS:
-        raise SweepError(path, f"{where}.distribution", f"{distribution!r} is not supported here; use one of "
+        raise SweepError(path, f"{where}.distribution", f"{shown(distribution)} is not supported here; use one of "
                                                         f"{', '.join(DISTRIBUTIONS)}")
     if distribution == "constant":
         if "value" not in spec:
@@ -264,9 +265,14 @@ def _distribution(path: str, where: str, spec: Mapping[str, Any]) -> Parameter:
         raise SweepError(path, f"{where}.q", f"{q}: the step must be above 0")
     if distribution == "log_uniform_values" and low <= 0:
         raise SweepError(path, f"{where}.min", f"{low}: log_uniform_values needs min above 0")
+    if distribution == "int_uniform" and not (_is_int(spec["min"]) and _is_int(spec["max"])):
+        raise SweepError(path, where, "int_uniform needs whole-number min and max")
+    if distribution in ("int_uniform", "q_uniform"):  # their values are listed: a grid's axis, hypothesis' choices
+        count = math.floor((high - low) / (q if distribution == "q_uniform" else 1)) + 1
+        if count > MAX_GRID_POINTS:
+            raise SweepError(path, where, f"{distribution} from {low:g} to {high:g} has {count:,} values (more than "
+                                          f"{MAX_GRID_POINTS:,}); use a coarser step, a narrower range or uniform")
     if distribution == "int_uniform":
-        if not (_is_int(spec["min"]) and _is_int(spec["max"])):
-            raise SweepError(path, where, "int_uniform needs whole-number min and max")
         return Parameter("", distribution, (), int(low), int(high))
     return Parameter("", distribution, (), low, high, q)
 
@@ -274,12 +280,12 @@ def _distribution(path: str, where: str, spec: Mapping[str, Any]) -> Parameter:
 def _categorical(path: str, where: str, spec: Mapping[str, Any]) -> Parameter:
     values = spec.get("values")
     if not isinstance(values, list) or not values:
-        raise SweepError(path, f"{where}.values", f"{values!r}: give a non-empty list")
+        raise SweepError(path, f"{where}.values", f"{shown(values)}: give a non-empty list")
     probabilities = spec.get("probabilities")
     if probabilities is None:
         return Parameter("", "categorical", tuple(values))
     if (not isinstance(probabilities, list) or len(probabilities) != len(values)
-            or not all(isinstance(p, int | float) and p >= 0 for p in probabilities)
+            or not all(_is_number(p) and p >= 0 for p in probabilities)
             or not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6)):
         raise SweepError(path, f"{where}.probabilities", "one non-negative number per value, summing to 1")
     return Parameter("", "categorical", tuple(values), probabilities=tuple(float(p) for p in probabilities))
@@ -305,7 +311,7 @@ def _check_domain(path: str, where: str, role: str, parameter: Parameter) -> Non
         _check_model(path, where, parameter)
         bad, hint = [], ""
     if bad:
-        raise SweepError(path, where, f"{bad[0]!r} is out of range: {hint}")
+        raise SweepError(path, where, f"{shown(bad[0])} is out of range: {hint}")
 
 
 def _check_model(path: str, where: str, parameter: Parameter) -> None:
@@ -315,8 +321,14 @@ def _check_model(path: str, where: str, parameter: Parameter) -> None:
 
     if parameter.distribution != "constant":
         raise SweepError(path, where, "the layer groups belong to one model: give it as {value: resnet56}")
+    value = parameter.values[0]
+    if not isinstance(value, str):
+        raise SweepError(path, where, f"{shown(value)}: name a built-in model, e.g. {{value: resnet56}}")
+    if ":" in value:  # a sweep file never makes pytest import a module: factories come from the command line
+        raise SweepError(path, where, "sweep files name built-in models only (resnet20 ... resnet110); pass a user "
+                                      "factory with --prunebench-model package.module:factory")
     try:
-        model_name(str(parameter.values[0]))
+        model_name(value)
     except argparse.ArgumentTypeError as exc:
         raise SweepError(path, where, str(exc)) from None
 
@@ -403,10 +415,16 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool); an int too large for a float is not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _number(path: str, where: str, value: Any) -> float:
     if not _is_number(value):
-        raise SweepError(path, where, f"{value!r} is not a number")
+        raise SweepError(path, where, f"{shown(value)} is not a number")
     return float(value)
