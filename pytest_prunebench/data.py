@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import DataError
+from .errors import DataError, shown
 
 if TYPE_CHECKING:  # numpy loads only when data does: the plugin imports this module in every pytest run
     import numpy as np
@@ -131,6 +131,9 @@ def _cifar10(spec: DataSpec) -> tuple:
 
 
 def _cifar_root(root: Path) -> Path:
+    if root.exists() and not root.is_dir():
+        raise DataError(f"cifar10 data directory {str(root)!r} is a file, not a directory: extract "
+                        f"cifar-10-python.tar.gz and name the folder that holds data_batch_1..5 and test_batch")
     if not root.is_dir():
         raise DataError(f"cifar10 data directory {str(root)!r} does not exist: extract cifar-10-python.tar.gz "
                         f"there (it holds data_batch_1..5 and test_batch)")
@@ -139,8 +142,10 @@ def _cifar_root(root: Path) -> Path:
         root = nested
     missing = [n for n in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE) if not (root / n).is_file()]
     if missing:
+        archives = sorted(p.name for p in root.glob("*.tar.gz"))
+        hint = f" (extract {archives[0]} first: tar xzf {archives[0]})" if archives else ""
         raise DataError(f"cifar10 data directory {str(root)!r} lacks {', '.join(missing)}: it needs the "
-                        f"python-pickle batches data_batch_1..5 and test_batch")
+                        f"python-pickle batches data_batch_1..5 and test_batch{hint}")
     return root
 
 
@@ -170,15 +175,44 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     try:
         with path.open("rb") as handle:
+            if handle.read(2) == b"\x1f\x8b":
+                raise DataError(f"{path}: a gzip-compressed file, not a CIFAR-10 python batch: extract "
+                                f"cifar-10-python.tar.gz (tar xzf) and use the batches it holds")
+            handle.seek(0)
             batch = _ArrayUnpickler(handle, encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
-        raise DataError(f"{path}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc}); re-extract "
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, OSError,
+            IndexError) as exc:
+        raise DataError(f"{path}: not a CIFAR-10 python batch ({_one_line(exc)}); re-extract "
                         f"cifar-10-python.tar.gz") from None
-    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise DataError(f"{path}: expected data of shape (N, 3072) with N labels, got {data.shape} and "
-                        f"{len(labels)} labels")
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+    if not isinstance(batch, dict):
+        raise DataError(f"{path}: holds a {type(batch).__name__}, not a CIFAR-10 batch (a dict with b'data' and "
+                        f"b'labels'); re-extract cifar-10-python.tar.gz")
+    missing = [key for key in (b"data", b"labels") if key not in batch]
+    if missing:
+        keys = ", ".join(shown(key) for key in list(batch)[:6]) or "none"
+        raise DataError(f"{path}: no {' or '.join(map(repr, missing))} entry (keys: {keys}); a CIFAR-10 python batch "
+                        f"has b'data' (N x 3072 pixels) and b'labels'")
+    data, labels = batch[b"data"], batch[b"labels"]
+    # Checked before any conversion: numpy would expand a nested-list bomb or wrap floats and negatives to bytes.
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072:
+        got = f"shape {data.shape}" if isinstance(data, np.ndarray) else f"a {type(data).__name__}"
+        raise DataError(f"{path}: expected data of shape (N, 3072), got {got}")
+    if not np.issubdtype(data.dtype, np.integer):
+        raise DataError(f"{path}: data must be whole-number pixels 0..255 (uint8), got {data.dtype}")
+    if data.size and (data.min() < 0 or data.max() > 255):
+        raise DataError(f"{path}: pixels must be 0..255, found {data.min()}..{data.max()}")
+    flat = isinstance(labels, list | tuple) or (isinstance(labels, np.ndarray) and labels.ndim == 1)
+    if not flat or not all(isinstance(label, int | np.integer) and not isinstance(label, bool) for label in labels):
+        raise DataError(f"{path}: labels must be a flat list of whole numbers 0..9, got {shown(labels)}")
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) != len(data):
+        raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
+    if not len(data):
+        raise DataError(f"{path}: holds no images; re-extract cifar-10-python.tar.gz")
+    if labels.min() < 0 or labels.max() > 9:
         raise DataError(f"{path}: labels must be 0..9, found {labels.min()}..{labels.max()}")
     return data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0, labels
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
