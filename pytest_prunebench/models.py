@@ -90,20 +90,41 @@ def _user_model(spec: str, num_classes: int) -> nn.Module:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ModelError(f"model {spec!r}: cannot import {module_name!r} ({exc}); is it on sys.path?") from None
-    except Exception as exc:  # the user's module is broken: say where, not our traceback
-        raise ModelError(f"model {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # the user's module is broken: say where, not our traceback
+        raise ModelError(f"model {spec!r}: importing {module_name!r} failed: {_one_line(exc)}") from None
     factory: Callable[..., nn.Module] | None = getattr(module, attr, None)
     if not callable(factory):
         raise ModelError(f"model {spec!r}: {module_name} has no callable {attr!r}")
     try:
         model = factory(num_classes=num_classes)
-    except Exception as exc:
-        raise ModelError(f"model {spec!r}: {attr}(num_classes={num_classes}) failed: {type(exc).__name__}: {exc} "
+    except (Exception, SystemExit) as exc:
+        raise ModelError(f"model {spec!r}: {attr}(num_classes={num_classes}) failed: {_one_line(exc)} "
                          f"(a factory takes the number of classes as `num_classes`)") from None
     if not isinstance(model, nn.Module):
         raise ModelError(f"model {spec!r}: {attr}(num_classes=...) returned {type(model).__name__}, "
                          f"not a torch.nn.Module")
+    _check_io(spec, model, num_classes)
     return model
+
+
+def _check_io(spec: str, model: nn.Module, num_classes: int) -> None:
+    """One forward pass on blank images: a model that cannot classify 3x32x32 images into `num_classes` fails
+    here, in one line, not with torch's traceback in the middle of training its baseline."""
+    try:
+        with evaluating(model), torch.no_grad():
+            output = model(torch.zeros(2, *INPUT_SHAPE))
+    except Exception as exc:
+        raise ModelError(f"model {spec!r}: cannot run on a batch of {'x'.join(map(str, INPUT_SHAPE))} images: "
+                         f"{_one_line(exc)}") from None
+    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+    if shape != (2, num_classes):
+        got = f"shape {shape}" if shape is not None else f"a {type(output).__name__}"
+        raise ModelError(f"model {spec!r}: for a batch of 2 images it returns {got}; a classifier returns logits "
+                         f"of shape (batch, num_classes) = (2, {num_classes})")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 @contextmanager
