@@ -228,7 +228,10 @@ def find_yaml_files(patterns: tuple[str, ...]) -> list[Path]:
 def load_schedule(path: str | Path) -> Schedule:
     """Read and validate one Distiller-format schedule file."""
     path = Path(path)
-    return parse_schedule(read_yaml(path), str(path), name=path.stem)
+    duplicates: list[tuple[int, str]] = []
+    schedule = parse_schedule(read_yaml(path, duplicates=duplicates), str(path), name=path.stem)
+    found = tuple(f"{path}: line {line}: {text}" for line, text in duplicates)
+    return replace(schedule, warnings=found + schedule.warnings) if found else schedule
 
 
 def parse_schedule(document: Any, path: str, name: str) -> Schedule:
@@ -245,9 +248,13 @@ def parse_schedule(document: Any, path: str, name: str) -> Schedule:
 
 
 def read_yaml(path: Path, error: type[ScheduleError] = ScheduleError,
-              missing: str = "pass an existing schedule with --prunebench-schedules") -> Any:
-    """`yaml.safe_load` of a file (duplicate keys refused); every failure is one `error` naming the file (and
-    line) and what to do."""
+              missing: str = "pass an existing schedule with --prunebench-schedules",
+              duplicates: list[tuple[int, str]] | None = None) -> Any:
+    """`yaml.safe_load` of a file; every failure is one `error` naming the file (and line) and what to do.
+
+    A key repeated in one mapping is read as YAML readers (and Distiller) read it, the later entry winning, and
+    described in `duplicates` as (line, text): real Distiller files have them, so they cannot be refused, but a
+    user should see that a second pruner of the same name replaced the first."""
     import yaml
 
     if not path.is_file():
@@ -257,19 +264,27 @@ def read_yaml(path: Path, error: type[ScheduleError] = ScheduleError,
     except (OSError, UnicodeDecodeError) as exc:
         raise error(str(path), "", f"cannot read the file ({exc})") from None
     try:
-        return yaml.load(text, Loader=_safe_loader())  # a yaml.SafeLoader: no tag runs code
+        loader = _safe_loader()(text)  # a yaml.SafeLoader: no tag runs code
+        try:
+            document = loader.get_single_data()
+        finally:
+            loader.dispose()
+        if duplicates is not None:
+            duplicates.extend(loader.duplicates)
+        return document
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}" if mark else ""
         if "could not determine a constructor" in str(exc.problem):
             message = f"unsafe or unknown YAML tag ({exc.problem}); files are read with yaml.safe_load: remove the tag"
-        else:
-            message = str(exc.problem)
+        else:  # "while constructing a mapping", "found unhashable key"; or our own scalar message
+            message = ", ".join(str(part) for part in (exc.context, exc.problem) if part)
         raise error(str(path), where, message) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]  # "while scanning ...", "found ..."
+        problem = ", ".join(str(part) for part in parts if part) or str(exc).splitlines()[0]
         raise error(str(path), where, f"YAML syntax error: {problem}") from None
     except RecursionError:
         raise error(str(path), "", "YAML nested too deeply to read; a schedule or sweep is a few levels deep") from None
@@ -277,20 +292,25 @@ def read_yaml(path: Path, error: type[ScheduleError] = ScheduleError,
 
 @functools.cache
 def _safe_loader() -> type:
-    """yaml.SafeLoader that refuses duplicate keys (the later one would silently replace the earlier: a second
-    pruner of the same name, a repeated parameter) and reports a scalar it cannot build (`2021-13-45` read as a
-    date, `!!int half`) with its line instead of a bare ValueError."""
+    """yaml.SafeLoader that lists duplicate keys (the later one silently replaces the earlier: a second pruner of
+    the same name, a repeated parameter) and reports a scalar it cannot build (`2021-13-45` read as a date,
+    `!!int half`) with its line instead of a bare ValueError."""
     import yaml
     from yaml.constructor import ConstructorError
 
     class SafeLoader(yaml.SafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.duplicates: list[tuple[int, str]] = []
+
         def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
             try:
                 return super().construct_object(node, deep)
-            except (ValueError, TypeError, OverflowError) as exc:
+            except (ValueError, TypeError, OverflowError, IndexError, KeyError, AttributeError) as exc:
                 tag = str(node.tag).rsplit(":", 1)[-1]
-                raise ConstructorError(None, None, f"cannot read {shown(node.value)} as a YAML {tag} ({exc}); "
-                                                   f"quote it if it is text", node.start_mark) from None
+                why = f" ({exc})" if isinstance(exc, ValueError) and str(exc) else ""  # else PyYAML's own slip
+                raise ConstructorError(None, None, f"cannot read {shown(node.value)} as a YAML {tag}{why}; quote "
+                                                   f"it if it is text", node.start_mark) from None
 
         def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
             if isinstance(node, yaml.MappingNode):
@@ -305,9 +325,8 @@ def _safe_loader() -> type:
                     except TypeError:  # an unhashable key: the base class refuses it with its own message
                         continue
                     if duplicate:
-                        raise ConstructorError(None, None, f"duplicate key {shown(key)}: the later entry would "
-                                                           f"silently replace the earlier one; keep one",
-                                               key_node.start_mark)
+                        self.duplicates.append((key_node.start_mark.line + 1, f"duplicate key {shown(key)}: the "
+                                                f"later entry replaces the earlier one; keep one"))
             return super().construct_mapping(node, deep)
 
     return SafeLoader
@@ -326,7 +345,8 @@ class _Reader:
     def schedule(self, doc: Mapping[str, Any], name: str) -> Schedule:
         unknown = sorted(str(k) for k in doc if k not in SECTION_KEYS)
         if unknown:
-            raise self.fail(unknown[0], f"unknown top-level key (expected one of {sorted(SECTION_KEYS)})")
+            hint = "; a W&B sweep file? pass it with --prunebench-sweep" if {"method", "parameters"} & set(doc) else ""
+            raise self.fail(unknown[0], f"unknown top-level key (expected one of {sorted(SECTION_KEYS)}){hint}")
         for section in ("regularizers", "quantizers"):
             if doc.get(section):
                 classes = sorted({_name(v.get("class")) for v in self.mapping(doc[section], section).values()
@@ -618,16 +638,17 @@ def _lr_scheduler_problem(cls: type, kwargs: dict[str, Any]) -> str | None:
 
     import torch
 
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's advice on the call order of optimizer and scheduler steps
             scheduler = cls(optimizer, **kwargs)
             for epoch in range(1, LR_TRIAL_EPOCHS + 1):
                 scheduler.step()
-                lr = optimizer.param_groups[0]["lr"]
-                if not (math.isfinite(lr) and lr >= 0):
-                    return f"sets the learning rate to {lr:g} at epoch {epoch}: keep it finite and >= 0"
+                factor = optimizer.param_groups[0]["lr"]  # of a base learning rate of 1
+                if not (math.isfinite(factor) and factor >= 0):
+                    return (f"multiplies the learning rate by {factor:g} at epoch {epoch}: it must stay finite and "
+                            f">= 0")
     except Exception as exc:  # torch's own refusal, whatever its type, is the message
         return f"is refused by torch: {type(exc).__name__}: {' '.join(str(exc).split())}"
     return None

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import SweepError, shown
+from .errors import PrunebenchWarning, SweepError, shown
 from .schedule import read_yaml
 
 if TYPE_CHECKING:
@@ -148,8 +148,14 @@ class SweepPoint:
 
 
 def load_sweep(path: str | Path) -> Sweep:
+    import warnings
+
     path = Path(path)
-    return parse_sweep(read_yaml(path, SweepError, MISSING_HINT), str(path))
+    duplicates: list[tuple[int, str]] = []
+    sweep = parse_sweep(read_yaml(path, SweepError, MISSING_HINT, duplicates), str(path))
+    for line, text in duplicates:  # read as W&B reads them (the later entry wins), and said
+        warnings.warn_explicit(text, PrunebenchWarning, str(path), line)
+    return sweep
 
 
 def parse_sweep(document: Any, path: str) -> Sweep:
@@ -160,7 +166,8 @@ def parse_sweep(document: Any, path: str) -> Sweep:
     if "early_terminate" in unknown:
         raise SweepError(path, "early_terminate", "cases always run to the end here; remove early_terminate")
     if unknown:
-        raise SweepError(path, unknown[0], f"unknown key; a sweep file has {', '.join(sorted(TOP_LEVEL_KEYS))}")
+        hint = "; a Distiller schedule? pass it with --prunebench-schedules" if "pruners" in unknown else ""
+        raise SweepError(path, unknown[0], f"unknown key; a sweep file has {', '.join(sorted(TOP_LEVEL_KEYS))}{hint}")
     method = _method(path, document.get("method"))
     parameters = _parameters(path, document.get("parameters"))
     metric, goal = _metric(path, document.get("metric"))
