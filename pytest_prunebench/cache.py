@@ -71,7 +71,7 @@ class Entry:
     key: str
     path: Path
     bytes: int
-    created: float
+    used: float  # last built or read (unix seconds)
     describe: dict[str, Any]
     problem: str | None  # why the entry cannot be used; None when it checks out
 
@@ -101,6 +101,8 @@ class ArtifactCache:
             if final.is_dir():
                 problem = check_entry(final)
                 if problem is None:
+                    with contextlib.suppress(OSError):  # its last use: `prunebench cache prune --older-than`
+                        os.utime(final)
                     try:
                         return load(final), True
                     except Exception as exc:  # unreadable in any way: rebuilt, never trusted

@@ -10,7 +10,6 @@ import copy
 import json
 import os
 import re
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -262,7 +261,7 @@ class CaseRunner:
         stop = stop_on_collapse and dense.collapse_reason is None
         pruned = self._pruned(schedule, dense, data, epochs, stop, name, laps)
         onnx_path = self.settings.artifacts / slug(name) / f"{slug(name)}.onnx"
-        onnx_bytes = _place(pruned.onnx_path, onnx_path)
+        onnx_bytes = _place(pruned.onnx, onnx_path)
         structures_path = onnx_path.with_suffix(".structures.json")
         structures_path.write_text(json.dumps(pruned.structures), encoding="utf-8")
         laps.lap("artifacts")
@@ -320,7 +319,7 @@ class CaseRunner:
             document = json.loads((directory / CASE_DOCUMENT).read_text(encoding="utf-8"))
             model = load_model(build_model(model_name, data.num_classes), directory / CASE_MODEL)
             return _Pruned(EvalResult(**document["pruned_eval"]), tuple(document["history"]),
-                           document["structures"], model, directory / CASE_ONNX)
+                           document["structures"], model, (directory / CASE_ONNX).read_bytes())
 
         key = self.case_key(schedule, dense.key, epochs, stop_on_collapse)
         describe = {"case": name, "schedule": schedule.name, "model": model_name, "epochs": epochs}
@@ -379,14 +378,14 @@ def _write_layer_profile(model: Any, onnx_path: Path, measurement: Any) -> Path 
     return profile.write(onnx_path.with_suffix(".layers.json"))
 
 
-def _place(source: Path, target: Path) -> int:
-    """Copy a cached file to where the record points (a later `prunebench cache prune` must not break records);
+def _place(content: bytes, target: Path) -> int:
+    """Write a cached file where the record points (a later `prunebench cache prune` must not break records);
     returns its size in bytes."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.partial")
-    shutil.copyfile(source, partial)
+    partial.write_bytes(content)
     os.replace(partial, target)
-    return target.stat().st_size
+    return len(content)
 
 
 @dataclass(frozen=True)
@@ -395,7 +394,7 @@ class _Pruned:
     history: tuple[dict[str, float], ...]
     structures: dict[str, Any]  # pruning.structures_document: per pruned conv, scores and removed structures
     model: Any  # the thinned, retrained model
-    onnx_path: Path  # its ONNX file (in the cache entry)
+    onnx: bytes  # its ONNX file, read from the cache entry under the entry's lock
     cache: str = "off"
 
 

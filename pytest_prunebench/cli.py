@@ -122,6 +122,92 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_ls(args: argparse.Namespace) -> int:
+    import time
+
+    from .report import text_table
+
+    cache = _open_cache(args.cache)
+    entries = cache.entries()
+    now = time.time()
+    rows = [(entry.kind, entry.key[:12], _size(entry.bytes), _age(now - entry.used),
+             "ok" if entry.problem is None else f"DAMAGED: {entry.problem}", _describe(entry.describe))
+            for entry in entries]
+    if rows:
+        print("\n".join(text_table(("kind", "key", "size", "last used", "state", "what"), rows)))
+    for path in cache.leftovers():
+        print(f"leftover of a killed run: {path}")
+    total = sum(entry.bytes for entry in entries)
+    print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {_size(total)} in {cache.root}")
+    return 0
+
+
+def _cache_prune(args: argparse.Namespace) -> int:
+    """Damaged entries and leftovers always; healthy ones with --all, --older-than or --kind."""
+    import shutil
+    import time
+
+    from .cache import KINDS
+
+    cache = _open_cache(args.cache)
+    cutoff = time.time() - args.older_than * 86400 if args.older_than is not None else None
+    whole_kind = args.kind is not None and cutoff is None  # --kind alone: all of that kind
+    freed = removed = 0
+    for entry in cache.entries():
+        if args.kind and entry.kind != args.kind:
+            continue
+        stale = cutoff is not None and entry.used < cutoff
+        if args.all or whole_kind or stale or entry.problem is not None:
+            cache.remove(entry)
+            freed, removed = freed + entry.bytes, removed + 1
+            print(f"removed {entry.kind}/{entry.key} ({_size(entry.bytes)}"
+                  + (f", damaged: {entry.problem})" if entry.problem else ")"))
+    for path in cache.leftovers():
+        shutil.rmtree(path, ignore_errors=True)
+        print(f"removed leftover {path}")
+    kinds = args.kind or ", ".join(KINDS)
+    print(f"{removed} entr{'y' if removed == 1 else 'ies'} ({kinds}) removed, {_size(freed)} freed in {cache.root}")
+    return 0
+
+
+def _open_cache(root: Path) -> Any:
+    from .cache import ArtifactCache
+
+    if not root.is_dir():
+        raise PrunebenchError(f"no artifact cache at {root}: pass --cache DIR (the --prunebench-cache of your runs; "
+                              f"default .prunebench/cache under the project root)")
+    return ArtifactCache(root, LOCK_TIMEOUT)
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return f"{count:.1f} GB"
+
+
+def _age(seconds: float) -> str:
+    for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= length:
+            return f"{seconds / length:.0f} {unit} ago"
+    return "just now"
+
+
+def _describe(describe: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in describe.items())
+
+
+def non_negative_days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: use 0 days or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunebench", description="pytest-prunebench tools")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -147,7 +233,27 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--case", default=None, help="the case filters.png shows (default: the most accurate "
                                                      "case on the Pareto front)")
     report.set_defaults(handler=_report)
+    _add_cache_verbs(verbs)
     return parser
+
+
+def _add_cache_verbs(verbs: Any) -> None:
+    from .cache import KINDS
+
+    cache = verbs.add_parser("cache", help="the artifact cache (dense baselines, pruned + retrained models)")
+    actions = cache.add_subparsers(dest="action", required=True)
+    ls = actions.add_parser("ls", help="every entry with its size, last use and state")
+    prune = actions.add_parser("prune", help="remove damaged entries and leftovers of killed runs, and with "
+                                             "--all / --older-than / --kind healthy entries too")
+    for action in (ls, prune):
+        action.add_argument("--cache", type=Path, default=Path(".prunebench/cache"),
+                            help="the cache directory (default .prunebench/cache)")
+    prune.add_argument("--all", action="store_true", help="remove every entry")
+    prune.add_argument("--older-than", type=non_negative_days, default=None, metavar="DAYS",
+                       help="remove entries not used for DAYS days")
+    prune.add_argument("--kind", choices=KINDS, default=None, help="only this kind (alone: all of this kind)")
+    ls.set_defaults(handler=_cache_ls)
+    prune.set_defaults(handler=_cache_prune)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

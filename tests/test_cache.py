@@ -314,3 +314,76 @@ def test_manifest_lists_every_file_with_its_checksum(tmp_path: Path) -> None:
     assert sorted(manifest["files"]) == ["a.bin", "b.bin"]
     assert manifest["files"]["b.bin"]["bytes"] == 2 and len(manifest["files"]["b.bin"]["sha256"]) == 64
     assert manifest["describe"] == {"case": "x"} and "torch" in manifest["versions"]
+
+
+# -- `prunebench cache ls|prune` ------------------------------------------------------------------------------
+
+def populate(root: Path) -> ArtifactCache:
+    """Three entries: a fresh case, a case last used 10 days ago, a damaged baseline; and a dead builder's leftover."""
+    cache = ArtifactCache(root, 5)
+    keys = {"fresh": "a" * 32, "old": "b" * 32, "damaged": "c" * 32}
+    cache.fetch("cases", keys["fresh"], {"case": "fresh"}, Counting(), read_a)
+    cache.fetch("cases", keys["old"], {"case": "old"}, Counting(), read_a)
+    cache.fetch("baselines", keys["damaged"], {"model": "resnet20"}, Counting(), read_a)
+    ten_days_ago = time.time() - 10 * 86400
+    os.utime(root / "cases" / keys["old"], (ten_days_ago, ten_days_ago))
+    (root / "baselines" / keys["damaged"] / "a.bin").write_bytes(b"edited!!")
+    (root / "cases" / f".partial-{'d' * 32}-999999999").mkdir()
+    return cache
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from pytest_prunebench.cli import main
+
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cache_ls_shows_every_entry_its_size_age_state_and_leftovers(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    populate(tmp_path)
+    status, out, _ = cli(capsys, "cache", "ls", "--cache", str(tmp_path))
+    lines = out.splitlines()
+    assert status == 0
+    assert lines[0].split() == ["kind", "key", "size", "last", "used", "state", "what"]
+    assert any(line.split()[:2] == ["cases", "a" * 12] and "just now" in line and "case fresh" in line
+               for line in lines)
+    assert any(line.split()[:2] == ["cases", "b" * 12] and "10 d ago" in line for line in lines)
+    assert any(line.split()[:2] == ["baselines", "c" * 12] and "DAMAGED: a.bin does not match its checksum" in line
+               for line in lines)
+    assert f"leftover of a killed run: {tmp_path / 'cases' / ('.partial-' + 'd' * 32 + '-999999999')}" in lines
+    assert lines[-1].startswith("3 entries, ") and lines[-1].endswith(f" in {tmp_path}")
+
+
+def test_cache_prune_removes_damaged_entries_and_leftovers_by_default(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    cache = populate(tmp_path)
+    status, out, _ = cli(capsys, "cache", "prune", "--cache", str(tmp_path))
+    assert status == 0 and f"removed baselines/{'c' * 32}" in out and "removed leftover" in out
+    assert sorted(entry.key[0] for entry in cache.entries()) == ["a", "b"] and cache.leftovers() == []
+    assert cli(capsys, "cache", "prune", "--cache", str(tmp_path), "--older-than", "7")[1].startswith(
+        f"removed cases/{'b' * 32}")
+    assert [entry.key[0] for entry in cache.entries()] == ["a"]
+    assert cli(capsys, "cache", "prune", "--cache", str(tmp_path), "--kind", "baselines")[0] == 0
+    assert [entry.key[0] for entry in cache.entries()] == ["a"]  # --kind baselines left the case alone
+    cli(capsys, "cache", "prune", "--cache", str(tmp_path), "--all")
+    assert cache.entries() == []
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["cache", "ls", "--cache", "missing"], "prunebench: error: no artifact cache at missing: pass --cache DIR"),
+    (["cache", "prune", "--older-than", "-1"], "'-1': use 0 days or more"),
+    (["cache", "prune", "--older-than", "soon"], "'soon' is not a number of days"),
+    (["cache", "prune", "--kind", "openvino"], "invalid choice: 'openvino'"),
+    (["cache"], "the following arguments are required: action"),
+])
+def test_cache_cli_refuses_bad_arguments_in_one_line(argv: list[str], message: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    try:
+        status, _, err = cli(capsys, *argv)
+    except SystemExit as exit_:  # argparse
+        status, err = int(exit_.code or 0), capsys.readouterr().err
+    assert status == 2 and message in err and "Traceback" not in err

@@ -1,0 +1,129 @@
+"""Faults in real runs: kill -9 at several stages then a rerun, Ctrl-C, the cache across runs.
+
+Each run is a real pytest process on tiny settings (resnet20, synthetic data), killed by signal from outside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, SCHEDULE_SUITE, write_schedules
+
+from pytest_prunebench.cache import ArtifactCache
+
+
+# channels retrains (its schedule sets the epochs), filters does not: each run has a slow and a fast case.
+def slow(epochs: int) -> str:
+    return CHANNELS_SCHEDULE.replace("prunebench:\n", f"prunebench:\n  epochs: {epochs}\n")
+
+
+FAST = FILTERS_SCHEDULE + "prunebench:\n  epochs: 0\n"
+
+
+@pytest.fixture
+def project(tmp_path: Path, shared_cache: Path) -> Path:
+    """A project with the suite, and an own cache that starts with the session's trained baselines."""
+    (tmp_path / "test_suite.py").write_text(SCHEDULE_SUITE, encoding="utf-8")
+    if (shared_cache / "baselines").is_dir():
+        shutil.copytree(shared_cache / "baselines", tmp_path / "cache" / "baselines",
+                        ignore=shutil.ignore_patterns(".partial-*", "*.lock", "*.holder"))
+    return tmp_path
+
+
+def pytest_command(*extra: str, cache: str = "--prunebench-cache=cache") -> list[str]:
+    return [sys.executable, "-m", "pytest", "test_suite.py", "--prunebench-data=synthetic",
+            "--prunebench-baseline-epochs=1", "--prunebench-rounds=10", "--prunebench-warmup=2",
+            cache, "--prunebench-artifacts=artifacts", "--benchmark-json=out.json",
+            "--prunebench-lock-timeout=60", "-p", "no:cacheprovider",
+            *extra]
+
+
+def run_until(project: Path, trigger: str, sig: signal.Signals, *extra: str) -> tuple[str, int]:
+    """Run the suite; on the first output line containing `trigger`, send `sig` to its whole process group."""
+    proc = subprocess.Popen(pytest_command(*extra), cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if trigger in line:
+            os.killpg(proc.pid, sig)
+            break
+    else:
+        proc.wait(timeout=60)
+        pytest.fail(f"the run ended before {trigger!r}:\n{''.join(seen)}")
+    rest, _ = proc.communicate(timeout=120)
+    return "".join(seen) + rest, proc.returncode
+
+
+def records(project: Path) -> dict[str, dict]:
+    document = json.loads((project / "out.json").read_text(encoding="utf-8"))
+    return {bench["name"]: bench["extra_info"] for bench in document["benchmarks"]}
+
+
+def test_killed_at_each_stage_then_rerun_completes_with_every_record(project: Path) -> None:
+    write_schedules(project, channels=slow(1), filters=FAST)
+    cache = ArtifactCache(project / "cache", 5)
+    # In retraining (its first epoch follows), at export (after the last epoch), in measurement.
+    for trigger in ("[channels]: pruned at epoch 0", "[channels]: retrain epoch 1/1", "[channels]: measuring on"):
+        _, status = run_until(project, trigger, signal.SIGKILL)
+        assert status == -signal.SIGKILL
+        assert all(entry.problem is None for entry in cache.entries())  # nothing half-written ever counts
+    (case_entry,) = (entry for entry in cache.entries() if entry.kind == "cases")  # built before the last kill
+    assert case_entry.describe["case"] == "test_schedule[channels]"
+    (case_entry.path / "model.onnx").write_bytes(b"edited by hand")  # the one damage the rerun must report
+
+    rerun = subprocess.run(pytest_command(), cwd=project, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert rerun.stdout.count("is unusable") == 1  # the edited entry, and nothing left by the kills
+    assert f"cache entry {case_entry.path} is unusable (model.onnx has 14 bytes" in rerun.stdout
+    assert sorted(records(project)) == ["test_schedule[channels]", "test_schedule[filters]"]
+    assert records(project)["test_schedule[channels]"]["artifact_cache"] == "built"
+    assert cache.leftovers() == [] and all(entry.problem is None for entry in cache.entries())
+    assert not list(project.glob("**/*.partial"))
+
+
+def test_a_rerun_takes_pruned_models_from_the_cache_and_remeasures(project: Path) -> None:
+    write_schedules(project, channels=slow(1), filters=FAST)
+    first = subprocess.run(pytest_command(), cwd=project, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:]
+    before = records(project)
+    second = subprocess.run(pytest_command(), cwd=project, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:]
+    after = records(project)
+    assert {name: info["artifact_cache"] for name, info in before.items()} == dict.fromkeys(before, "built")
+    assert {name: info["artifact_cache"] for name, info in after.items()} == dict.fromkeys(before, "hit")
+    assert "retrain epoch" in first.stdout and "retrain epoch" not in second.stdout
+    assert "training 1 epoch" not in second.stdout  # nor the dense baseline
+    for name in before:
+        for key in ("top1", "top1_pruned", "macs", "params", "onnx_bytes"):
+            assert after[name][key] == before[name][key], (name, key)
+        assert after[name]["measured_at"] != before[name]["measured_at"]  # latency is measured again
+    no_cache = subprocess.run(pytest_command("-k", "filters", cache="--prunebench-no-cache"), cwd=project,
+                              capture_output=True, text=True, timeout=600)
+    assert no_cache.returncode == 0 and records(project)["test_schedule[filters]"]["artifact_cache"] == "off"
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["sequential", "xdist"])
+def test_ctrl_c_writes_the_records_of_finished_cases(project: Path, workers: list[str]) -> None:
+    write_schedules(project, a_fast=FAST, b_slow=slow(50))
+    proc = subprocess.Popen(pytest_command(*workers), cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(project.glob("artifacts/*a_fast*/*.structures.json")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the fast case never finished"
+        time.sleep(0.2)
+    time.sleep(2.0)  # its record is handed on; the slow case is retraining
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output[-3000:]
+    assert list(records(project)) == ["test_schedule[a_fast]"]
+    assert "Traceback" not in output
