@@ -71,6 +71,12 @@ def control_character(folder: Path) -> Path:
     return path
 
 
+def a_file(folder: Path) -> Path:
+    path = folder / "afile"
+    path.write_text("a file where a directory belongs\n", encoding="utf-8")
+    return path
+
+
 def empty_folder(folder: Path) -> Path:
     path = folder / "empty"
     path.mkdir()
@@ -120,6 +126,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "gzipped_schedule": gzipped_schedule,
     "control_character": control_character,
     "empty_folder": empty_folder,
+    "a_file": a_file,
     "cifar_as_a_file": cifar_as_a_file,
     "cifar_archive_only": cifar_archive_only,
     "cifar_truncated": cifar_truncated,
@@ -204,12 +211,14 @@ def feed_data(entry: dict[str, Any], pytester: pytest.Pytester, request: pytest.
                       *arguments(entry, path, ("--prunebench-data=cifar10:{input}",)))
 
 
-def feed_model(entry: dict[str, Any], pytester: pytest.Pytester, request: pytest.FixtureRequest) -> tuple[int, str]:
+def feed_case(entry: dict[str, Any], pytester: pytest.Pytester, request: pytest.FixtureRequest) -> tuple[int, str]:
+    """A valid tiny case (the user model modules importable) run with the entry's arguments."""
     user_modules(pytester)
     schedules = write_schedules(pytester.path, channels=CHANNELS_SCHEDULE)
     pytester.makepyfile(test_suite=SCHEDULE_SUITE)
+    path = materialize(entry, pytester.path / "inputs")
     return run_pytest(pytester, f"--prunebench-schedules={schedules}", "--prunebench-data=synthetic",
-                      *arguments(entry, None))
+                      *arguments(entry, path))
 
 
 def feed_option(entry: dict[str, Any], pytester: pytest.Pytester, request: pytest.FixtureRequest) -> tuple[int, str]:
@@ -234,7 +243,7 @@ def feed_layers(entry: dict[str, Any], pytester: pytest.Pytester, request: pytes
     return run_cli(request.getfixturevalue("capsys"), "layers", *arguments(entry, None))
 
 
-FEEDS = {"schedule": feed_schedule, "sweep": feed_sweep, "data": feed_data, "model": feed_model,
+FEEDS = {"schedule": feed_schedule, "sweep": feed_sweep, "data": feed_data, "model": feed_case, "case": feed_case,
          "option": feed_option, "ini": feed_ini, "check": feed_check, "layers": feed_layers}
 
 
