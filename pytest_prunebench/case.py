@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Dataset, DataSpec, parse_data_spec
-from .errors import ScheduleError
+from .errors import ModelError, PrunebenchError, ScheduleError
 from .schedule import Schedule
 from .settings import Settings, canonical_model_name
 
@@ -250,8 +250,14 @@ class CaseRunner:
             warnings.warn(message, stacklevel=3)
         laps = _Laps()
         model_name, spec = self.model_name(schedule), self.data_spec(schedule)
+        self._check_artifacts_dir()
         data = self.dataset(spec)
-        check_layers(schedule, build_model(model_name, data.num_classes), model_name)  # before any training
+        try:
+            check_layers(schedule, build_model(model_name, data.num_classes), model_name)  # before any training
+        except ModelError as exc:
+            if self.settings.model is None:  # the schedule named it
+                raise ScheduleError(schedule.path, "model", str(exc)) from None
+            raise
         dense = self.dense(model_name, spec)
         laps.lap("dense")
         epochs = self.epochs(schedule)
@@ -280,6 +286,16 @@ class CaseRunner:
                       f"{result.latency_ms:.3f} ms ({result.latency_speedup:.2f}x), MACs {result.mac_speedup:.2f}x"
                       + (" [collapsed]" if result.collapsed else ""))
         return result
+
+    def _check_artifacts_dir(self) -> None:
+        """Before any training: the ONNX files and per-case JSON must have somewhere to go."""
+        folder = self.settings.artifacts
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PrunebenchError(f"--prunebench-artifacts {folder}: not a directory this run can write "
+                                  f"({exc.strerror or exc}); pass --prunebench-artifacts=DIR with a writable "
+                                  f"directory") from None
 
     def case_key(self, schedule: Schedule, baseline_key: str, epochs: int, stop_on_collapse: bool) -> str:
         """What determines the pruned + retrained model: the baseline's key, the schedule's pruning content (not

@@ -7,6 +7,7 @@ two, masks are re-applied after every optimizer step, as Distiller does.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ def pruned_count(sparsity: float, total: int, round_to: int = 1) -> int:
 def check_layers(schedule: Schedule, model: nn.Module, model_name: str) -> None:
     """Every layer a pruner names must be a conv of this model; fc outputs (the classes) are never pruned."""
     modules = dict(model.named_modules())
+    image_readers = functools.cache(lambda: input_convs(model))
     for pruner in schedule.pruners:
         where = f"pruners.{pruner.name}.weights"
         for layer in pruner.layers:
@@ -58,11 +60,32 @@ def check_layers(schedule: Schedule, model: nn.Module, model_name: str) -> None:
                                                           f"pruning applies to Conv2d layers only")
             if module.groups != 1:
                 raise ScheduleError(schedule.path, where, f"{layer!r} is a grouped convolution, not supported")
+            if pruner.kind == "channels" and layer in image_readers():
+                raise ScheduleError(schedule.path, where, f"{layer!r} reads the input image: its channels (the "
+                                                          f"colour planes) cannot be pruned; prune its filters")
         if pruner.leader:
             sizes = {_structure_count(modules[layer], pruner.kind) for layer in pruner.layers}
             if len(sizes) > 1:
                 raise ScheduleError(schedule.path, where, f"a Leader group needs layers with the same number of "
                                                           f"{pruner.kind}, got {sorted(sizes)}")
+
+
+def input_convs(model: nn.Module) -> set[str]:
+    """Convs that read the model's input: their input channels are the image's, never prunable."""
+    from .models import evaluating
+
+    image = torch.zeros(1, *INPUT_SHAPE)
+    readers: set[str] = set()
+    handles = [module.register_forward_pre_hook(lambda _m, args, name=name: readers.add(name) if args[0] is image
+                                                else None)
+               for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
+    try:
+        with evaluating(model), torch.no_grad():
+            model(image)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return readers
 
 
 def _structure_count(conv: nn.Conv2d, kind: PrunerKind) -> int:

@@ -85,7 +85,11 @@ class PrunebenchSession:
                 sweep = load_sweep(path)
                 check_groups(sweep, self._sweep_model(sweep))
             except PrunebenchError as exc:
-                pytest.fail(str(exc), pytrace=False)
+                error = str(exc)
+            else:
+                error = None
+            if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
+                pytest.fail(error, pytrace=False)
             values = sweep.grid() if sweep.method == "grid" else [None]
             points += [SweepPoint(sweep, point) for point in values]
         return points

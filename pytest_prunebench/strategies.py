@@ -35,7 +35,7 @@ from .schedule import (
 )
 
 if TYPE_CHECKING:
-    from torch import nn
+    pass
 
 GroupBy = Literal["layer", "block", "stage"]
 KINDS: tuple[PrunerKind, ...] = ("filters", "channels")
@@ -79,27 +79,6 @@ def _group_key(layer: str, group_by: GroupBy) -> str:
     return layer.split(".", 1)[0]
 
 
-def _input_convs(model: nn.Module) -> set[str]:
-    """Convs that read the model's input: their input channels are the image's, never prunable."""
-    import torch
-    from torch import nn
-
-    from .models import INPUT_SHAPE, evaluating
-
-    image = torch.zeros(1, *INPUT_SHAPE)
-    readers: set[str] = set()
-    handles = [module.register_forward_pre_hook(lambda _m, args, name=name: readers.add(name) if args[0] is image
-                                                else None)
-               for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
-    try:
-        with evaluating(model), torch.no_grad():
-            model(image)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return readers
-
-
 @lru_cache(maxsize=32)
 def _conv_names(model_name: str) -> tuple[tuple[str, ...], frozenset[str]]:
     from torch import nn
@@ -109,7 +88,9 @@ def _conv_names(model_name: str) -> tuple[tuple[str, ...], frozenset[str]]:
     model = build_model(model_name, 10)
     convs = tuple(name for name, module in model.named_modules()
                   if isinstance(module, nn.Conv2d) and module.groups == 1)
-    return convs, frozenset(_input_convs(model))
+    from .pruning import input_convs
+
+    return convs, frozenset(input_convs(model))
 
 
 def _patterns_per_kind(layers: Sequence[str] | Mapping[str, Sequence[str]] | None,

@@ -43,11 +43,6 @@ USER_MODULES = ("prunebench_hostile_models", "prunebench_hostile_exit")
 BASE_ARGS = ("-p", "no:cacheprovider", "-rN")
 CASE_ARGS = ("--prunebench-host-gate=off", "--prunebench-baseline-epochs=1")  # for runs that reach a case
 MAX_OUTPUT = 20_000  # characters: a header, one failure and a summary line; an alias bomb printed would be MBs
-# A collection error of a bad sweep file is printed twice (the second after "During handling of the above
-# exception"): session.sweep_points calls pytest.fail inside its `except PrunebenchError`, which run_case avoids.
-# session.py is outside this corpus' reach: the sweep entries check everything but "once", and
-# test_a_bad_sweep_file_is_reported_once (strict xfail) holds the bug until it is fixed.
-PRINTED_TWICE = {"sweep"}
 
 
 # --- builders: inputs written by the test rather than shipped -------------------------------------------------
@@ -275,8 +270,7 @@ def test_hostile_input_fails_with_one_clear_line(entry: dict[str, Any], pytester
 
     assert code != 0, output
     found = re.findall(entry["expect"], output, flags=re.MULTILINE)
-    expected = (1, 2) if entry["via"] in PRINTED_TWICE else (1,)
-    assert len(found) in expected, f"expected once: {entry['expect']!r}, found {len(found)} times in:\n{output}"
+    assert len(found) == 1, f"expected once: {entry['expect']!r}, found {len(found)} times in:\n{output}"
     assert "Traceback" not in output, output
     assert f"pytest_prunebench{os.sep}" not in output, output  # no frame (or warning location) of ours
     assert len(output) < MAX_OUTPUT, output[:2000]
@@ -284,8 +278,6 @@ def test_hostile_input_fails_with_one_clear_line(entry: dict[str, Any], pytester
         assert not (pytester.path / name).exists(), f"{name} was created: the input ran code"
 
 
-@pytest.mark.xfail(strict=True, reason="session.sweep_points calls pytest.fail inside `except PrunebenchError`: "
-                                      "the collection error shows the message twice, chained")
 def test_a_bad_sweep_file_is_reported_once(pytester: pytest.Pytester) -> None:
     (pytester.path / "bayes.yaml").write_text("method: bayes\nparameters:\n  sparsity.layer3: {value: 0.5}\n")
     pytester.makepyfile(test_sweep=SWEEP_SUITE)
