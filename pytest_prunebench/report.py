@@ -55,10 +55,13 @@ def load_cases(paths: Sequence[Path]) -> list[Case]:
         try:
             document = json.loads(Path(path).read_text(encoding="utf-8"))
             benchmarks = document["benchmarks"]
+            if not isinstance(benchmarks, list) or not all(isinstance(b, dict) for b in benchmarks):
+                raise TypeError("`benchmarks` is not a list of records")
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ReportError(f"{path}: not a pytest-benchmark JSON file ({type(exc).__name__}: {exc}); write one "
                               f"with --benchmark-json=FILE or --benchmark-autosave") from None
-        loaded += [(Path(path), b) for b in benchmarks if "latency_ms" in (b.get("extra_info") or {})]
+        loaded += [(Path(path), b) for b in benchmarks if isinstance(b.get("extra_info"), dict)
+                   and "latency_ms" in b["extra_info"]]
     names = [b.get("fullname", b.get("name")) for _, b in loaded]
     cases = [Case(name if names.count(name) == 1 else f"{path.stem}:{name}", dict(b["extra_info"]))
              for (path, b), name in zip(loaded, names, strict=True)]

@@ -238,8 +238,19 @@ def feed_layers(entry: dict[str, Any], pytester: pytest.Pytester, request: pytes
     return run_cli(request.getfixturevalue("capsys"), "layers", *arguments(entry, None))
 
 
+def feed_report(entry: dict[str, Any], pytester: pytest.Pytester, request: pytest.FixtureRequest) -> tuple[int, str]:
+    path = materialize(entry, pytester.path / "results")
+    return run_cli(request.getfixturevalue("capsys"), "report", str(path), "--out", str(pytester.path / "report"))
+
+
+def feed_cache(entry: dict[str, Any], pytester: pytest.Pytester, request: pytest.FixtureRequest) -> tuple[int, str]:
+    path = materialize(entry, pytester.path / "inputs")
+    return run_cli(request.getfixturevalue("capsys"), "cache", *arguments(entry, path))
+
+
 FEEDS = {"schedule": feed_schedule, "sweep": feed_sweep, "data": feed_data, "model": feed_case, "case": feed_case,
-         "option": feed_option, "ini": feed_ini, "check": feed_check, "layers": feed_layers}
+         "option": feed_option, "ini": feed_ini, "check": feed_check, "layers": feed_layers,
+         "report": feed_report, "cache": feed_cache}
 
 
 @pytest.fixture

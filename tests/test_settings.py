@@ -349,3 +349,16 @@ def test_xdist_workers_know_how_many_share_the_host(pytester: pytest.Pytester, m
 
     result.assert_outcomes(passed=2)
     assert [int((pytester.path / f"workers-{n}.txt").read_text()) for n in "ab"] == [expected, expected]
+
+
+def test_no_cache_switch_and_its_ini_key_resolve(pytester: pytest.Pytester) -> None:
+    assert resolved(pytester).no_cache is False
+    assert resolved(pytester, "--prunebench-no-cache").no_cache is True
+    pytester.makeini("[pytest]\nprunebench_no_cache = true\n")
+    assert resolved(pytester).no_cache is True
+
+
+def test_no_cache_with_a_cache_dir_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_inprocess("--prunebench-no-cache", "--prunebench-cache=elsewhere")
+    assert_one_line_usage_error(result, "--prunebench-no-cache",
+                                "*--prunebench-no-cache and --prunebench-cache DIR: use one of them")
