@@ -19,7 +19,7 @@ from .settings import NCS_DEVICE, Settings
 
 @dataclass(frozen=True)
 class Option:
-    flag: str  # command-line flag; the ini key is the dest with a `prunebench_` prefix
+    flag: str  # command-line flag; its ini key is `ini`
     dest: str  # Settings field
     help: str
     parse: Callable[[str], Any] | None = None
@@ -29,7 +29,10 @@ class Option:
 
     @property
     def ini(self) -> str:
-        return f"prunebench_{self.dest}"
+        """The flag, underscored (`--prunebench-threshold`: `prunebench_threshold`); W&B's own flags get the
+        `prunebench_` prefix (`prunebench_wandb_project`), so the ini file names whose options they are."""
+        name = self.flag.removeprefix("--").replace("-", "_")
+        return name if name.startswith("prunebench_") else f"prunebench_{name}"
 
 
 OPTIONS = (

@@ -194,7 +194,7 @@ def feed_schedule(entry: dict[str, Any], pytester: pytest.Pytester, request: pyt
 
 def feed_sweep(entry: dict[str, Any], pytester: pytest.Pytester, request: pytest.FixtureRequest) -> tuple[int, str]:
     path = materialize(entry, pytester.path / "sweeps")
-    pytester.makepyfile(test_sweep=SWEEP_SUITE)
+    pytester.makepyfile(test_hostile_sweep_suite=SWEEP_SUITE)  # not test_sweep: tests/test_sweep.py may be imported
     return run_pytest(pytester, f"--prunebench-sweep={path}", *arguments(entry, path))
 
 
@@ -291,7 +291,7 @@ def test_hostile_input_fails_with_one_clear_line(entry: dict[str, Any], pytester
 
 def test_a_bad_sweep_file_is_reported_once(pytester: pytest.Pytester) -> None:
     (pytester.path / "bayes.yaml").write_text("method: bayes\nparameters:\n  sparsity.layer3: {value: 0.5}\n")
-    pytester.makepyfile(test_sweep=SWEEP_SUITE)
+    pytester.makepyfile(test_hostile_sweep_suite=SWEEP_SUITE)  # not test_sweep: tests/test_sweep.py may be imported
     code, output = run_pytest(pytester, "--prunebench-sweep=bayes.yaml", case=False)
     assert code == pytest.ExitCode.INTERRUPTED
     assert output.count("bayes.yaml: method: bayes needs W&B's Bayesian sweep server") == 1, output
@@ -311,7 +311,7 @@ def test_the_index_is_well_formed_and_names_every_shipped_input() -> None:
         elif spec is not None:
             assert (HOSTILE / spec).is_file(), entry
     used = {entry["input"] for entry in INDEX if isinstance(entry.get("input"), str)}
-    shipped = {str(p.relative_to(HOSTILE)) for p in HOSTILE.rglob("*") if p.suffix in (".yaml", ".ini")}
+    shipped = {str(p.relative_to(HOSTILE)) for p in HOSTILE.rglob("*") if p.suffix in (".yaml", ".ini", ".json")}
     documented = {"index.yaml", "schedules/duplicate_pruner.yaml"}  # not errors: read by the tests below
     assert shipped - documented == used
     assert {spec["build"] for entry in INDEX if isinstance(spec := entry.get("input"), dict)} == set(BUILDERS)

@@ -291,7 +291,7 @@ def test_bad_new_option_values_are_one_line_usage_errors(pytester: pytest.Pytest
 
 
 def test_threshold_and_examples_ini_keys_resolve(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nprunebench_thresholds = min_top1=90 max_latency_ms=3\nprunebench_examples = 7\n"
+    pytester.makeini("[pytest]\nprunebench_threshold = min_top1=90 max_latency_ms=3\nprunebench_examples = 7\n"
                      "prunebench_host_gate = on\n")
     settings = resolved(pytester)
     assert settings.thresholds == (("min_top1", 90.0), ("max_latency_ms", 3.0))
@@ -300,7 +300,7 @@ def test_threshold_and_examples_ini_keys_resolve(pytester: pytest.Pytester) -> N
 
 
 def test_threshold_ini_key_in_pyproject_takes_comma_separated_values(pytester: pytest.Pytester) -> None:
-    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nprunebench_thresholds = "min_top1=90, max_latency_ms=3"\n'
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nprunebench_threshold = "min_top1=90, max_latency_ms=3"\n'
                                'prunebench_examples = "2"\n')
     settings = resolved(pytester)
     assert settings.thresholds == (("min_top1", 90.0), ("max_latency_ms", 3.0))
@@ -308,7 +308,7 @@ def test_threshold_ini_key_in_pyproject_takes_comma_separated_values(pytester: p
 
 
 def test_command_line_thresholds_replace_the_ini_ones(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nprunebench_thresholds = min_top1=90 max_latency_ms=3\nprunebench_examples = 7\n")
+    pytester.makeini("[pytest]\nprunebench_threshold = min_top1=90 max_latency_ms=3\nprunebench_examples = 7\n")
     settings = resolved(pytester, "--prunebench-threshold", "min_top1=10", "--prunebench-examples", "1")
     assert settings.thresholds == (("min_top1", 10.0),)
     assert settings.examples == 1
@@ -317,8 +317,8 @@ def test_command_line_thresholds_replace_the_ini_ones(pytester: pytest.Pytester)
 @pytest.mark.parametrize(
     ("ini", "expected"),
     [
-        ("prunebench_thresholds = min_top1=90 speed=3",
-         "*ini key prunebench_thresholds = 'speed=3': 'speed=3' is not KEY=VALUE*"),
+        ("prunebench_threshold = min_top1=90 speed=3",
+         "*ini key prunebench_threshold = 'speed=3': 'speed=3' is not KEY=VALUE*"),
         ("prunebench_examples = 0", "*ini key prunebench_examples = '0': '0' must be at least 1*"),
         ("prunebench_host_gate = maybe", "*ini key prunebench_host_gate = 'maybe': 'maybe': use auto*"),
     ],
