@@ -13,7 +13,7 @@ import pytest
 
 from .options import WANDB_GROUP_KEY, add_options, resolve
 from .schedule import Schedule
-from .session import WORKER_RECORDS, PrunebenchSession, collapse_policy
+from .session import SPOOL_KEY, WORKER_RECORDS, PrunebenchSession, collapse_policy
 
 if TYPE_CHECKING:
     from .case import CaseResult
@@ -59,6 +59,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         prunebench.saved_run()  # a missing saved run stops the session before any case runs
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")
+def record_spooled_records(session: pytest.Session) -> Any:
+    """Around pytest-benchmark's sessionfinish, which writes the JSON before anything else: the spooled records
+    of xdist workers that never handed theirs over (Ctrl-C) are recorded before that."""
+    if not hasattr(session.config, "workerinput"):
+        session.config.stash[SESSION].collect_spooled()
+    return (yield)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     prunebench = session.config.stash[SESSION]
     if hasattr(session.config, "workeroutput"):  # an xdist worker: its records travel to the controller
@@ -72,8 +81,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist: every worker logs its W&B runs into the controller's group."""
-    node.workerinput[WANDB_GROUP_KEY] = node.config.stash[SESSION].settings.wandb_group
+    """xdist: every worker logs its W&B runs into the controller's group and spools its records to it."""
+    session = node.config.stash[SESSION]
+    node.workerinput[WANDB_GROUP_KEY] = session.settings.wandb_group
+    node.workerinput[SPOOL_KEY] = str(session.spool_dir())
 
 
 @pytest.hookimpl(optionalhook=True)

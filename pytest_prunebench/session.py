@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 WORKER_RECORDS = "prunebench_records"
+SPOOL_KEY = "prunebench_spool"  # workerinput: the controller's directory where workers also append each record
 DEFAULT_SWEEP_MODEL = "resnet20"  # when neither the sweep's `model` parameter nor --prunebench-model names one
 MARKER_KWARGS = frozenset({"on_collapse", "sweep"})
 COLLAPSE_POLICIES = ("fail", "record")  # what a collapsed case does to its test (suites choose with the marker)
@@ -51,6 +52,7 @@ class PrunebenchSession:
     _runner: CaseRunner | None = None
     gate_report: GateReport | None = None
     _cases_per_node: dict[str, int] = field(default_factory=dict)
+    _spool: Path | None = None  # on the controller of an xdist run: see spool_dir
 
     # -- start ------------------------------------------------------------------------------------------------
 
@@ -278,6 +280,7 @@ class PrunebenchSession:
         """
         if hasattr(self.config, "workerinput"):
             _replace_by_name(self.worker_records, record, lambda r: r["fullname"])
+            self._append_to_spool(record)
             return
         _replace_by_name(self.rows, {"name": record["name"], "fullname": record["fullname"], **record["extra_info"]},
                          lambda r: r["fullname"])
@@ -298,6 +301,50 @@ class PrunebenchSession:
     def worker_finished(self, workeroutput: dict[str, Any]) -> None:
         for record in workeroutput.get(WORKER_RECORDS, []):
             self.record(record)
+
+    # -- records that survive a worker: Ctrl-C, a crash -------------------------------------------------------
+
+    def spool_dir(self) -> Path:
+        """The controller's directory where local xdist workers append every record the moment it is made.
+
+        A worker hands its records over when it finishes; one interrupted by Ctrl-C (or killed) may never do so.
+        Remote workers (`--tx ssh=...`) cannot reach it and rely on the hand-over alone.
+        """
+        if self._spool is None:
+            import tempfile
+
+            self._spool = Path(tempfile.mkdtemp(prefix="prunebench-records-"))
+        return self._spool
+
+    def _append_to_spool(self, record: dict[str, Any]) -> None:
+        import json
+
+        workerinput = getattr(self.config, "workerinput", {})
+        folder = Path(workerinput.get(SPOOL_KEY) or "")
+        if not workerinput.get(SPOOL_KEY) or not folder.is_dir():
+            return
+        with (folder / f"{workerinput.get('workerid', 'worker')}.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def collect_spooled(self) -> None:
+        """At session end on the controller: every spooled record no worker handed over, then the spool goes."""
+        import json
+        import shutil
+
+        if self._spool is None:
+            return
+        known = {row["fullname"] for row in self.rows}
+        for path in sorted(self._spool.glob("*.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:  # the last line of a worker killed while writing it
+                    continue
+                if record["fullname"] not in known:
+                    self.record(record)
+                    known.add(record["fullname"])
+        shutil.rmtree(self._spool, ignore_errors=True)
+        self._spool = None
 
     # -- regression gates (--prunebench-compare-fail) ---------------------------------------------------------
 
