@@ -16,7 +16,7 @@ from .settings import Settings
 from .training import TrainConfig, train_dense
 
 BASELINE_LR = 0.1
-MODEL_FILE = "model.pt"
+MODEL_FILE, ONNX_FILE = "model.pt", "model.onnx"
 
 
 def dataset_digest(data: Dataset) -> str:
@@ -51,11 +51,12 @@ def baseline_key(model_name: str, spec: DataSpec, data_digest: str, settings: Se
 
 
 def load_or_train_baseline(model_name: str, data: Dataset, spec: DataSpec, key: str, settings: Settings,
-                           cache: ArtifactCache, progress: Callable[[str], None]) -> tuple[nn.Module, bool]:
-    """(the trained dense model, whether it came from the cache)."""
+                           cache: ArtifactCache, progress: Callable[[str], None]) -> tuple[nn.Module, bytes, bool]:
+    """(the trained dense model, its ONNX file's content, whether they came from the cache)."""
     import torch
 
     from .checkpoint import load_model, save_model
+    from .export import export_onnx
 
     def build(directory: Path) -> None:
         torch.manual_seed(settings.seed)
@@ -64,13 +65,15 @@ def load_or_train_baseline(model_name: str, data: Dataset, spec: DataSpec, key: 
         train_dense(model, data, TrainConfig(epochs=settings.baseline_epochs, lr=BASELINE_LR, seed=settings.seed),
                     progress)
         save_model(model, directory / MODEL_FILE)
+        export_onnx(model, directory / ONNX_FILE)
 
-    def load(directory: Path) -> nn.Module:
-        return load_model(build_model(model_name, data.num_classes), directory / MODEL_FILE)
+    def load(directory: Path) -> tuple[nn.Module, bytes]:
+        model = load_model(build_model(model_name, data.num_classes), directory / MODEL_FILE)
+        return model, (directory / ONNX_FILE).read_bytes()
 
     describe: dict[str, Any] = {"model": model_name, "dataset": spec.label, "epochs": settings.baseline_epochs,
                                 "seed": settings.seed}
-    model, hit = cache.fetch("baselines", key, describe, build, load)
+    (model, onnx), hit = cache.fetch("baselines", key, describe, build, load)
     if hit:
         progress(f"dense {model_name}: loaded from the cache ({cache.entry_path('baselines', key)})")
-    return model, hit
+    return model, onnx, hit

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from .errors import CacheError, PrunebenchWarning
 
-CACHE_FORMAT = 1  # bump when an entry's layout changes: older entries then simply miss
+CACHE_FORMAT = 2  # bump when an entry's layout changes: older entries then simply miss
 KINDS = ("baselines", "cases")
 MANIFEST = "manifest.json"
 PARTIAL_PREFIX = ".partial-"

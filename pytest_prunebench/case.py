@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import re
 import time
@@ -103,6 +104,7 @@ class CaseResult:
             "device_ms": None if self.device_ms is None else float(self.device_ms),
             "e2e_ms": float(self.latency_ms), "round_to": self.round_to, "artifact_cache": self.artifact_cache,
         }
+        info.update({f"seconds.{stage}": float(seconds) for stage, seconds in self.seconds.items()})
         for pruner, sparsity in self.sparsities.items():
             info[f"sparsity.{pruner}"] = float(sparsity)
         info.update({f"kind.{pruner}": kind for pruner, kind in self.pruner_kinds.items()})
@@ -180,23 +182,24 @@ class CaseRunner:
         key = (model_name, spec)
         if key not in self._dense:
             from .baseline import baseline_key, load_or_train_baseline
-            from .export import export_onnx
             from .models import count_macs, count_params, count_weights
-            from .training import evaluate, share_cpus_with_workers
+            from .training import EvalResult, share_cpus_with_workers
 
             share_cpus_with_workers(self.settings.xdist_workers)
             data = self.dataset(spec)
             cache_key = baseline_key(model_name, spec, self.data_digest(spec), self.settings)
-            model, _ = load_or_train_baseline(model_name, data, spec, cache_key, self.settings, self.cache,
-                                              self.progress)
-            collapse_reason = evaluate(model, data.test_x, data.test_y).collapse_reason(data.num_classes)
+            model, onnx, _ = load_or_train_baseline(model_name, data, spec, cache_key, self.settings, self.cache,
+                                                    self.progress)
+            onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{cache_key[:16]}.onnx"
+            _place(onnx, onnx_path)
+            measurement = self._measure(onnx_path, data)
+            # The exported model as compiled, over the whole test set: what a collapse is judged on.
+            deployed = EvalResult(measurement.top1, measurement.top5, math.nan, measurement.distinct_predictions)
+            collapse_reason = deployed.collapse_reason(data.num_classes)
             if collapse_reason:
                 warnings.warn(f"dense {model_name} on {spec.label} is itself collapsed: {collapse_reason}. Its "
                               f"cases are not checked for collapse; train a longer baseline "
                               f"(--prunebench-baseline-epochs)", stacklevel=4)
-            onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{cache_key[:16]}.onnx"
-            export_onnx(model, onnx_path)
-            measurement = self._measure(onnx_path, data)
             layers_path = _write_layer_profile(model, onnx_path, measurement)
             self.progress(f"dense {model_name} on {self.settings.device}: top1 {measurement.top1:.2f}%, "
                           f"latency {measurement.median_ms:.3f} ms")

@@ -108,6 +108,7 @@ class DeviceMeasurement:
     measured_at: tuple[float, float]  # unix seconds: start and end of the measurement window
     reference_latencies_s: tuple[float, ...] = ()  # a reference model timed in the same window, interleaved
     counters: DeviceCounters | None = None  # performance counters, from rounds of their own; None: not reported
+    distinct_predictions: int = 0  # how many classes the model predicted over the test set (collapse check)
 
     @property
     def median_ms(self) -> float:
@@ -167,7 +168,7 @@ def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray
     samples = _interleaved_latency(timed, images[:1], rounds, warmup, profiler)
     return DeviceMeasurement(device, _precision_of(latency_model), samples[0], fps, top1, top5,
                              (started, time.time()), samples[1] if reference is not None else (),
-                             profiler.result() if profiler else None)
+                             profiler.result() if profiler else None, len(np.unique(top[:, 0])))
 
 
 PROFILED_PER_BLOCK = 2  # profiled inferences per block of 10 timed ones: 40 for the default 200 rounds

@@ -119,3 +119,33 @@ def test_ctrl_c_writes_the_records_of_finished_cases(project: Path, workers: lis
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output[-3000:]
     assert list(records(project)) == ["test_schedule[a_fast]"]
     assert "Traceback" not in output
+
+
+# One test, two cases: the fast one is recorded while the slow one retrains.
+PAIR_SUITE = """
+import os
+from pathlib import Path
+
+def test_pair(prunebench):
+    Path("worker.pid").write_text(str(os.getpid()))
+    prunebench.run("schedules/a_fast.yaml")
+    prunebench.run("schedules/b_slow.yaml")
+"""
+
+
+def test_a_killed_xdist_worker_loses_no_finished_record(project: Path) -> None:
+    """The worker dies before it can hand its records over: the one it spooled still reaches the JSON."""
+    write_schedules(project, a_fast=FAST, b_slow=slow(50))
+    (project / "test_suite.py").write_text(PAIR_SUITE, encoding="utf-8")
+    proc = subprocess.Popen(pytest_command("-n", "2"), cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (project / "artifacts" / "test_pair" / "test_pair.layers.json").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the fast case never finished"
+        time.sleep(0.2)
+    time.sleep(2.0)  # recorded (and spooled); the slow case is retraining
+    os.kill(int((project / "worker.pid").read_text()), signal.SIGKILL)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, output[-3000:]
+    assert "crashed while running" in output
+    assert list(records(project)) == ["test_pair"]
