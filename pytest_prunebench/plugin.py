@@ -60,7 +60,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")
-def record_spooled_records(session: pytest.Session) -> Any:
+def pytest_sessionfinish_spooled(session: pytest.Session) -> Any:
     """Around pytest-benchmark's sessionfinish, which writes the JSON before anything else: the spooled records
     of xdist workers that never handed theirs over (Ctrl-C) are recorded before that."""
     if not hasattr(session.config, "workerinput"):

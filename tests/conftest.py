@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy  # noqa: F401
 import pytest
 import torch  # noqa: F401
+import torch.optim.lr_scheduler  # noqa: F401  (imports torch._dynamo: registering its ops twice is an error)
 
 from pytest_prunebench import device
 
