@@ -72,7 +72,8 @@ OPTIONS = (
            parsers.positive_float, "LR"),
     Option("--prunebench-lock", "lock_path", "device lock file (default: one per device in the temp dir)", Path,
            "PATH"),
-    Option("--prunebench-lock-timeout", "lock_timeout", "seconds to wait for the device lock (default 900)",
+    Option("--prunebench-lock-timeout", "lock_timeout", "seconds to wait for the device lock, the host gate, or a "
+           "cache entry another process is building, e.g. a dense baseline (default 900)",
            parsers.positive_float, "S"),
     Option("--prunebench-host-gate", "host_gate", "pause CPU-heavy work of other processes during a measurement: "
            "auto (when the device shares the host CPU: CPU, GPU, AUTO...), on, off (default auto)",
