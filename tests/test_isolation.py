@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ def test_a_case_runs_without_network_and_writes_no_secret(tmp_path: Path, shared
         pytest.skip(f"cannot create a network namespace here: {probe.stderr.strip()}")
     write_schedules(tmp_path, filters=FILTERS_SCHEDULE + "prunebench:\n  epochs: 0\n")
     (tmp_path / "test_suite.py").write_text(SCHEDULE_SUITE, encoding="utf-8")
-    environment = {key: value for key, value in __import__("os").environ.items() if not key.startswith("WANDB")}
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("WANDB")}
     environment.update(SECRETS, HOME=str(tmp_path / "home"))
     command = [sys.executable, "-m", "pytest", "test_suite.py", "--prunebench-data=synthetic",
                "--prunebench-baseline-epochs=1", "--prunebench-rounds=10", "--prunebench-warmup=2",
