@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy  # noqa: F401
 import pytest
-import torch  # noqa: F401
-import torch.optim.lr_scheduler  # noqa: F401  (imports torch._dynamo: registering its ops twice is an error)
+import torch
 
 from pytest_prunebench import device
 
@@ -15,6 +15,11 @@ pytest_plugins = ["pytester"]
 # pytester's in-process runs restore sys.modules afterwards; C extensions (numpy, torch, openvino) first
 # imported inside such a run cannot be loaded again, so the outer process imports them once, here.
 device.openvino()
+# Stepping an LR scheduler (schedules check theirs on a throwaway optimizer) imports torch._dynamo, which registers
+# torch operators once per process: a second import after an in-process run restored sys.modules is an error.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    torch.optim.lr_scheduler.StepLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), 1).step()
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:

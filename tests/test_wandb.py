@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,17 @@ def test_an_offline_run_connects_to_nothing_beyond_this_host(pytester: pytest.Py
     assert any("AF_UNIX" in call or "127.0.0.1" in call for call in calls), calls
 
 
+def finished_run(directory: Path, timeout: float = 30.0) -> OfflineRun:
+    """The one run under `directory` once its exit record is on disk: `run.finish()` in this process returns
+    before wandb's service process has necessarily written the last records (seen once, under heavy load)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        (found,) = offline_runs(directory)
+        if found.exit_code is not None or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def test_the_run_file_reader_joins_records_that_span_blocks(tmp_path: Path, wandb_env: None) -> None:
     """A record longer than one 32 KiB block is split into first/middle/last chunks by wandb-core itself."""
     import wandb
@@ -281,7 +293,7 @@ def test_the_run_file_reader_joins_records_that_span_blocks(tmp_path: Path, wand
         run.log({"step_value": step}, step=step)
     run.finish()
 
-    (found,) = offline_runs(tmp_path)
+    found = finished_run(tmp_path)
     assert found.summary["big"] == "x" * 100_000 and found.summary["small"] == 1
     assert [row["step_value"] for row in found.history] == [0, 1, 2]
     assert found.path.stat().st_size > 2 * BLOCK
