@@ -83,9 +83,11 @@ class ArtifactCache:
     this object, and nothing is stored.
     """
 
-    def __init__(self, root: Path | None, lock_timeout: float) -> None:
+    def __init__(self, root: Path | None, lock_timeout: float,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.root = root
         self.lock_timeout = lock_timeout
+        self.progress = progress
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     def fetch(self, kind: str, key: str, describe: dict[str, Any], build: Callable[[Path], None],
@@ -149,11 +151,15 @@ class ArtifactCache:
 
     @contextlib.contextmanager
     def _key_lock(self, final: Path) -> Iterator[None]:
-        from .lock import file_lock
+        from .lock import describe_holder, file_lock
 
         with self._writing(final.parent):
             final.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(final.with_name(final.name + ".lock"), self.lock_timeout, "cache lock",
+        lock = final.with_name(final.name + ".lock")
+        if self.progress is not None and _held_elsewhere(lock):  # a wait of minutes must not look like a hang
+            self.progress(f"waiting for {describe_holder(lock)}, which is building the cache entry {final} (up to "
+                          f"{self.lock_timeout:g} s, --prunebench-lock-timeout)")
+        with file_lock(lock, self.lock_timeout, "cache lock",
                        "another run is building this artifact: wait for it, or raise --prunebench-lock-timeout",
                        f"--prunebench-cache must name a writable directory (now {self.root})", CacheError):
             yield
@@ -243,6 +249,21 @@ def _write_manifest(directory: Path, describe: dict[str, Any]) -> None:
 def _entry(kind: str, path: Path) -> Entry:
     size = sum(member.stat().st_size for member in path.iterdir() if member.is_file() and not member.is_symlink())
     return Entry(kind, path.name, path, size, path.stat().st_mtime, read_describe(path), check_entry(path))
+
+
+def _held_elsewhere(lock: Path) -> bool:
+    """Whether another process holds `lock` right now (a free lock is taken and released at once)."""
+    from filelock import FileLock, Timeout
+
+    probe = FileLock(str(lock))
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:
+        return False  # the real acquisition reports it
+    probe.release()
+    return False
 
 
 def _alive(pid: int) -> bool:

@@ -133,8 +133,8 @@ class CaseRunner:
         from .lock import HostGate, default_gate_path, shares_host
 
         self.settings = settings
-        self.cache = ArtifactCache(None if settings.no_cache else settings.cache, settings.lock_timeout)
         self.progress: Progress = progress or (lambda _message: None)
+        self.cache = ArtifactCache(None if settings.no_cache else settings.cache, settings.lock_timeout, self.progress)
         self._datasets: dict[DataSpec, Dataset] = {}
         self._data_digests: dict[DataSpec, str] = {}
         self._dense: dict[tuple[str, DataSpec], _Dense] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -214,14 +215,18 @@ def test_a_cache_lock_held_by_a_live_process_names_the_lock_file_and_its_holder(
     proc = fetcher(tmp_path / "cache", tmp_path / "builds.log", 60.0)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "building"
+        messages: list[str] = []
         with pytest.raises(CacheError) as info:
-            ArtifactCache(tmp_path / "cache", 0.3).fetch("cases", KEY, {}, Counting(), read_a)
+            ArtifactCache(tmp_path / "cache", 0.3, messages.append).fetch("cases", KEY, {}, Counting(), read_a)
     finally:
         proc.kill()
         proc.communicate(timeout=10)
     lock = tmp_path / "cache" / "cases" / f"{KEY}.lock"
     assert str(info.value).startswith(f"cache lock {lock} is still held after 0.3 s by pid {proc.pid} on ")
     assert "--prunebench-lock-timeout" in str(info.value) and "\n" not in str(info.value)
+    assert len(messages) == 1 and messages[0].startswith(f"waiting for pid {proc.pid} on {socket.gethostname()} since ")
+    assert messages[0].endswith(f", which is building the cache entry {lock.with_suffix('')} (up to 0.3 s, "
+                                f"--prunebench-lock-timeout)")
     # Killed mid-build: the kernel freed the lock, the partial directory is cleared, the entry is built whole.
     cache = ArtifactCache(tmp_path / "cache", 5)
     assert cache.fetch("cases", KEY, {}, Counting(), read_a) == (b"artifact", False)
