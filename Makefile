@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 bench: $(STAMP)
 	$(BIN)/pytest bench_suites/ $(ARGS)
 
-# Two xdist workers: the suite takes ~8 min on 2 cores instead of ~11 (its cases share the device lock and host
+# Two xdist workers: the suite takes ~9 min on 2 cores (its cases share the device lock and host
 # gate like any other parallel run).
 test: $(STAMP)
 	$(BIN)/ruff check .
