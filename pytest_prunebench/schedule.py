@@ -476,7 +476,7 @@ class _Reader:
                 raise self.fail(f"{where}.{key}", f"{class_name} takes no argument {shown(key)} "
                                                   f"(it takes: {', '.join(sorted(accepted))})")
             numbers = value if isinstance(value, list) else [value]
-            if not numbers or not all(_finite(v) for v in numbers):
+            if not numbers or not all(finite_number(v) for v in numbers):
                 raise self.fail(f"{where}.{key}", f"must be a finite number or a list of them, got {shown(value)}")
             kwargs[key] = value
         missing = [key for key in sorted(accepted) if key not in kwargs
@@ -597,7 +597,7 @@ class _Reader:
         return result
 
     def number(self, value: Any, where: str) -> float:
-        if not _finite(value):
+        if not finite_number(value):
             raise self.fail(where, f"must be a finite number, got {shown(value)}")
         return float(value)
 
@@ -617,7 +617,7 @@ def _name(value: Any) -> str:
     return value if isinstance(value, str) else shown(value)
 
 
-def _finite(value: Any) -> bool:
+def finite_number(value: Any) -> bool:
     """A finite int or float (not a bool); an int too large for a float is not."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import PrunebenchWarning, SweepError, shown
-from .schedule import read_yaml
+from .schedule import finite_number, read_yaml
 
 if TYPE_CHECKING:
     from hypothesis import strategies as st
@@ -292,7 +292,7 @@ def _categorical(path: str, where: str, spec: Mapping[str, Any]) -> Parameter:
     if probabilities is None:
         return Parameter("", "categorical", tuple(values))
     if (not isinstance(probabilities, list) or len(probabilities) != len(values)
-            or not all(_is_number(p) and p >= 0 for p in probabilities)
+            or not all(finite_number(p) and p >= 0 for p in probabilities)
             or not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6)):
         raise SweepError(path, f"{where}.probabilities", "one non-negative number per value, summing to 1")
     return Parameter("", "categorical", tuple(values), probabilities=tuple(float(p) for p in probabilities))
@@ -302,7 +302,7 @@ def _check_domain(path: str, where: str, role: str, parameter: Parameter) -> Non
     """Every value a parameter can take must be a valid setting: sparsity in [0, 1), a known kind, ..."""
     values = parameter.values or parameter.grid_values() or (parameter.low, parameter.high)
     if role == "sparsity":
-        bad = [v for v in values if not _is_number(v) or not 0 <= v < 1]
+        bad = [v for v in values if not finite_number(v) or not 0 <= v < 1]
         hint = "sparsity is a fraction in [0, 1)"
     elif role == "kind":
         bad, hint = [v for v in values if v not in KINDS], f"use {' or '.join(KINDS)}"
@@ -312,7 +312,7 @@ def _check_domain(path: str, where: str, role: str, parameter: Parameter) -> Non
         bad = [v for v in values if not _is_int(v) or v < 0]
         hint = "epochs is a whole number, 0 or more"
     elif role == "lr":
-        bad = [v for v in values if not _is_number(v) or not 0 < v < math.inf]
+        bad = [v for v in values if not finite_number(v) or not 0 < v < math.inf]
         hint = "lr is a number above 0"
     else:
         _check_model(path, where, parameter)
@@ -421,17 +421,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    """A finite int or float (not a bool); an int too large for a float is not."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
 def _number(path: str, where: str, value: Any) -> float:
-    if not _is_number(value):
+    if not finite_number(value):
         raise SweepError(path, where, f"{shown(value)} is not a number")
     return float(value)
