@@ -151,12 +151,12 @@ class ArtifactCache:
 
     @contextlib.contextmanager
     def _key_lock(self, final: Path) -> Iterator[None]:
-        from .lock import describe_holder, file_lock
+        from .lock import describe_holder, file_lock, held_elsewhere
 
         with self._writing(final.parent):
             final.parent.mkdir(parents=True, exist_ok=True)
         lock = final.with_name(final.name + ".lock")
-        if self.progress is not None and _held_elsewhere(lock):  # a wait of minutes must not look like a hang
+        if self.progress is not None and held_elsewhere(lock):  # a wait of minutes must not look like a hang
             self.progress(f"waiting for {describe_holder(lock)}, which is building the cache entry {final} (up to "
                           f"{self.lock_timeout:g} s, --prunebench-lock-timeout)")
         with file_lock(lock, self.lock_timeout, "cache lock",
@@ -204,6 +204,13 @@ class ArtifactCache:
                         found.append(path)
         return found
 
+    def clear_leftovers(self) -> list[Path]:
+        """Remove the partial directories of builders that died; returns them."""
+        found = self.leftovers()
+        for path in found:
+            self._remove(path)
+        return found
+
     def remove(self, entry: Entry) -> None:
         """Delete one entry under its key lock (never while another process builds or reads it)."""
         with self._key_lock(entry.path):
@@ -249,21 +256,6 @@ def _write_manifest(directory: Path, describe: dict[str, Any]) -> None:
 def _entry(kind: str, path: Path) -> Entry:
     size = sum(member.stat().st_size for member in path.iterdir() if member.is_file() and not member.is_symlink())
     return Entry(kind, path.name, path, size, path.stat().st_mtime, read_describe(path), check_entry(path))
-
-
-def _held_elsewhere(lock: Path) -> bool:
-    """Whether another process holds `lock` right now (a free lock is taken and released at once)."""
-    from filelock import FileLock, Timeout
-
-    probe = FileLock(str(lock))
-    try:
-        probe.acquire(timeout=0)
-    except Timeout:
-        return True
-    except OSError:
-        return False  # the real acquisition reports it
-    probe.release()
-    return False
 
 
 def _alive(pid: int) -> bool:

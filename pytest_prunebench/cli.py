@@ -144,7 +144,6 @@ def _cache_ls(args: argparse.Namespace) -> int:
 
 def _cache_prune(args: argparse.Namespace) -> int:
     """Damaged entries and leftovers always; healthy ones with --all, --older-than or --kind."""
-    import shutil
     import time
 
     from .cache import KINDS
@@ -162,8 +161,7 @@ def _cache_prune(args: argparse.Namespace) -> int:
             freed, removed = freed + entry.bytes, removed + 1
             print(f"removed {entry.kind}/{entry.key} ({_size(entry.bytes)}"
                   + (f", damaged: {entry.problem})" if entry.problem else ")"))
-    for path in cache.leftovers():
-        shutil.rmtree(path, ignore_errors=True)
+    for path in cache.clear_leftovers():
         print(f"removed leftover {path}")
     kinds = args.kind or ", ".join(KINDS)
     print(f"{removed} entr{'y' if removed == 1 else 'ies'} ({kinds}) removed, {_size(freed)} freed in {cache.root}")

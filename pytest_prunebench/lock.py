@@ -34,6 +34,22 @@ def _shared_lock(path: Path) -> object:
         return _locks[key]
 
 
+def held_elsewhere(path: Path) -> bool:
+    """Whether another process holds the file lock at `path` right now (a free lock is taken and released at once;
+    through this process's one instance per path, so a lock this process holds counts as free)."""
+    from filelock import Timeout
+
+    lock = _shared_lock(path)
+    try:
+        lock.acquire(timeout=0)  # type: ignore[attr-defined]
+    except Timeout:
+        return True
+    except OSError:
+        return False  # the real acquisition reports it
+    lock.release()  # type: ignore[attr-defined]
+    return False
+
+
 @contextmanager
 def _held(open_lock: Callable[[], Any], acquire: str, timeout: float, busy: Callable[[], str],
           unusable: Callable[[OSError], str], error: type[PrunebenchError] = DeviceError) -> Iterator[None]:
