@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, SCHEDULE_SUITE, write_schedules
+from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, SCHEDULE_SUITE, seed_baselines, write_schedules
 
 from pytest_prunebench.cache import ArtifactCache
 
@@ -32,9 +31,7 @@ FAST = FILTERS_SCHEDULE + "prunebench:\n  epochs: 0\n"
 def project(tmp_path: Path, shared_cache: Path) -> Path:
     """A project with the suite, and an own cache that starts with the session's trained baselines."""
     (tmp_path / "test_suite.py").write_text(SCHEDULE_SUITE, encoding="utf-8")
-    if (shared_cache / "baselines").is_dir():
-        shutil.copytree(shared_cache / "baselines", tmp_path / "cache" / "baselines",
-                        ignore=shutil.ignore_patterns(".partial-*", "*.lock", "*.holder"))
+    seed_baselines(shared_cache, tmp_path / "cache")
     return tmp_path
 
 

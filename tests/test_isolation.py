@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny import FILTERS_SCHEDULE, SCHEDULE_SUITE, write_schedules
+from tiny import FILTERS_SCHEDULE, SCHEDULE_SUITE, seed_baselines, write_schedules
 
 SECRETS = {"WANDB_API_KEY": "wandb-key-0f1e2d3c4b5a69788796a5b4c3d2e1f0aa55", "MY_SERVICE_TOKEN": "tok-7Hq2Zr9Lp4"}
 
@@ -30,9 +30,7 @@ def test_a_case_runs_without_network_and_writes_no_secret(tmp_path: Path, shared
                f"--prunebench-cache={tmp_path / 'cache'}", "--prunebench-artifacts=artifacts",
                "--benchmark-json=out.json", "--wandb-project=isolated", "--wandb-log-model",
                "--prunebench-report=report", "-p", "no:cacheprovider"]
-    if (shared_cache / "baselines").is_dir():  # the session's trained baseline: no training in this test
-        shutil.copytree(shared_cache / "baselines", tmp_path / "cache" / "baselines",
-                        ignore=shutil.ignore_patterns(".partial-*", "*.lock", "*.holder"))
+    seed_baselines(shared_cache, tmp_path / "cache")  # the session's trained baseline: no training in this test
     result = subprocess.run(["unshare", "-rn", *command], cwd=tmp_path, env=environment, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

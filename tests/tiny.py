@@ -50,6 +50,15 @@ prunebench:
 """
 
 
+def seed_baselines(shared_cache: Path, cache: Path) -> None:
+    """Give a run's own cache the session's trained baselines (entries only: no locks, no partial builds)."""
+    import shutil
+
+    if (shared_cache / "baselines").is_dir():
+        shutil.copytree(shared_cache / "baselines", cache / "baselines",
+                        ignore=shutil.ignore_patterns(".partial-*", "*.lock", "*.holder"))
+
+
 def write_schedules(root: Path, **schedules: str) -> Path:
     folder = root / "schedules"
     folder.mkdir(exist_ok=True)
