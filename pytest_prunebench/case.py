@@ -123,6 +123,7 @@ class _Dense:
     collapse_reason: str | None  # a dense model at chance: its pruned cases cannot collapse "because of" pruning
     layers_path: str  # its per-layer device times ("" without counters)
     key: str  # its artifact cache key: part of every pruned model's key
+    compiled: Any  # compiled for latency once per process: every case times it again, interleaved
 
 
 class CaseRunner:
@@ -181,9 +182,11 @@ class CaseRunner:
         """Train (or load from the cache) the dense baseline, export and measure it once per process."""
         key = (model_name, spec)
         if key not in self._dense:
+            from . import device
             from .baseline import baseline_key, load_or_train_baseline
+            from .lock import cpu_work
             from .models import count_macs, count_params, count_weights
-            from .training import EvalResult, share_cpus_with_workers
+            from .training import share_cpus_with_workers
 
             share_cpus_with_workers(self.settings.xdist_workers)
             data = self.dataset(spec)
@@ -194,8 +197,7 @@ class CaseRunner:
             _place(onnx, onnx_path)
             measurement = self._measure(onnx_path, data)
             # The exported model as compiled, over the whole test set: what a collapse is judged on.
-            deployed = EvalResult(measurement.top1, measurement.top5, math.nan, measurement.distinct_predictions)
-            collapse_reason = deployed.collapse_reason(data.num_classes)
+            collapse_reason = _deployed_eval(measurement).collapse_reason(data.num_classes)
             if collapse_reason:
                 warnings.warn(f"dense {model_name} on {spec.label} is itself collapsed: {collapse_reason}. Its "
                               f"cases are not checked for collapse; train a longer baseline "
@@ -203,9 +205,11 @@ class CaseRunner:
             layers_path = _write_layer_profile(model, onnx_path, measurement)
             self.progress(f"dense {model_name} on {self.settings.device}: top1 {measurement.top1:.2f}%, "
                           f"latency {measurement.median_ms:.3f} ms")
+            with cpu_work():
+                compiled = device.compile_for_latency(onnx_path, self.settings.device, self.settings.precision)
             self._dense[key] = _Dense(model, onnx_path, measurement.top1, count_params(model),
                                       count_weights(model), count_macs(model), collapse_reason,
-                                      str(layers_path.resolve()) if layers_path else "", cache_key)
+                                      str(layers_path.resolve()) if layers_path else "", cache_key, compiled)
         return self._dense[key]
 
     def data_digest(self, spec: DataSpec) -> str:
@@ -215,7 +219,7 @@ class CaseRunner:
             self._data_digests[spec] = dataset_digest(self.dataset(spec))
         return self._data_digests[spec]
 
-    def _measure(self, onnx_path: Path, data: Dataset, reference: Path | None = None) -> Any:
+    def _measure(self, onnx_path: Path, data: Dataset, reference: Any = None) -> Any:
         from . import device
         from .lock import exclusive_measurement
 
@@ -276,10 +280,13 @@ class CaseRunner:
         laps.lap("artifacts")
         self.progress(f"{name}: measuring on {self.settings.device} ({self.settings.rounds} rounds, dense "
                       f"interleaved)")
-        measurement = self._measure(onnx_path, data, reference=dense.onnx_path)
-        laps.lap("measure")
+        measurement = self._measure(onnx_path, data, reference=dense.compiled)
+        laps.lap("measure", measurement.seconds)
+        if pruned.eval is None:  # 0 epochs: the deployed model is the pruned one, already evaluated on the device
+            pruned = replace(pruned, eval=_deployed_eval(measurement))
         model = pruned.model
         layers_path = _write_layer_profile(model, onnx_path, measurement)
+        laps.lap("layers")
         collapse_reason = None if dense.collapse_reason else pruned.eval.collapse_reason(data.num_classes)
         result = self._result(name, schedule, model, dense, epochs, pruned, measurement, onnx_path, onnx_bytes,
                               spec.label, model_name, collapse_reason, laps.seconds)
@@ -330,14 +337,15 @@ class CaseRunner:
             export_onnx(model, directory / CASE_ONNX)
             save_model(model, directory / CASE_MODEL)
             structures = structures_document(list(masks), {p.name: p.ranker for p in schedule.pruners})
-            document = {"pruned_eval": asdict(eval_), "history": list(history), "structures": structures}
+            document = {"pruned_eval": eval_ and asdict(eval_), "history": list(history), "structures": structures}
             (directory / CASE_DOCUMENT).write_text(json.dumps(document), encoding="utf-8")
             laps.lap("export")
 
         def load(directory: Path) -> _Pruned:
             document = json.loads((directory / CASE_DOCUMENT).read_text(encoding="utf-8"))
             model = load_model(build_model(model_name, data.num_classes), directory / CASE_MODEL)
-            return _Pruned(EvalResult(**document["pruned_eval"]), tuple(document["history"]),
+            pruned_eval = document["pruned_eval"] and EvalResult(**document["pruned_eval"])
+            return _Pruned(pruned_eval, tuple(document["history"]),
                            document["structures"], model, (directory / CASE_ONNX).read_bytes())
 
         key = self.case_key(schedule, dense.key, epochs, stop_on_collapse)
@@ -350,13 +358,14 @@ class CaseRunner:
 
     def _prune_and_retrain(self, model: Any, schedule: Schedule, data: Dataset, epochs: int, stop_on_collapse: bool,
                            name: str) -> tuple[Any, tuple[dict[str, float], ...], tuple[Any, ...]]:
-        """(evaluation right after pruning, retraining history, masks in firing order)."""
+        """(evaluation right after pruning, retraining history, masks in firing order). With 0 epochs the
+        evaluation is None: the exported model is the pruned one, and its measurement on the device evaluates it
+        (a torch pass over the test set would double the accuracy work of a rapid-pruning case)."""
         from .pruning import prune_to_final
         from .training import TrainConfig, evaluate, retrain
 
         if epochs == 0:
-            masks = prune_to_final(model, schedule)
-            return evaluate(model, data.test_x, data.test_y), (), tuple(masks)
+            return None, (), tuple(prune_to_final(model, schedule))
         config = TrainConfig(epochs=epochs, lr=schedule.lr or self.settings.lr, seed=self.settings.seed,
                              stop_on_collapse=stop_on_collapse)
         outcome = retrain(model, schedule, data, config, lambda m: self.progress(f"{name}: {m}"))
@@ -407,9 +416,16 @@ def _place(content: bytes, target: Path) -> int:
     return len(content)
 
 
+def _deployed_eval(measurement: Any) -> Any:
+    """The exported model as compiled, over the whole test set, as a training.EvalResult (no loss)."""
+    from .training import EvalResult
+
+    return EvalResult(measurement.top1, measurement.top5, math.nan, measurement.distinct_predictions)
+
+
 @dataclass(frozen=True)
 class _Pruned:
-    eval: Any  # training.EvalResult right after pruning, before any retraining
+    eval: Any  # training.EvalResult right after pruning, before retraining; None: the measurement's (0 epochs)
     history: tuple[dict[str, float], ...]
     structures: dict[str, Any]  # pruning.structures_document: per pruned conv, scores and removed structures
     model: Any  # the thinned, retrained model
@@ -424,7 +440,9 @@ class _Laps:
         self.seconds: dict[str, float] = {}
         self._clock = time.perf_counter()
 
-    def lap(self, stage: str) -> None:
+    def lap(self, stage: str, parts: dict[str, float] | None = None) -> None:
+        """The time since the last lap; `parts` (a breakdown of this stage) are kept as `stage.part`."""
         now = time.perf_counter()
         self.seconds[stage] = round(now - self._clock, 3)
+        self.seconds.update({f"{stage}.{part}": round(seconds, 3) for part, seconds in (parts or {}).items()})
         self._clock = now

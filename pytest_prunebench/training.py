@@ -151,7 +151,7 @@ def train_dense(model: nn.Module, data: Dataset, config: TrainConfig, progress: 
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
 
     cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    result = evaluate(model, data.test_x, data.test_y)
+    result = evaluate(model, data.test_x, data.test_y) if config.epochs == 0 else None
     for epoch in range(config.epochs):
         started = time.perf_counter()
         loss = train_epoch(model, data, optimizer, config, epoch, after_step=cosine.step)
