@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from contextvars import ContextVar
 from pathlib import Path
-from threading import Lock
+from threading import Lock, Thread
 from typing import Any
 
 from .errors import DeviceError, PrunebenchError
 
 _registry_guard = Lock()
 _locks: dict[str, object] = {}
+_background: list[Thread] = []
 
 
 def default_lock_path(device: str) -> Path:
@@ -189,7 +190,10 @@ class HostGate:
 def exclusive_measurement(device: str, lock_path: Path | None, timeout: float,
                           gate: HostGate | None) -> Iterator[None]:
     """What every measurement holds: the device's lock (`lock_path`, else the default one) and, when given,
-    the host gate exclusively, so no other process's gated CPU work runs during the window."""
+    the host gate exclusively, so no other process's gated CPU work runs during the window. This process's own
+    background work finishes first."""
+    for thread in _background:
+        thread.join()
     with device_lock(lock_path or default_lock_path(device), timeout):
         if gate is None:
             yield
@@ -225,3 +229,17 @@ def cpu_work() -> Iterator[None]:
         return
     with gate.work():
         yield
+
+
+def in_background(work: Callable[[], None], name: str) -> None:
+    """Run `work` (start-up work that would otherwise add to a run's wall time: imports, a service start) in a
+    daemon thread. Every later measurement of this process waits for it to end; its failure is ignored, since
+    whoever needs the result does the work again in the foreground and reports any error there."""
+
+    def guarded() -> None:
+        with suppress(Exception):  # see the docstring: the foreground repeats the work and reports its errors
+            work()
+
+    thread = Thread(target=guarded, name=f"prunebench-{name}", daemon=True)
+    _background.append(thread)
+    thread.start()

@@ -53,6 +53,7 @@ class PrunebenchSession:
     gate_report: GateReport | None = None
     _cases_per_node: dict[str, int] = field(default_factory=dict)
     _spool: Path | None = None  # on the controller of an xdist run: see spool_dir
+    _tracking_warmed: bool = False  # wandb imported and started in the background (see _warm_up_tracking)
 
     # -- start ------------------------------------------------------------------------------------------------
 
@@ -150,6 +151,8 @@ class PrunebenchSession:
     def run_case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None,
                  on_collapse: str = "fail") -> CaseResult:
         """Run one case for a test, record it, then check collapse and the schedule's declarative thresholds."""
+        if self.tracking and not self._tracking_warmed:
+            self._warm_up_tracking()
         try:
             loaded = schedule if isinstance(schedule, Schedule) else load_schedule(schedule)
             suffix = self._record_suffix(node, loaded, name)
@@ -216,6 +219,15 @@ class PrunebenchSession:
                 self.progress(f"{node.name}: {len(results)} drawn case(s); best {sweep.metric} {scores[best]:g} "
                               f"({best})")
         return list(results.values())
+
+    def _warm_up_tracking(self) -> None:
+        """wandb's import and service start (2.4 s here) overlap the first case's data loading and training; the
+        case's measurements wait for them (lock.in_background)."""
+        from . import tracking
+        from .lock import in_background
+
+        self._tracking_warmed = True
+        in_background(tracking.warm_up, "wandb-warm-up")
 
     def _track(self, node: pytest.Item, result: CaseResult, passed: bool) -> None:
         """One W&B run for the case. Any W&B failure is a warning: the record above is already written."""

@@ -74,6 +74,13 @@ def history_rows(history: tuple[Mapping[str, float], ...]) -> list[dict[str, flo
              "retrain/lr": float(row["lr"])} for row in history]
 
 
+def warm_up() -> None:
+    """Import wandb and start its service ahead of the first run: 1.5 s and 0.9 s here, paid once per process."""
+    import wandb
+
+    wandb.setup(quiet_settings())
+
+
 def quiet_settings() -> Any:
     """No stdout redirection, no system monitor (it polls cloud metadata URLs), no git or code capture."""
     import wandb

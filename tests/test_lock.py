@@ -23,7 +23,9 @@ from pytest_prunebench.lock import (
     default_gate_path,
     default_lock_path,
     device_lock,
+    exclusive_measurement,
     gate_host_work,
+    in_background,
     shares_host,
     worker_threads,
 )
@@ -397,3 +399,20 @@ def test_a_measurement_pauses_running_work_and_work_resumes_after(tmp_path: Path
     assert overlapping(sections, window) == []
     assert any(end <= window[0] for _start, end in sections), "no section ran before the measurement"
     assert any(start >= window[1] for start, _end in sections), "no section ran after the measurement"
+
+
+def test_a_measurement_waits_for_this_process_s_background_work(tmp_path: Path) -> None:
+    finished: list[str] = []
+
+    def slow() -> None:
+        time.sleep(0.3)
+        finished.append("slow")
+
+    def failing() -> None:
+        raise RuntimeError("a warm-up that fails is left to the foreground")
+
+    in_background(failing, "failing")
+    in_background(slow, "slow")
+    assert finished == []  # it runs while the caller goes on
+    with exclusive_measurement("CPU", tmp_path / "device.lock", timeout=5, gate=None):
+        assert finished == ["slow"]
