@@ -75,6 +75,8 @@ def test_schedule_suite_records_every_case_for_pytest_benchmark(pytester: pytest
         assert record["stats"]["rounds"] == 20 and len(record["stats"]["data"]) == 20
         assert 0 < record["stats"]["median"] < 1, "latency samples are in seconds"
         assert info["device"] == "CPU" and info["dataset"] == "synthetic" and info["epochs"] == 0
+        assert info["top1_pruned"] == info["top1"], "0 epochs: the exported model is the pruned one"
+        assert info["seconds.measure"] >= info["seconds.measure.accuracy"] + info["seconds.measure.latency"] > 0
         assert info["macs_dense"] == RESNET20_MACS
         onnx.checker.check_model(info["onnx_path"], full_check=True)
         assert Path(info["onnx_path"]).stat().st_size == info["onnx_bytes"]
