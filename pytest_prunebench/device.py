@@ -175,23 +175,29 @@ def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray
     timed = [latency_model]
     if reference is not None:
         timed.append(reference)
-    profiler = Profiler.compile(model, device, precision)
     lap("compile")
-    samples = _interleaved_latency(timed, images[:1], rounds, warmup, profiler)
+    samples = _interleaved_latency(timed, images[:1], rounds, warmup)
     lap("latency")
+    profiler = Profiler.compile(model, device, precision)  # not before: its threads would share the timed rounds
+    if profiler is not None:
+        profiler.run(images[:1], profiled_rounds(rounds))
+    lap("profile")
     return DeviceMeasurement(device, _precision_of(latency_model), samples[0], fps, top1, top5,
                              (started, time.time()), samples[1] if reference is not None else (),
                              profiler.result() if profiler else None, len(np.unique(top[:, 0])), laps)
 
 
-PROFILED_PER_BLOCK = 2  # profiled inferences per block of 10 timed ones: 40 for the default 200 rounds
+def profiled_rounds(rounds: int) -> int:
+    """Profiled inferences for `rounds` timed ones: 40 for the default 200."""
+    return max(2, rounds // 5)
 
 
 class Profiler:
     """Performance counters from a second compile of the model (PERF_COUNT on), in inferences of their own.
 
-    Its rounds run between the timed blocks (so they share the window's drift) but are never timed: counters
-    add work to every inference.
+    Its rounds run right after the timed ones, in the same measurement window, and are never timed: counters add
+    work to every inference. Run between the timed blocks (as they first were), they and the profiled model's
+    threads slowed the timed inferences by ~5% against benchmark_app (benchmarks/harness.py, P2).
     """
 
     def __init__(self, compiled: Any) -> None:
@@ -213,11 +219,14 @@ class Profiler:
         except RuntimeError:
             return None
 
-    def warm_up(self, sample: np.ndarray) -> None:
+    def run(self, sample: np.ndarray, rounds: int) -> None:
+        """One untimed warm-up inference, then `rounds` profiled ones."""
         self._request.set_input_tensor(openvino().Tensor(sample))
         self._request.infer()
+        for _ in range(rounds):
+            self._step()
 
-    def step(self) -> None:
+    def _step(self) -> None:
         self._request.infer()
         wall = self._request.latency / 1000.0  # as the timed samples are measured (see _interleaved_latency)
         executed = [p for p in self._request.get_profiling_info() if str(p.status).endswith("EXECUTED")]
@@ -239,10 +248,13 @@ class Profiler:
 
 def profile(model: Any, device: str, precision: str | None, sample: np.ndarray,
             rounds: int) -> tuple[float, DeviceCounters | None]:
-    """`rounds` timed inferences with profiled ones between them: (end-to-end median ms, counters)."""
+    """`rounds` timed inferences, then profiled ones: (end-to-end median ms, counters)."""
+    (samples,) = _interleaved_latency([_compile(model, device, "LATENCY", precision)], sample, rounds, 10)
     profiler = Profiler.compile(model, device, precision)
-    (samples,) = _interleaved_latency([_compile(model, device, "LATENCY", precision)], sample, rounds, 10, profiler)
-    return float(np.median(samples) * 1000.0), profiler.result() if profiler else None
+    if profiler is None:
+        return float(np.median(samples) * 1000.0), None
+    profiler.run(sample, profiled_rounds(rounds))
+    return float(np.median(samples) * 1000.0), profiler.result()
 
 
 def _original_layers(compiled: Any) -> dict[str, tuple[str, ...]]:
@@ -298,9 +310,8 @@ def _infer_all(compiled: Any, images: np.ndarray, batch: int) -> tuple[np.ndarra
 
 
 def _interleaved_latency(models: list[Any], sample: np.ndarray, rounds: int, warmup: int,
-                         profiler: Profiler | None = None, block: int = 10) -> list[tuple[float, ...]]:
-    """`rounds` synchronous inferences per model, in blocks of `block` whose order alternates (AB, BA, ...);
-    after each round of blocks, `PROFILED_PER_BLOCK` untimed inferences of the profiler.
+                         block: int = 10) -> list[tuple[float, ...]]:
+    """`rounds` synchronous inferences per model, in blocks of `block` whose order alternates (AB, BA, ...).
 
     A sample is the request's own `latency`, timed by the runtime around the inference as `benchmark_app` times it,
     on an input set once: timing `infer({0: sample})` from Python adds its argument handling and result copies
@@ -311,8 +322,6 @@ def _interleaved_latency(models: list[Any], sample: np.ndarray, rounds: int, war
         request.set_input_tensor(openvino().Tensor(sample))
         for _ in range(warmup):
             request.infer()
-    if profiler is not None:
-        profiler.warm_up(sample)
     samples: list[list[float]] = [[] for _ in models]
     for index, start in enumerate(range(0, rounds, block)):
         order = range(len(requests)) if index % 2 == 0 else reversed(range(len(requests)))
@@ -321,6 +330,4 @@ def _interleaved_latency(models: list[Any], sample: np.ndarray, rounds: int, war
             for _ in range(min(block, rounds - start)):
                 request.infer()
                 samples[which].append(request.latency / 1000.0)
-        for _ in range(PROFILED_PER_BLOCK if profiler is not None else 0):
-            profiler.step()  # type: ignore[union-attr]
     return [tuple(s) for s in samples]
