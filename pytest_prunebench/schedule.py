@@ -18,20 +18,32 @@ from typing import Any, Literal
 
 from .errors import ScheduleError, shown
 
-PrunerKind = Literal["filters", "channels"]
+PrunerKind = Literal["filters", "channels", "rows", "elements"]
 Ranker = Literal["l1", "l2"]
 
-SUPPORTED_PRUNERS: dict[str, Ranker] = {
-    "L1RankedStructureParameterPruner": "l1",
-    "L2RankedStructureParameterPruner": "l2",
+
+@dataclass(frozen=True)
+class PrunerClass:
+    """What one Distiller pruner class does here: how it scores, what it removes, how its target moves."""
+
+    ranker: str  # l1, l2 (structure norms), magnitude (element |w|)
+    agp: bool = False  # initial_sparsity -> final_sparsity on Distiller's cubic AGP schedule
+    elements: bool = False  # fine-grained: element masks, kept through retraining, never thinned
+
+
+# Classes are compared by name only: a class named in a schedule is never imported.
+PRUNER_CLASSES: dict[str, PrunerClass] = {
+    "L1RankedStructureParameterPruner": PrunerClass("l1"),
+    "L2RankedStructureParameterPruner": PrunerClass("l2"),
+    "L1RankedStructureParameterPruner_AGP": PrunerClass("l1", agp=True),
+    "L2RankedStructureParameterPruner_AGP": PrunerClass("l2", agp=True),
+    "AutomatedGradualPruner": PrunerClass("magnitude", agp=True, elements=True),
+    "SparsityLevelParameterPruner": PrunerClass("magnitude", elements=True),
 }
+SUPPORTED_PRUNERS = tuple(PRUNER_CLASSES)
 # Distiller classes a later issue may add: named so the refusal says "not supported yet", not "unknown".
 KNOWN_UNSUPPORTED_PRUNERS = frozenset(
     {
-        "L1RankedStructureParameterPruner_AGP",
-        "L2RankedStructureParameterPruner_AGP",
-        "AutomatedGradualPruner",
-        "SparsityLevelParameterPruner",
         "ActivationAPoZRankedFilterPruner",
         "ActivationAPoZRankedFilterPruner_AGP",
         "ActivationMeanRankedFilterPruner",
@@ -46,8 +58,10 @@ KNOWN_UNSUPPORTED_PRUNERS = frozenset(
         "BernoulliFilterPruner_AGP",
     }
 )
-GROUP_TYPES: dict[str, PrunerKind] = {"Filters": "filters", "Channels": "channels"}
-KNOWN_UNSUPPORTED_GROUP_TYPES = frozenset({"Rows", "Cols", "Kernels", "Blocks", "3D", "2D", "4D", "Channels_Filters"})
+# Distiller's `Rows` of a 2D weight are the columns of torch's (out, in) matrix: the fc's input features
+# (ranked_structures_pruner.rank_and_prune_rows), never its outputs (the classes).
+GROUP_TYPES: dict[str, PrunerKind] = {"Filters": "filters", "Channels": "channels", "Rows": "rows"}
+KNOWN_UNSUPPORTED_GROUP_TYPES = frozenset({"Cols", "Kernels", "Blocks", "3D", "2D", "4D", "Channels_Filters"})
 THINNING_CLASSES = frozenset({"FilterRemover", "ChannelRemover", "StructureRemover"})
 THINNING_FUNCS = frozenset({"remove_filters", "remove_channels"})
 # torch.optim.lr_scheduler classes whose arguments are plain numbers; anything that takes code is refused.
@@ -101,6 +115,24 @@ class Window:
         span = self.ending_epoch - 1 - self.starting_epoch
         return self.starting_epoch + (span // self.frequency) * self.frequency
 
+    def agp_span(self) -> int | None:
+        """Distiller's AGP span: from the first firing to the last, ((end - start - 1) // freq) * freq; None
+        for a window AGP cannot follow (an epoch list, open-ended, or one firing only)."""
+        if self.epochs is not None or self.ending_epoch is None:
+            return None
+        span = ((self.ending_epoch - self.starting_epoch - 1) // self.frequency) * self.frequency
+        return span if span > 0 else None
+
+
+def agp_target(initial: float, final: float, window: Window, epoch: int) -> float:
+    """Distiller's cubic AGP target at `epoch`: final + (initial - final) * (1 - (epoch - start) / span)^3,
+    held at `initial` before the window and at `final` after it."""
+    span = window.agp_span()
+    if span is None:
+        raise ValueError(f"AGP needs starting_epoch, ending_epoch and a span > 0, got {window}")
+    progress = min(max((epoch - window.starting_epoch) / span, 0.0), 1.0)
+    return final + (initial - final) * (1.0 - progress) ** 3
+
 
 @dataclass(frozen=True)
 class PrunerSpec:
@@ -111,6 +143,23 @@ class PrunerSpec:
     desired_sparsity: float
     layers: tuple[str, ...]  # module names, without Distiller's `module.` prefix and `.weight` suffix
     leader: bool = False
+    # AGP pruners: the target of their first firing (desired_sparsity is their final target).
+    initial_sparsity: float | None = None
+    # SparsityLevelParameterPruner: one level per layer (desired_sparsity is the highest).
+    levels: tuple[float, ...] = ()
+
+    @property
+    def agp(self) -> bool:
+        return self.initial_sparsity is not None
+
+    def level(self, layer: str, target: float) -> float:
+        """This layer's share of a firing whose pruner-wide target is `target`."""
+        return self.levels[self.layers.index(layer)] if self.levels else target
+
+
+# Fields added after records were first named: left out of hashes at their defaults, so a schedule that does not
+# use them keeps its hash (generated cases are named by it) and its artifact-cache key.
+_LATER_PRUNER_FIELDS = {"initial_sparsity": None, "levels": ()}
 
 
 @dataclass(frozen=True)
@@ -198,9 +247,18 @@ class Schedule:
         return [f"{p.name}: {p.kind} {p.ranker} {p.desired_sparsity:g} ({', '.join(p.layers)})"
                 for p in self.pruners if p.desired_sparsity > 0]
 
+    def content(self) -> dict[str, Any]:
+        """`asdict`, without fields added later that hold their defaults (see _LATER_PRUNER_FIELDS)."""
+        content = asdict(self)
+        for pruner in content["pruners"]:
+            for key, default in _LATER_PRUNER_FIELDS.items():
+                if pruner[key] == default:
+                    pruner.pop(key)
+        return content
+
     def semantic_hash(self) -> str:
         """A hash of what the schedule does: not its file name, path, comments or warnings."""
-        content = asdict(self)
+        content = self.content()
         for key in ("name", "path", "warnings"):
             content.pop(key)
         text = json.dumps(content, sort_keys=True, default=str)
@@ -395,30 +453,56 @@ class _Reader:
         if _one_of(class_name, KNOWN_UNSUPPORTED_PRUNERS):
             raise self.fail(f"{where}.class", f"{class_name} is not supported yet by pytest-prunebench "
                                               f"(supported: {', '.join(SUPPORTED_PRUNERS)})")
-        if not _one_of(class_name, SUPPORTED_PRUNERS):
+        if not _one_of(class_name, PRUNER_CLASSES):
             raise self.fail(f"{where}.class", f"unknown pruner class {shown(class_name)} "
                                               f"(supported: {', '.join(SUPPORTED_PRUNERS)})")
-        allowed = {"class", "group_type", "desired_sparsity", "weights", "group_dependency"}
+        cls = PRUNER_CLASSES[class_name]
+        targets = ("initial_sparsity", "final_sparsity") if cls.agp else ("desired_sparsity",)
+        allowed = {"class", "weights", *targets} | ({"group_type", "group_dependency"} if not cls.elements else set())
+        if class_name == "SparsityLevelParameterPruner":
+            allowed = {"class", "levels"}
         extra = sorted(set(spec) - allowed)
         if extra:
             raise self.fail(f"{where}.{extra[0]}", f"unknown key for {class_name} (allowed: {sorted(allowed)})")
-        group_type = spec.get("group_type")
-        if _one_of(group_type, KNOWN_UNSUPPORTED_GROUP_TYPES):
-            raise self.fail(f"{where}.group_type", f"{group_type!r} is not supported yet (use Filters or Channels)")
-        if not _one_of(group_type, GROUP_TYPES):
-            raise self.fail(f"{where}.group_type", f"must be Filters or Channels, got {shown(group_type)}")
+        if class_name == "SparsityLevelParameterPruner":
+            return self.level_pruner(name, class_name, spec.get("levels"), f"{where}.levels")
+        kind: PrunerKind = "elements" if cls.elements else self.group_type(spec.get("group_type"), where)
         dependency = spec.get("group_dependency")
         if dependency not in (None, "Leader"):
             raise self.fail(f"{where}.group_dependency", f"only `Leader` is supported, got {shown(dependency)}")
-        return PrunerSpec(
-            name=name,
-            class_name=class_name,
-            kind=GROUP_TYPES[group_type],
-            ranker=SUPPORTED_PRUNERS[class_name],
-            desired_sparsity=self.sparsity(spec.get("desired_sparsity"), f"{where}.desired_sparsity"),
-            layers=self.layer_names(spec.get("weights"), f"{where}.weights"),
-            leader=dependency == "Leader",
-        )
+        initial = None
+        if cls.agp:
+            initial = self.sparsity(spec.get("initial_sparsity"), f"{where}.initial_sparsity")
+            final = self.sparsity(spec.get("final_sparsity"), f"{where}.final_sparsity")
+            if initial > final:
+                raise self.fail(f"{where}.initial_sparsity", f"{initial:g} is above final_sparsity {final:g}: AGP "
+                                                             f"only ever raises the sparsity")
+        else:
+            final = self.sparsity(spec.get("desired_sparsity"), f"{where}.desired_sparsity")
+        return PrunerSpec(name=name, class_name=class_name, kind=kind, ranker=cls.ranker, desired_sparsity=final,
+                          layers=self.layer_names(spec.get("weights"), f"{where}.weights"),
+                          leader=dependency == "Leader", initial_sparsity=initial)
+
+    def group_type(self, group_type: Any, where: str) -> PrunerKind:
+        if _one_of(group_type, KNOWN_UNSUPPORTED_GROUP_TYPES):
+            raise self.fail(f"{where}.group_type", f"{group_type!r} is not supported yet (use Filters, Channels "
+                                                   f"or Rows)")
+        if not _one_of(group_type, GROUP_TYPES):
+            raise self.fail(f"{where}.group_type", f"must be Filters, Channels or Rows, got {shown(group_type)}")
+        return GROUP_TYPES[group_type]
+
+    def level_pruner(self, name: str, class_name: str, levels: Any, where: str) -> PrunerSpec:
+        """SparsityLevelParameterPruner: `levels: {weight name: sparsity}`, each weight pruned to its own level."""
+        if not isinstance(levels, Mapping) or not levels:
+            raise self.fail(where, "must be a mapping of weight names to sparsity levels "
+                                   "(e.g. module.layer1.0.conv1.weight: 0.5)")
+        if "*" in levels:
+            raise self.fail(f"{where}.*", "a level for every parameter (Distiller's `*`, biases and BN included) is "
+                                          "not supported; name the weights")
+        layers = self.layer_names(list(levels), where)
+        values = tuple(self.sparsity(value, f"{where}.{key}") for key, value in levels.items())
+        return PrunerSpec(name=name, class_name=class_name, kind="elements", ranker="magnitude",
+                          desired_sparsity=max(values), layers=layers, levels=values)
 
     def sparsity(self, value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -515,6 +599,10 @@ class _Reader:
                 if instance not in pruners:
                     raise self.fail(f"{where}.pruner.instance_name",
                                     f"{instance!r} is not defined under `pruners:` ({', '.join(pruners) or 'none'})")
+                if pruners[instance].agp and window.agp_span() is None:
+                    raise self.fail(where, f"{pruners[instance].class_name} {instance!r} follows Distiller's AGP "
+                                           f"schedule: it needs starting_epoch, ending_epoch (exclusive) and a "
+                                           f"frequency that fire it at least twice, not {_window_text(window)}")
                 pruner_policies.append(PrunerPolicy(instance, window))
             elif target == "extension":
                 if instance not in extensions:
@@ -537,7 +625,9 @@ class _Reader:
             raise self.fail(where, "must be a mapping with `instance_name: NAME`")
         extra = sorted(str(key) for key in value if key != "instance_name")
         if extra:
-            raise self.fail(f"{where}.{extra[0]}", "policy arguments are not supported yet")
+            args = value.get("args")
+            named = f" ({', '.join(sorted(map(str, args)))})" if isinstance(args, Mapping) and args else ""
+            raise self.fail(f"{where}.{extra[0]}", f"policy arguments{named} are not supported yet")
         return value["instance_name"]
 
     def window(self, policy: Mapping[str, Any], where: str) -> Window:
@@ -654,6 +744,10 @@ def _lr_scheduler_problem(cls: type, kwargs: dict[str, Any]) -> str | None:
     return None
 
 
+def _window_text(window: Window) -> str:
+    return ", ".join(f"{key}: {value}" for key, value in _window_document(window).items())
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -664,7 +758,7 @@ def _freeze(value: Any) -> Any:
 
 # -- writing ----------------------------------------------------------------------------------------------------
 
-CLASS_FOR_RANKER = {ranker: class_name for class_name, ranker in SUPPORTED_PRUNERS.items()}
+CLASS_FOR_RANKER = {cls.ranker: name for name, cls in PRUNER_CLASSES.items() if not cls.agp and not cls.elements}
 GROUP_TYPE_FOR_KIND = {kind: group_type for group_type, kind in GROUP_TYPES.items()}
 
 
@@ -692,9 +786,17 @@ def schedule_document(schedule: Schedule) -> dict[str, Any]:
 
 
 def _pruner_document(pruner: PrunerSpec) -> dict[str, Any]:
-    document = {"class": CLASS_FOR_RANKER[pruner.ranker], "group_type": GROUP_TYPE_FOR_KIND[pruner.kind],
-                "desired_sparsity": pruner.desired_sparsity, "weights": [f"module.{layer}.weight"
-                                                                        for layer in pruner.layers]}
+    weights = [f"module.{layer}.weight" for layer in pruner.layers]
+    if pruner.levels:
+        return {"class": pruner.class_name, "levels": dict(zip(weights, pruner.levels, strict=True))}
+    document: dict[str, Any] = {"class": pruner.class_name}
+    if pruner.kind != "elements":
+        document["group_type"] = GROUP_TYPE_FOR_KIND[pruner.kind]
+    if pruner.agp:
+        document.update(initial_sparsity=pruner.initial_sparsity, final_sparsity=pruner.desired_sparsity)
+    else:
+        document["desired_sparsity"] = pruner.desired_sparsity
+    document["weights"] = weights
     if pruner.leader:
         document["group_dependency"] = "Leader"
     return document

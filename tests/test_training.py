@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from tiny import FILTERS_SCHEDULE, write_schedules
+from tiny import AGP_SCHEDULE, FILTERS_SCHEDULE, write_schedules
 
 from pytest_prunebench.data import Dataset, DataSpec, load_dataset
 from pytest_prunebench.models import build_model
+from pytest_prunebench.pruning import rank_pruner
 from pytest_prunebench.schedule import load_schedule
-from pytest_prunebench.training import TrainConfig, evaluate, retrain
+from pytest_prunebench.training import TrainConfig, _thin_with_optimizer, evaluate, retrain
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +26,8 @@ def test_a_pruner_scheduled_past_the_last_epoch_is_reported(tmp_path: Path, synt
                                     "  - pruner: {instance_name: head_filters}\n    epochs: [5]")
     schedule = load_schedule(write_schedules(tmp_path, late=late) / "late.yaml")
     model = build_model("resnet20", 10)
-    with pytest.warns(UserWarning, match=r"pruner head_filters is scheduled from epoch 5 but the case retrains "
-                                         r"for 1 epoch\(s\): it never fired"):
+    with pytest.warns(UserWarning, match=r"timeline is cut at 1 epoch\(s\), before its pruning ends \(epoch 6\): "
+                                         r"never fired: pruner head_filters \(from epoch 5\)"):
         outcome = retrain(model, schedule, synthetic, TrainConfig(epochs=1))
     assert model.layer1[0].conv1.out_channels == 16 and outcome.pruned_eval is None
 
@@ -74,3 +76,70 @@ def test_a_model_that_collapses_when_pruned_is_not_retrained(tmp_path: Path, syn
     assert any(line.startswith("collapsed: it predicts a single class") for line in lines), lines
     # Thinning was due at epoch 1: the stopped timeline still thins, so latency reflects the schedule.
     assert model.layer1[0].conv1.out_channels == 8 and model.layer2[1].conv1.out_channels == 16
+
+
+
+
+@pytest.fixture
+def small(synthetic: Dataset) -> Iterator[Dataset]:
+    """One minibatch of training images, on one torch thread: these tests check the timeline, not accuracy, and a
+    second thread only contends with whatever else the machine runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield Dataset(synthetic.name, synthetic.train_x[:32], synthetic.train_y[:32], synthetic.test_x[:16],
+                  synthetic.test_y[:16], synthetic.num_classes)
+    torch.set_num_threads(threads)
+
+
+def zero_filters(model: torch.nn.Module) -> int:
+    return int((model.layer1[0].conv1.weight.detach().abs().amax(dim=(1, 2, 3)) == 0).sum())
+
+
+def test_agp_masks_follow_the_cubic_target_and_thinning_waits_for_its_epoch(tmp_path: Path, small: Dataset) -> None:
+    schedule = load_schedule(write_schedules(tmp_path, agp=AGP_SCHEDULE) / "agp.yaml")
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    seen: list[tuple[int, int, float]] = []
+
+    def at_epoch_end(message: str) -> None:  # filters zero / still there, and layer3.1.conv1's zero share
+        if message.startswith("retrain epoch"):
+            fine = model.layer3[1].conv1.weight.detach()
+            seen.append((zero_filters(model), model.layer1[0].conv1.out_channels, (fine == 0).float().mean().item()))
+
+    # span 3, targets 0.25, 0.602, 0.731, 0.75 of 16 filters: 4, 9, 11, 12. Fine: span 2, 0.2, 0.55, 0.6.
+    outcome = retrain(model, schedule, small, TrainConfig(epochs=5, stop_on_collapse=False), at_epoch_end)
+    assert [(zeros, width) for zeros, width, _ in seen] == [(4, 16), (9, 16), (11, 16), (0, 4), (0, 4)]
+    assert [round(share, 3) for _, _, share in seen] == [0.2, 0.55, 0.6, 0.6, 0.6]  # held through training
+    assert outcome.reached == {"gradual": 0.75, "fine": pytest.approx(0.6, abs=1e-3), "fc_inputs": 0.5}
+    assert tuple(model.fc.weight.shape) == (10, 64) and int((model.fc.weight == 0).all(dim=0).sum()) == 32
+
+
+def test_a_cut_timeline_warns_what_never_fired_and_the_sparsity_reached(tmp_path: Path, small: Dataset) -> None:
+    schedule = load_schedule(write_schedules(tmp_path, agp=AGP_SCHEDULE) / "agp.yaml")
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    with pytest.warns(UserWarning) as caught:
+        outcome = retrain(model, schedule, small, TrainConfig(epochs=2, stop_on_collapse=False))
+    (message,) = [str(w.message) for w in caught if "timeline is cut" in str(w.message)]
+    assert "cut at 2 epoch(s), before its pruning ends (epoch 4)" in message
+    assert "never fired: extension net_thinner (from epoch 3) (masked structures were thinned at the end)" in message
+    assert "gradual 0.562 of 0.75, fine 0.550 of 0.6, fc_inputs 0.500 of 0.5" in message
+    assert outcome.reached["gradual"] == 9 / 16 and model.layer1[0].conv1.out_channels == 7
+
+
+def test_thinning_carries_the_momentum_of_the_kept_filters(tmp_path: Path, small: Dataset) -> None:
+    schedule = load_schedule(write_schedules(tmp_path, agp=AGP_SCHEDULE) / "agp.yaml")
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    config = TrainConfig(epochs=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(small.train_x[:8]).sum().backward()
+    optimizer.step()
+    before = optimizer.state[model.layer1[0].conv1.weight]["momentum_buffer"].clone()
+    masks = rank_pruner(model, schedule.pruner("gradual"), 0.5)
+    thinned = _thin_with_optimizer(model, masks, optimizer, config)
+    kept = [i for i in range(16) if i not in masks[0].indices]
+    after = thinned.state[model.layer1[0].conv1.weight]["momentum_buffer"]
+    assert torch.equal(after, before[kept])
+    next_conv = thinned.state[model.layer1[0].conv2.weight]["momentum_buffer"]
+    assert next_conv.shape == (16, 8, 3, 3)
