@@ -353,11 +353,11 @@ class CaseRunner:
     def _prune_and_retrain(self, model: Any, schedule: Schedule, data: Dataset, epochs: int, stop_on_collapse: bool,
                            name: str) -> tuple[Any, tuple[dict[str, float], ...], tuple[Any, ...]]:
         """(evaluation right after pruning, retraining history, masks in firing order)."""
-        from .pruning import prune_to_final
+        from .pruning import probe_images, prune_to_final
         from .training import TrainConfig, evaluate, retrain
 
         if epochs == 0:
-            masks = prune_to_final(model, schedule)
+            masks = prune_to_final(model, schedule, probe_images(data.train_x, self.settings.seed))
             return evaluate(model, data.test_x, data.test_y), (), tuple(masks)
         config = TrainConfig(epochs=epochs, lr=schedule.lr or self.settings.lr, seed=self.settings.seed,
                              stop_on_collapse=stop_on_collapse)

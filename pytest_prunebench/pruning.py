@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,11 @@ def check_layers(schedule: Schedule, model: nn.Module, model_name: str) -> None:
                                                           f"pruning applies to {allowed} layers only")
             if getattr(module, "groups", 1) != 1 and pruner.kind in THINNED_KINDS:
                 raise ScheduleError(schedule.path, where, f"{layer!r} is a grouped convolution, not supported")
+            if pruner.ranker in ("apoz", "mean") and not isinstance(modules.get(activation_relu(layer)), nn.ReLU):
+                raise ScheduleError(schedule.path, where, f"{layer!r}: {pruner.class_name} ranks filters by the "
+                                                          f"output of the ReLU after the conv, which Distiller "
+                                                          f"names {activation_relu(layer)!r}; {model_name} has no "
+                                                          f"such ReLU module")
             if pruner.kind == "channels" and layer in image_readers():
                 raise ScheduleError(schedule.path, where, f"{layer!r} reads the input image: its channels (the "
                                                           f"colour planes) cannot be pruned; prune its filters")
@@ -131,17 +137,98 @@ def lowest(importance: torch.Tensor, count: int) -> tuple[int, ...]:
     return tuple(sorted(int(i) for i in order[:count]))
 
 
+# Per layer of a pruner, every structure's importance (the lowest go first), from the model and, for activation
+# rankers, a few training images.
+Scorer = Callable[[nn.Module, tuple[str, ...], PrunerKind, "torch.Tensor | None"], dict[str, torch.Tensor]]
+ACTIVATION_IMAGES = 256  # "a few training batches": two of retraining's 128-image minibatches
+
+
+def _norm_scorer(ranker: str) -> Scorer:
+    def scores(model: nn.Module, layers: tuple[str, ...], kind: PrunerKind, _images: torch.Tensor | None
+               ) -> dict[str, torch.Tensor]:
+        modules = dict(model.named_modules())
+        return {layer: structure_importance(modules[layer].weight, kind, ranker) for layer in layers}
+    return scores
+
+
+def _random_scores(model: nn.Module, layers: tuple[str, ...], kind: PrunerKind, _images: torch.Tensor | None
+                   ) -> dict[str, torch.Tensor]:
+    """RandomRankedFilterPruner's random order, seeded by the layer's name so that a case replays exactly."""
+    modules = dict(model.named_modules())
+    return {layer: torch.rand(_structure_count(modules[layer], kind),
+                              generator=torch.Generator().manual_seed(zlib.crc32(layer.encode()))) for layer in layers}
+
+
+def _activation_scorer(statistic: str) -> Scorer:
+    def scores(model: nn.Module, layers: tuple[str, ...], _kind: PrunerKind, images: torch.Tensor | None
+               ) -> dict[str, torch.Tensor]:
+        if images is None:
+            raise PrunebenchError(f"activation ranking ({statistic}) needs training images to collect statistics on")
+        apoz, mean = activation_statistics(model, layers, images)
+        # APoZ: the filters whose ReLU output is most often zero go first (Network Trimming). Mean: the least active.
+        return {layer: -apoz[layer] if statistic == "apoz" else mean[layer] for layer in layers}
+    return scores
+
+
+SCORERS: dict[str, Scorer] = {"l1": _norm_scorer("l1"), "l2": _norm_scorer("l2"), "random": _random_scores,
+                              "apoz": _activation_scorer("apoz"), "mean": _activation_scorer("mean")}
+
+
+def activation_relu(layer: str) -> str:
+    """Distiller reads a conv's activation statistics on the ReLU after it, named like the conv
+    (layer1.0.conv1 -> layer1.0.relu1)."""
+    return layer.replace(".conv", ".relu")
+
+
+@torch.no_grad()
+def activation_statistics(model: nn.Module, layers: tuple[str, ...], images: torch.Tensor
+                          ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Per conv, its ReLU's per-channel APoZ (share of zero outputs) and mean output over `images`, in eval mode."""
+    from .models import evaluating
+
+    modules = dict(model.named_modules())
+    totals: dict[str, list[Any]] = {}  # per conv: zero outputs and output sums per channel, values per channel
+
+    def record(layer: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            per_channel = output.transpose(0, 1).flatten(1)  # channels x (images * positions)
+            entry = totals.setdefault(layer, [0.0, 0.0, 0])
+            entry[0] = entry[0] + (per_channel == 0).sum(dim=1).double()
+            entry[1] = entry[1] + per_channel.sum(dim=1).double()
+            entry[2] += per_channel.shape[1]
+        return hook
+
+    handles = [modules[activation_relu(layer)].register_forward_hook(record(layer)) for layer in layers]
+    try:
+        with evaluating(model), cpu_work():
+            for start in range(0, len(images), 128):
+                model(images[start:start + 128])
+    finally:
+        for handle in handles:
+            handle.remove()
+    apoz = {layer: (zeros / count).float() for layer, (zeros, _sums, count) in totals.items()}
+    mean = {layer: (sums / count).float() for layer, (_zeros, sums, count) in totals.items()}
+    return apoz, mean
+
+
+def probe_images(train_x: torch.Tensor, seed: int) -> torch.Tensor:
+    """The training images activation rankers collect their statistics on: ACTIVATION_IMAGES of them, drawn with
+    the case's seed."""
+    order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
+    return train_x[order[:ACTIVATION_IMAGES]]
+
+
 def rank_pruner(model: nn.Module, pruner: PrunerSpec, sparsity: float | None = None,
-                round_to: int | None = None) -> list[Mask]:
+                round_to: int | None = None, images: torch.Tensor | None = None) -> list[Mask]:
     """The masks one pruner chooses on the model's current weights at `sparsity` (default: its final target),
-    kept counts rounded up to `round_to` for the structures that are thinned."""
+    kept counts rounded up to `round_to` for the structures that are thinned. Activation rankers collect their
+    statistics on `images`."""
     sparsity = pruner.desired_sparsity if sparsity is None else sparsity
     if pruner.kind == "elements":
         return [_element_mask(model, pruner, layer, pruner.level(layer, sparsity)) for layer in pruner.layers]
     modules = dict(model.named_modules())
     round_to = (round_to or 1) if pruner.kind in THINNED_KINDS else 1
-    importance = {layer: structure_importance(modules[layer].weight, pruner.kind, pruner.ranker)
-                  for layer in pruner.layers}
+    importance = SCORERS[pruner.ranker](model, pruner.layers, pruner.kind, images)
     chosen: dict[str, tuple[int, ...]] = {}
     for group in _ranked_together(model, pruner):
         # Coupled layers lose the same structures: a residual add cannot take two different channel sets.
@@ -359,10 +446,11 @@ def filter_groups(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) 
     return groups
 
 
-def prune_to_final(model: nn.Module, schedule: Schedule) -> list[Mask]:
+def prune_to_final(model: nn.Module, schedule: Schedule, images: torch.Tensor | None = None) -> list[Mask]:
     """Every pruner straight to its final target, then thinning: the seed's rapid (0-epoch) pruning. Masks that are
-    not thinned (elements, fc inputs) are applied and stay zeros."""
-    masks = [mask for pruner in schedule.pruners for mask in rank_pruner(model, pruner, round_to=schedule.round_to)]
+    not thinned (elements, fc inputs) are applied and stay zeros. Activation rankers look at `images`."""
+    masks = [mask for pruner in schedule.pruners
+             for mask in rank_pruner(model, pruner, round_to=schedule.round_to, images=images)]
     apply_masks(model, masks)
     thin(model, masks)
     apply_masks(model, follow_thinning(model, masks))

@@ -26,9 +26,11 @@ Ranker = Literal["l1", "l2"]
 class PrunerClass:
     """What one Distiller pruner class does here: how it scores, what it removes, how its target moves."""
 
-    ranker: str  # l1, l2 (structure norms), magnitude (element |w|)
+    ranker: str  # l1, l2 (structure norms), magnitude (element |w|), random, apoz / mean (activations)
     agp: bool = False  # initial_sparsity -> final_sparsity on Distiller's cubic AGP schedule
     elements: bool = False  # fine-grained: element masks, kept through retraining, never thinned
+    filters_only: bool = False  # Distiller's *FilterPruner classes rank filters whatever group_type says
+    level_range: bool = False  # a sparsity drawn from `sparsity_range` at each firing
 
 
 # Classes are compared by name only: a class named in a schedule is never imported.
@@ -39,17 +41,17 @@ PRUNER_CLASSES: dict[str, PrunerClass] = {
     "L2RankedStructureParameterPruner_AGP": PrunerClass("l2", agp=True),
     "AutomatedGradualPruner": PrunerClass("magnitude", agp=True, elements=True),
     "SparsityLevelParameterPruner": PrunerClass("magnitude", elements=True),
+    "RandomRankedFilterPruner": PrunerClass("random", filters_only=True),
+    "RandomLevelStructureParameterPruner": PrunerClass("l1", level_range=True),
+    "ActivationAPoZRankedFilterPruner": PrunerClass("apoz", filters_only=True),
+    "ActivationAPoZRankedFilterPruner_AGP": PrunerClass("apoz", agp=True, filters_only=True),
+    "ActivationMeanRankedFilterPruner": PrunerClass("mean", filters_only=True),
+    "ActivationMeanRankedFilterPruner_AGP": PrunerClass("mean", agp=True, filters_only=True),
 }
 SUPPORTED_PRUNERS = tuple(PRUNER_CLASSES)
 # Distiller classes a later issue may add: named so the refusal says "not supported yet", not "unknown".
 KNOWN_UNSUPPORTED_PRUNERS = frozenset(
     {
-        "ActivationAPoZRankedFilterPruner",
-        "ActivationAPoZRankedFilterPruner_AGP",
-        "ActivationMeanRankedFilterPruner",
-        "ActivationMeanRankedFilterPruner_AGP",
-        "RandomRankedFilterPruner",
-        "RandomLevelStructureParameterPruner",
         "SplicingPruner",
         "MagnitudeParameterPruner",
         "BaiduRNNPruner",
@@ -62,6 +64,9 @@ KNOWN_UNSUPPORTED_PRUNERS = frozenset(
 # (ranked_structures_pruner.rank_and_prune_rows), never its outputs (the classes).
 GROUP_TYPES: dict[str, PrunerKind] = {"Filters": "filters", "Channels": "channels", "Rows": "rows"}
 KNOWN_UNSUPPORTED_GROUP_TYPES = frozenset({"Cols", "Kernels", "Blocks", "3D", "2D", "4D", "Channels_Filters"})
+# Policy arguments of Distiller's per-minibatch (dynamic) masking: DropFilter-style regularisation, network surgery.
+MINIBATCH_MASK_ARGS = frozenset({"mini_batch_pruning_frequency", "discard_masks_at_minibatch_end",
+                                 "mask_on_forward_only", "use_double_copies", "mask_gradients", "keep_mask"})
 THINNING_CLASSES = frozenset({"FilterRemover", "ChannelRemover", "StructureRemover"})
 THINNING_FUNCS = frozenset({"remove_filters", "remove_channels"})
 # torch.optim.lr_scheduler classes whose arguments are plain numbers; anything that takes code is refused.
@@ -147,6 +152,8 @@ class PrunerSpec:
     initial_sparsity: float | None = None
     # SparsityLevelParameterPruner: one level per layer (desired_sparsity is the highest).
     levels: tuple[float, ...] = ()
+    # RandomLevelStructureParameterPruner: each firing draws its sparsity from [low, high] (desired_sparsity: high).
+    sparsity_range: tuple[float, float] | None = None
 
     @property
     def agp(self) -> bool:
@@ -159,7 +166,7 @@ class PrunerSpec:
 
 # Fields added after records were first named: left out of hashes at their defaults, so a schedule that does not
 # use them keeps its hash (generated cases are named by it) and its artifact-cache key.
-_LATER_PRUNER_FIELDS = {"initial_sparsity": None, "levels": ()}
+_LATER_PRUNER_FIELDS = {"initial_sparsity": None, "levels": (), "sparsity_range": None}
 
 
 @dataclass(frozen=True)
@@ -458,6 +465,7 @@ class _Reader:
                                               f"(supported: {', '.join(SUPPORTED_PRUNERS)})")
         cls = PRUNER_CLASSES[class_name]
         targets = ("initial_sparsity", "final_sparsity") if cls.agp else ("desired_sparsity",)
+        targets = ("sparsity_range",) if cls.level_range else targets
         allowed = {"class", "weights", *targets} | ({"group_type", "group_dependency"} if not cls.elements else set())
         if class_name == "SparsityLevelParameterPruner":
             allowed = {"class", "levels"}
@@ -467,6 +475,9 @@ class _Reader:
         if class_name == "SparsityLevelParameterPruner":
             return self.level_pruner(name, class_name, spec.get("levels"), f"{where}.levels")
         kind: PrunerKind = "elements" if cls.elements else self.group_type(spec.get("group_type"), where)
+        if cls.filters_only and kind != "filters":
+            raise self.fail(f"{where}.group_type", f"{class_name} ranks filters only (Distiller prunes filters "
+                                                   f"whatever group_type says): use group_type: Filters")
         dependency = spec.get("group_dependency")
         if dependency not in (None, "Leader"):
             raise self.fail(f"{where}.group_dependency", f"only `Leader` is supported, got {shown(dependency)}")
@@ -477,11 +488,23 @@ class _Reader:
             if initial > final:
                 raise self.fail(f"{where}.initial_sparsity", f"{initial:g} is above final_sparsity {final:g}: AGP "
                                                              f"only ever raises the sparsity")
+        elif cls.level_range:
+            span = self.sparsity_range(spec.get("sparsity_range"), f"{where}.sparsity_range")
+            final = span[1]
         else:
             final = self.sparsity(spec.get("desired_sparsity"), f"{where}.desired_sparsity")
         return PrunerSpec(name=name, class_name=class_name, kind=kind, ranker=cls.ranker, desired_sparsity=final,
                           layers=self.layer_names(spec.get("weights"), f"{where}.weights"),
-                          leader=dependency == "Leader", initial_sparsity=initial)
+                          leader=dependency == "Leader", initial_sparsity=initial,
+                          sparsity_range=span if cls.level_range else None)
+
+    def sparsity_range(self, value: Any, where: str) -> tuple[float, float]:
+        if not isinstance(value, list) or len(value) != 2:
+            raise self.fail(where, f"must be [low, high] (e.g. [0.1, 0.2]), got {shown(value)}")
+        low, high = (self.sparsity(v, where) for v in value)
+        if low > high:
+            raise self.fail(where, f"low {low:g} is above high {high:g}")
+        return low, high
 
     def group_type(self, group_type: Any, where: str) -> PrunerKind:
         if _one_of(group_type, KNOWN_UNSUPPORTED_GROUP_TYPES):
@@ -626,7 +649,14 @@ class _Reader:
         extra = sorted(str(key) for key in value if key != "instance_name")
         if extra:
             args = value.get("args")
-            named = f" ({', '.join(sorted(map(str, args)))})" if isinstance(args, Mapping) and args else ""
+            names = sorted(map(str, args)) if isinstance(args, Mapping) else []
+            dynamic = sorted(set(names) & MINIBATCH_MASK_ARGS)
+            if dynamic:
+                raise self.fail(f"{where}.args.{dynamic[0]}", f"per-minibatch masking ({', '.join(dynamic)}) is "
+                                f"Distiller's dynamic regime: masks drawn every few minibatches and discarded, or "
+                                f"applied on the forward pass only, so the weights the model ends with are not "
+                                f"pruned by them and there is nothing to thin; not supported")
+            named = f" ({', '.join(names)})" if names else ""
             raise self.fail(f"{where}.{extra[0]}", f"policy arguments{named} are not supported yet")
         return value["instance_name"]
 
@@ -758,7 +788,7 @@ def _freeze(value: Any) -> Any:
 
 # -- writing ----------------------------------------------------------------------------------------------------
 
-CLASS_FOR_RANKER = {cls.ranker: name for name, cls in PRUNER_CLASSES.items() if not cls.agp and not cls.elements}
+CLASS_FOR_RANKER = {"l1": "L1RankedStructureParameterPruner", "l2": "L2RankedStructureParameterPruner"}
 GROUP_TYPE_FOR_KIND = {kind: group_type for group_type, kind in GROUP_TYPES.items()}
 
 
@@ -794,6 +824,8 @@ def _pruner_document(pruner: PrunerSpec) -> dict[str, Any]:
         document["group_type"] = GROUP_TYPE_FOR_KIND[pruner.kind]
     if pruner.agp:
         document.update(initial_sparsity=pruner.initial_sparsity, final_sparsity=pruner.desired_sparsity)
+    elif pruner.sparsity_range:
+        document["sparsity_range"] = list(pruner.sparsity_range)
     else:
         document["desired_sparsity"] = pruner.desired_sparsity
     document["weights"] = weights

@@ -7,6 +7,7 @@ import math
 import os
 import time
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from .pruning import (
     apply_masks,
     follow_thinning,
     layer_sizes,
+    probe_images,
     rank_pruner,
     reached_sparsity,
     replay_thinning,
@@ -223,9 +225,15 @@ class _Masks:
                           for name, masks in self.by_pruner.items()}
 
 
-def firing_target(schedule: Schedule, policy: PrunerPolicy, epoch: int) -> float:
-    """The sparsity a pruner's firing aims at: AGP's cubic target for this epoch, else its desired sparsity."""
+def firing_target(schedule: Schedule, policy: PrunerPolicy, epoch: int, seed: int = 0) -> float:
+    """The sparsity a pruner's firing aims at: AGP's cubic target for this epoch, a level drawn from a
+    RandomLevelStructureParameterPruner's range (seeded by the case's seed, the epoch and the pruner), else its
+    desired sparsity."""
     pruner = schedule.pruner(policy.pruner)
+    if pruner.sparsity_range is not None:
+        low, high = pruner.sparsity_range
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch * 101 + zlib.crc32(pruner.name.encode()))
+        return low + (high - low) * float(torch.rand(1, generator=generator))
     if pruner.initial_sparsity is None:
         return pruner.desired_sparsity
     return agp_target(pruner.initial_sparsity, pruner.desired_sparsity, policy.window, epoch)
@@ -242,6 +250,7 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
     lr_schedules = _LRSchedules(schedule.lr_schedulers, optimizer)
     dense = layer_sizes(model, schedule)
     masks = _Masks()
+    images = probe_images(data.train_x, config.seed)  # what activation rankers collect their statistics on
 
     def reapply_masks() -> None:
         apply_masks(model, masks.all())
@@ -251,8 +260,8 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
         # Phase 1 (epoch begin): pruners that fire this epoch choose and mask their structures or elements.
         fired = [p for p in schedule.pruner_policies if p.window.fires(epoch)]
         for policy in fired:
-            chosen = rank_pruner(model, schedule.pruner(policy.pruner), firing_target(schedule, policy, epoch),
-                                 round_to=schedule.round_to)
+            chosen = rank_pruner(model, schedule.pruner(policy.pruner), firing_target(schedule, policy, epoch,
+                                 config.seed), round_to=schedule.round_to, images=images)
             apply_masks(model, chosen)
             masks.replace(policy.pruner, chosen)
             outcome.masks.extend(chosen)
@@ -271,7 +280,7 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
             if reason and config.stop_on_collapse:
                 progress(f"collapsed: {reason}; retraining skipped")
                 for pruner in schedule.pruners:  # latency must reflect the whole schedule: every final target
-                    chosen = rank_pruner(model, pruner, round_to=schedule.round_to)
+                    chosen = rank_pruner(model, pruner, round_to=schedule.round_to, images=images)
                     apply_masks(model, chosen)
                     masks.replace(pruner.name, chosen)
                     outcome.masks.extend(chosen)

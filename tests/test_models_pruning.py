@@ -11,10 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_prunebench.errors import ModelError, ScheduleError
+from pytest_prunebench.errors import ModelError, PrunebenchError, ScheduleError
 from pytest_prunebench.models import RESNET_DEPTHS, build_model, count_macs, count_weights
 from pytest_prunebench.pruning import (
     Mask,
+    activation_statistics,
     apply_masks,
     check_layers,
     layer_sizes,
@@ -605,3 +606,60 @@ policies:
     with pytest.raises(ScheduleError, match="'layer1.0.bn1' is a BatchNorm2d; elements pruning applies to Conv2d "
                                             "or Linear layers only"):
         check_layers(schedule, build_model("resnet20", 10), "resnet20")
+
+
+# --- random and activation rankers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "macs"), [("resnet56_cifar_activation_apoz.yaml", 78_856_832),
+                                            ("resnet56_cifar_activation_apoz_v2.yaml", 67_797_632)])
+def test_activation_corpus_files_at_their_final_targets_reach_distillers_macs(name: str, macs: int) -> None:
+    schedule = corpus_schedule(name)
+    model = build_model("resnet56", 10)
+    check_layers(schedule, model, "resnet56")
+    prune_to_final(model, schedule, torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert count_macs(model) == macs
+
+
+def activation_spec(ranker: str, sparsity: float = 1 / 16) -> PrunerSpec:
+    return PrunerSpec("act", f"Activation{ranker.capitalize()}RankedFilterPruner", "filters", ranker, sparsity,
+                      ("layer1.0.conv1",))
+
+
+def test_activation_statistics_and_rankings_read_the_relu_after_the_conv() -> None:
+    torch.manual_seed(5)
+    model = build_model("resnet20", 10)
+    bn = model.layer1[0].bn1
+    with torch.no_grad():  # filter 3 never fires; filter 9 always outputs exactly 5
+        bn.bias[3] = -1e4
+        bn.weight[9], bn.bias[9] = 0.0, 5.0
+    images = torch.randn(6, 3, 32, 32)
+    model.train()
+    apoz, mean = activation_statistics(model, ("layer1.0.conv1", "layer2.0.conv1"), images)
+    assert model.training  # collected in eval mode, mode restored
+    assert apoz["layer1.0.conv1"][3] == 1 and mean["layer1.0.conv1"][3] == 0
+    assert apoz["layer1.0.conv1"][9] == 0 and mean["layer1.0.conv1"][9] == pytest.approx(5.0)
+    assert apoz["layer2.0.conv1"].shape == (32,) and 0 < float(apoz["layer2.0.conv1"].mean()) < 1
+    for ranker in ("apoz", "mean"):
+        (mask,) = rank_pruner(model, activation_spec(ranker), images=images)
+        assert mask.indices == (3,), ranker  # the dead filter goes first
+    (mask,) = rank_pruner(model, activation_spec("apoz", 0.5), images=images)
+    assert 9 not in mask.indices and len(mask.indices) == 8
+    with pytest.raises(PrunebenchError, match="needs training images"):
+        rank_pruner(model, activation_spec("apoz"))
+
+
+def test_activation_pruners_need_distillers_relu_name(tmp_path: Path) -> None:
+    schedule = Schedule("s", str(tmp_path / "s.yaml"), (replace(activation_spec("apoz"),
+                                                                layers=("layer2.0.downsample.0",)),), ())
+    with pytest.raises(ScheduleError, match="which Distiller names 'layer2.0.downsample.0'; resnet20 has no such ReLU"):
+        check_layers(schedule, build_model("resnet20", 10), "resnet20")
+
+
+def test_random_ranking_is_reproducible_and_differs_per_layer() -> None:
+    model = build_model("resnet20", 10)
+    spec = PrunerSpec("rnd", "RandomRankedFilterPruner", "filters", "random", 0.5,
+                      ("layer1.0.conv1", "layer1.1.conv1", "layer1.2.conv1"))
+    first, again = rank_pruner(model, spec), rank_pruner(build_model("resnet20", 10), spec)
+    assert [m.indices for m in first] == [m.indices for m in again]
+    assert len({m.indices for m in first}) == 3 and all(len(m.indices) == 8 for m in first)

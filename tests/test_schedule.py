@@ -14,7 +14,8 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "distiller-schedules"
 
 ACCEPTED = ("resnet56_cifar_filter_rank.yaml", "resnet56_cifar_filter_rank_v2.yaml", "resnet56_cifar_channel_rank.yaml",
             "resnet20_filters.schedule_agp.yaml", "resnet20_filters.schedule_agp_2.yaml",
-            "resnet20_filters.schedule_agp_3.yaml", "resnet20_filters.schedule_agp_4.yaml")
+            "resnet20_filters.schedule_agp_3.yaml", "resnet20_filters.schedule_agp_4.yaml",
+            "resnet56_cifar_activation_apoz.yaml", "resnet56_cifar_activation_apoz_v2.yaml")
 # The two *_baseline_training.yaml files in the corpus are Git symlinks copied as plain files: their whole content
 # is the relative path of the file they point to (e.g. "../../ssl/resnet20_cifar_baseline_training.yaml"), a YAML
 # string, not a schedule. They are refused with a message that says so; the real lr_scheduler-only content they
@@ -29,7 +30,7 @@ CORPUS_OUTCOME: dict[str, list[str] | None] = {
     "resnet56_cifar_baseline_training.yaml": NOT_A_MAPPING,
     "resnet20.network_surgery.yaml": ["pruners.pruner1.class", "SplicingPruner is not supported yet"],
     "resnet20_cifar_randomlevel_training.yaml": [
-        "pruners.random_filter_pruner.class", "RandomLevelStructureParameterPruner is not supported yet"],
+        "policies[1].pruner.args.discard_masks_at_minibatch_end", "per-minibatch masking", "nothing to thin"],
     "resnet20_filters.bn_fold.schedule_agp.yaml": [
         "policies[0].pruner.args", "policy arguments (fold_batchnorm) are not supported yet"],
     "resnet20_filters.schedule_agp.yaml": None,
@@ -37,10 +38,8 @@ CORPUS_OUTCOME: dict[str, list[str] | None] = {
     "resnet20_filters.schedule_agp_3.yaml": None,
     "resnet20_filters.schedule_agp_4.yaml": None,
     "resnet20_slimming.yaml": ["regularizers", "L1Regularizer not supported yet"],
-    "resnet56_cifar_activation_apoz.yaml": [
-        "pruners.filter_pruner_60.class", "ActivationAPoZRankedFilterPruner_AGP is not supported yet"],
-    "resnet56_cifar_activation_apoz_v2.yaml": [
-        "pruners.filter_pruner_60.class", "ActivationAPoZRankedFilterPruner_AGP is not supported yet"],
+    "resnet56_cifar_activation_apoz.yaml": None,
+    "resnet56_cifar_activation_apoz_v2.yaml": None,
 }
 
 
@@ -434,6 +433,15 @@ BAD_SCHEDULES: list[tuple[str, str, list[str]]] = [
                                                 ).replace("L1RankedStructureParameterPruner",
                                                           "SparsityLevelParameterPruner"),
      ["pruners.p1.levels.conv1.weight", "1.5 is outside [0, 1)"]),
+    ("activation-channels", pruner_doc(cls="ActivationMeanRankedFilterPruner", group="Channels"),
+     ["pruners.p1.group_type", "ActivationMeanRankedFilterPruner ranks filters only", "use group_type: Filters"]),
+    ("random-level-range-reversed", pruner_doc(cls="RandomLevelStructureParameterPruner").replace(
+        "desired_sparsity: 0.5", "sparsity_range: [0.3, 0.1]"),
+     ["pruners.p1.sparsity_range", "low 0.3 is above high 0.1"]),
+    ("random-level-range-scalar", pruner_doc(cls="RandomLevelStructureParameterPruner").replace(
+        "desired_sparsity: 0.5", "sparsity_range: 0.2"), ["pruners.p1.sparsity_range", "must be [low, high]"]),
+    ("minibatch-masking", pruner_doc(instance="p1\n      args: {mini_batch_pruning_frequency: 16}"),
+     ["policies[0].pruner.args.mini_batch_pruning_frequency", "per-minibatch masking", "nothing to thin"]),
     ("policy-args", pruner_doc(instance="p1\n      args: {fold_batchnorm: true}"),
      ["policies[0].pruner.args", "policy arguments (fold_batchnorm) are not supported yet"]),
     ("unknown-pruner-key", pruner_doc(tail="").replace("    weights:", "    speed: 3\n    weights:"),

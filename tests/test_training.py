@@ -13,7 +13,7 @@ from pytest_prunebench.data import Dataset, DataSpec, load_dataset
 from pytest_prunebench.models import build_model
 from pytest_prunebench.pruning import rank_pruner
 from pytest_prunebench.schedule import load_schedule
-from pytest_prunebench.training import TrainConfig, _thin_with_optimizer, evaluate, retrain
+from pytest_prunebench.training import TrainConfig, _thin_with_optimizer, evaluate, firing_target, retrain
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +143,39 @@ def test_thinning_carries_the_momentum_of_the_kept_filters(tmp_path: Path, small
     assert torch.equal(after, before[kept])
     next_conv = thinned.state[model.layer1[0].conv2.weight]["momentum_buffer"]
     assert next_conv.shape == (16, 8, 3, 3)
+
+
+def test_activation_and_random_level_pruners_fire_on_the_timeline(tmp_path: Path, small: Dataset) -> None:
+    text = """\
+pruners:
+  apoz:
+    class: ActivationAPoZRankedFilterPruner_AGP
+    initial_sparsity: 0.25
+    final_sparsity: 0.5
+    group_type: Filters
+    weights: [module.layer1.0.conv1.weight]
+  level:
+    class: RandomLevelStructureParameterPruner
+    sparsity_range: [0.2, 0.4]
+    group_type: Filters
+    weights: [module.layer2.0.conv1.weight]
+policies:
+  - pruner: {instance_name: apoz}
+    starting_epoch: 0
+    ending_epoch: 3
+  - pruner: {instance_name: level}
+    epochs: [0]
+"""
+    schedule = load_schedule(write_schedules(tmp_path, act=text) / "act.yaml")
+    levels = [firing_target(schedule, schedule.pruner_policies[1], epoch, seed) for seed in (0, 1) for epoch in (0, 1)]
+    assert all(0.2 <= level <= 0.4 for level in levels) and len(set(levels)) == 4
+    assert levels == [firing_target(schedule, schedule.pruner_policies[1], epoch, seed) for seed in (0, 1)
+                      for epoch in (0, 1)]
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    with pytest.warns(UserWarning, match="timeline is cut at 1 epoch"):
+        outcome = retrain(model, schedule, small, TrainConfig(epochs=1, stop_on_collapse=False))
+    assert outcome.reached["apoz"] == 4 / 16  # epoch 0's AGP target, ranked on activations, thinned at the end
+    assert model.layer1[0].conv1.out_channels == 12
+    drawn = firing_target(schedule, schedule.pruner_policies[1], 0, 0)
+    assert model.layer2[0].conv1.out_channels == 32 - int(drawn * 32)
