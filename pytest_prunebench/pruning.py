@@ -98,6 +98,22 @@ def check_layers(schedule: Schedule, model: nn.Module, model_name: str) -> None:
             if len(sizes) > 1:
                 raise ScheduleError(schedule.path, where, f"a Leader group needs layers with the same number of "
                                                           f"{pruner.kind}, got {sorted(sizes)}")
+    _check_regularized(schedule, model, model_name)
+
+
+def _check_regularized(schedule: Schedule, model: nn.Module, model_name: str) -> None:
+    """Every regularized parameter is one of the model's; group lasso needs a conv weight."""
+    parameters = dict(model.named_parameters())
+    for regularizer in schedule.regularizers:
+        for name, _strength, group in regularizer.terms:
+            where = f"regularizers.{regularizer.name}.reg_regims.{name}"
+            parameter = parameters.get(name)
+            if parameter is None:
+                raise ScheduleError(schedule.path, where, f"{model_name} has no parameter {name!r} (e.g. "
+                                                          f"layer1.0.bn2.weight, layer1.0.conv1.weight)")
+            if group != "elements" and parameter.dim() != 4:
+                raise ScheduleError(schedule.path, where, f"group lasso over {group} needs a conv weight, {name!r} "
+                                                          f"has shape {tuple(parameter.shape)}")
 
 
 def input_convs(model: nn.Module) -> set[str]:
@@ -137,34 +153,40 @@ def lowest(importance: torch.Tensor, count: int) -> tuple[int, ...]:
     return tuple(sorted(int(i) for i in order[:count]))
 
 
-# Per layer of a pruner, every structure's importance (the lowest go first), from the model and, for activation
-# rankers, a few training images.
-Scorer = Callable[[nn.Module, tuple[str, ...], PrunerKind, "torch.Tensor | None"], dict[str, torch.Tensor]]
+@dataclass(frozen=True)
+class RankInputs:
+    """What a pruner ranks on: its layers' weights (BN-folded under fold_batchnorm) and, for activation rankers, a
+    few training images."""
+
+    weights: dict[str, torch.Tensor]
+    images: torch.Tensor | None = None
+
+
+# Per layer of a pruner, every structure's importance (the lowest go first).
+Scorer = Callable[[nn.Module, tuple[str, ...], PrunerKind, RankInputs], dict[str, torch.Tensor]]
 ACTIVATION_IMAGES = 256  # "a few training batches": two of retraining's 128-image minibatches
 
 
 def _norm_scorer(ranker: str) -> Scorer:
-    def scores(model: nn.Module, layers: tuple[str, ...], kind: PrunerKind, _images: torch.Tensor | None
+    def scores(_model: nn.Module, layers: tuple[str, ...], kind: PrunerKind, inputs: RankInputs
                ) -> dict[str, torch.Tensor]:
-        modules = dict(model.named_modules())
-        return {layer: structure_importance(modules[layer].weight, kind, ranker) for layer in layers}
+        return {layer: structure_importance(inputs.weights[layer], kind, ranker) for layer in layers}
     return scores
 
 
-def _random_scores(model: nn.Module, layers: tuple[str, ...], kind: PrunerKind, _images: torch.Tensor | None
+def _random_scores(_model: nn.Module, layers: tuple[str, ...], kind: PrunerKind, inputs: RankInputs
                    ) -> dict[str, torch.Tensor]:
     """RandomRankedFilterPruner's random order, seeded by the layer's name so that a case replays exactly."""
-    modules = dict(model.named_modules())
-    return {layer: torch.rand(_structure_count(modules[layer], kind),
+    return {layer: torch.rand(inputs.weights[layer].shape[0 if kind == "filters" else 1],
                               generator=torch.Generator().manual_seed(zlib.crc32(layer.encode()))) for layer in layers}
 
 
 def _activation_scorer(statistic: str) -> Scorer:
-    def scores(model: nn.Module, layers: tuple[str, ...], _kind: PrunerKind, images: torch.Tensor | None
+    def scores(model: nn.Module, layers: tuple[str, ...], _kind: PrunerKind, inputs: RankInputs
                ) -> dict[str, torch.Tensor]:
-        if images is None:
+        if inputs.images is None:
             raise PrunebenchError(f"activation ranking ({statistic}) needs training images to collect statistics on")
-        apoz, mean = activation_statistics(model, layers, images)
+        apoz, mean = activation_statistics(model, layers, inputs.images)
         # APoZ: the filters whose ReLU output is most often zero go first (Network Trimming). Mean: the least active.
         return {layer: -apoz[layer] if statistic == "apoz" else mean[layer] for layer in layers}
     return scores
@@ -219,16 +241,18 @@ def probe_images(train_x: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def rank_pruner(model: nn.Module, pruner: PrunerSpec, sparsity: float | None = None,
-                round_to: int | None = None, images: torch.Tensor | None = None) -> list[Mask]:
+                round_to: int | None = None, images: torch.Tensor | None = None,
+                fold_batchnorm: bool = False) -> list[Mask]:
     """The masks one pruner chooses on the model's current weights at `sparsity` (default: its final target),
     kept counts rounded up to `round_to` for the structures that are thinned. Activation rankers collect their
-    statistics on `images`."""
+    statistics on `images`; `fold_batchnorm` ranks each conv's weights scaled by the BN after it."""
     sparsity = pruner.desired_sparsity if sparsity is None else sparsity
+    weights = ranked_weights(model, pruner.layers, fold_batchnorm)
     if pruner.kind == "elements":
-        return [_element_mask(model, pruner, layer, pruner.level(layer, sparsity)) for layer in pruner.layers]
+        return [_element_mask(weights[layer], pruner, layer, pruner.level(layer, sparsity)) for layer in pruner.layers]
     modules = dict(model.named_modules())
     round_to = (round_to or 1) if pruner.kind in THINNED_KINDS else 1
-    importance = SCORERS[pruner.ranker](model, pruner.layers, pruner.kind, images)
+    importance = SCORERS[pruner.ranker](model, pruner.layers, pruner.kind, RankInputs(weights, images))
     chosen: dict[str, tuple[int, ...]] = {}
     for group in _ranked_together(model, pruner):
         # Coupled layers lose the same structures: a residual add cannot take two different channel sets.
@@ -274,10 +298,46 @@ def coupled_layers(model: nn.Module, graph: Any, layers: tuple[str, ...], kind: 
     return coupled
 
 
-def _element_mask(model: nn.Module, pruner: PrunerSpec, layer: str, sparsity: float) -> Mask:
+def ranked_weights(model: nn.Module, layers: tuple[str, ...], fold_batchnorm: bool) -> dict[str, torch.Tensor]:
+    """Each layer's weight as ranked; under fold_batchnorm a conv's filters scaled by gamma / sqrt(running_var + eps)
+    of the BN that reads its output, as inference folds them (Distiller's PruningPolicy._fold_batchnorm; layers
+    without such a BN, like the fc, rank their own weights)."""
+    modules = dict(model.named_modules())
+    weights = {layer: modules[layer].weight.detach() for layer in layers}
+    if fold_batchnorm:
+        for layer, bn in conv_batchnorms(model).items():
+            if layer in weights:
+                scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+                weights[layer] = weights[layer] * scale.view(-1, 1, 1, 1)
+    return weights
+
+
+def conv_batchnorms(model: nn.Module) -> dict[str, nn.BatchNorm2d]:
+    """Each conv whose output a BatchNorm2d reads directly, with that BN (one forward pass, eval mode)."""
+    from .models import evaluating
+
+    produced: dict[torch.Tensor, str] = {}
+    pairs: dict[str, nn.BatchNorm2d] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(
+                lambda _m, _args, output, name=name: produced.__setitem__(output, name)))
+        elif isinstance(module, nn.BatchNorm2d):
+            handles.append(module.register_forward_pre_hook(
+                lambda m, args: pairs.__setitem__(produced[args[0]], m) if args[0] in produced else None))
+    try:
+        with evaluating(model), torch.no_grad(), cpu_work():
+            model(torch.zeros(1, *INPUT_SHAPE))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return pairs
+
+
+def _element_mask(weight: torch.Tensor, pruner: PrunerSpec, layer: str, sparsity: float) -> Mask:
     """Distiller's level pruning (SparsityLevelParameterPruner.prune_level): the k = int(sparsity * numel) smallest
     magnitudes set the threshold, and every element at or below it is masked."""
-    weight = dict(model.named_modules())[layer].weight.detach()
     magnitude = weight.abs()
     count = int(sparsity * weight.numel())
     if count == 0:
@@ -450,7 +510,8 @@ def prune_to_final(model: nn.Module, schedule: Schedule, images: torch.Tensor | 
     """Every pruner straight to its final target, then thinning: the seed's rapid (0-epoch) pruning. Masks that are
     not thinned (elements, fc inputs) are applied and stay zeros. Activation rankers look at `images`."""
     masks = [mask for pruner in schedule.pruners
-             for mask in rank_pruner(model, pruner, round_to=schedule.round_to, images=images)]
+             for mask in rank_pruner(model, pruner, round_to=schedule.round_to, images=images,
+                                     fold_batchnorm=schedule.folds_batchnorm(pruner.name))]
     apply_masks(model, masks)
     thin(model, masks)
     apply_masks(model, follow_thinning(model, masks))

@@ -67,6 +67,9 @@ KNOWN_UNSUPPORTED_GROUP_TYPES = frozenset({"Cols", "Kernels", "Blocks", "3D", "2
 # Policy arguments of Distiller's per-minibatch (dynamic) masking: DropFilter-style regularisation, network surgery.
 MINIBATCH_MASK_ARGS = frozenset({"mini_batch_pruning_frequency", "discard_masks_at_minibatch_end",
                                  "mask_on_forward_only", "use_double_copies", "mask_gradients", "keep_mask"})
+# Distiller's group lasso groups this project applies: a conv's filters or its input channels.
+LASSO_GROUPS: dict[str, str] = {"Filters": "filters", "3D": "filters", "Channels": "channels"}
+REGULARIZERS = frozenset({"L1Regularizer", "GroupLassoRegularizer"})
 THINNING_CLASSES = frozenset({"FilterRemover", "ChannelRemover", "StructureRemover"})
 THINNING_FUNCS = frozenset({"remove_filters", "remove_channels"})
 # torch.optim.lr_scheduler classes whose arguments are plain numbers; anything that takes code is refused.
@@ -173,6 +176,19 @@ _LATER_PRUNER_FIELDS = {"initial_sparsity": None, "levels": (), "sparsity_range"
 class PrunerPolicy:
     pruner: str
     window: Window
+    # Rank conv weights scaled by their BN's gamma / sqrt(running_var + eps), as inference folds them (Distiller's
+    # `args: {fold_batchnorm: true}`); the mask still zeroes the conv's own weights.
+    fold_batchnorm: bool = False
+
+
+@dataclass(frozen=True)
+class RegularizerSpec:
+    """A Distiller regularizer with its policy: a penalty added to the training loss in the policy's epochs."""
+
+    name: str
+    class_name: str
+    terms: tuple[tuple[str, float, str], ...]  # (parameter, strength, group: elements / filters / channels)
+    window: Window
 
 
 @dataclass(frozen=True)
@@ -209,6 +225,7 @@ class Schedule:
     pruner_policies: tuple[PrunerPolicy, ...]
     thinning: tuple[ThinningSpec, ...] = ()
     lr_schedulers: tuple[LRSchedulerSpec, ...] = ()
+    regularizers: tuple[RegularizerSpec, ...] = ()
     model: str | None = None
     dataset: str | None = None
     epochs: int | None = None
@@ -261,7 +278,16 @@ class Schedule:
             for key, default in _LATER_PRUNER_FIELDS.items():
                 if pruner[key] == default:
                     pruner.pop(key)
+        for policy in content["pruner_policies"]:
+            if not policy["fold_batchnorm"]:
+                policy.pop("fold_batchnorm")
+        if not content["regularizers"]:
+            content.pop("regularizers")
         return content
+
+    def folds_batchnorm(self, pruner: str) -> bool:
+        """Whether any policy of this pruner ranks BN-folded weights."""
+        return any(p.fold_batchnorm for p in self.pruner_policies if p.pruner == pruner)
 
     def semantic_hash(self) -> str:
         """A hash of what the schedule does: not its file name, path, comments or warnings."""
@@ -412,12 +438,14 @@ class _Reader:
         if unknown:
             hint = "; a W&B sweep file? pass it with --prunebench-sweep" if {"method", "parameters"} & set(doc) else ""
             raise self.fail(unknown[0], f"unknown top-level key (expected one of {sorted(SECTION_KEYS)}){hint}")
-        for section in ("regularizers", "quantizers"):
-            if doc.get(section):
-                classes = sorted({_name(v.get("class")) for v in self.mapping(doc[section], section).values()
-                                  if isinstance(v, Mapping)})
-                raise self.fail(section, f"{', '.join(classes) or section} not supported yet by pytest-prunebench "
-                                         f"(remove the `{section}:` section)")
+        if doc.get("quantizers"):
+            classes = sorted({_name(v.get("class")) for v in self.mapping(doc["quantizers"], "quantizers").values()
+                              if isinstance(v, Mapping)})
+            raise self.fail("quantizers", f"{', '.join(classes) or 'quantizers'}: quantization is not supported by "
+                                          f"pytest-prunebench, which measures pruned f32/bf16 models (remove the "
+                                          f"`quantizers:` section)")
+        regularizers = {n: self.regularizer(n, s)
+                        for n, s in self.mapping(doc.get("regularizers") or {}, "regularizers").items()}
         pruners = {n: self.pruner(n, s) for n, s in self.mapping(doc.get("pruners") or {}, "pruners").items()}
         extensions = self.mapping(doc.get("extensions") or {}, "extensions")
         for ext_name, ext in extensions.items():
@@ -428,11 +456,13 @@ class _Reader:
         policies = doc.get("policies") or []
         if not isinstance(policies, list):
             raise self.fail("policies", "must be a list of policies (`- pruner: {instance_name: ...}`)")
-        pruner_policies, thinning, lr_schedulers = self.policies(policies, pruners, extensions, schedulers)
+        pruner_policies, thinning, lr_schedulers, regularized = self.policies(policies, pruners, extensions,
+                                                                              schedulers, regularizers)
         fired = {p.pruner for p in pruner_policies}
         used = {"pruners": fired, "extensions": {t.name for t in thinning},
-                "lr_schedulers": {s.name for s in lr_schedulers}}
-        defined = {"pruners": set(pruners), "extensions": set(extensions), "lr_schedulers": set(schedulers)}
+                "lr_schedulers": {s.name for s in lr_schedulers}, "regularizers": {r.name for r in regularized}}
+        defined = {"pruners": set(pruners), "extensions": set(extensions), "lr_schedulers": set(schedulers),
+                   "regularizers": set(regularizers)}
         for section, names in defined.items():
             for unused in sorted(names - used[section]):
                 self.warnings.append(f"{self.path}: {section}.{unused}: no policy uses it, so it never takes effect")
@@ -444,6 +474,7 @@ class _Reader:
             pruner_policies=tuple(pruner_policies),
             thinning=tuple(thinning),
             lr_schedulers=tuple(lr_schedulers),
+            regularizers=tuple(regularized),
             warnings=tuple(self.warnings),
             **settings,
         )
@@ -547,13 +578,18 @@ class _Reader:
             names.append(name.removesuffix(".weight"))
         return tuple(names)
 
+    def allowed_class(self, spec: Mapping[str, Any], where: str, allowed: frozenset[str], what: str) -> str:
+        """The entry's `class`, compared by name with an allow-list: a class is never imported from text."""
+        class_name = spec.get("class")
+        if not _one_of(class_name, allowed):
+            raise self.fail(f"{where}.class", f"{what} class {shown(class_name)} is not supported "
+                                              f"(supported: {', '.join(sorted(allowed))})")
+        return class_name
+
     def check_extension(self, name: str, spec: Any) -> None:
         where = f"extensions.{name}"
         spec = self.mapping(spec, where)
-        class_name = spec.get("class")
-        if not _one_of(class_name, THINNING_CLASSES):
-            raise self.fail(f"{where}.class", f"extension class {shown(class_name)} is not supported "
-                                              f"(supported: {', '.join(sorted(THINNING_CLASSES))})")
+        self.allowed_class(spec, where, THINNING_CLASSES, "extension")
         func = spec.get("thinning_func_str")
         if not _one_of(func, THINNING_FUNCS):
             raise self.fail(f"{where}.thinning_func_str",
@@ -598,25 +634,27 @@ class _Reader:
 
     def policies(
         self, policies: list[Any], pruners: dict[str, PrunerSpec], extensions: dict[str, Any],
-        schedulers: dict[str, Any],
-    ) -> tuple[list[PrunerPolicy], list[ThinningSpec], list[LRSchedulerSpec]]:
+        schedulers: dict[str, Any], regularizers: dict[str, tuple[str, tuple[tuple[str, float, str], ...]]],
+    ) -> tuple[list[PrunerPolicy], list[ThinningSpec], list[LRSchedulerSpec], list[RegularizerSpec]]:
         pruner_policies: list[PrunerPolicy] = []
         thinning: list[ThinningSpec] = []
         lr_schedulers: list[LRSchedulerSpec] = []
+        regularized: list[RegularizerSpec] = []
         for index, policy in enumerate(policies):
             where = f"policies[{index}]"
             policy = self.mapping(policy, where)
             targets = [t for t in POLICY_TARGETS if t in policy]
             if len(targets) != 1:
-                raise self.fail(where, "each policy names exactly one of pruner, extension or lr_scheduler")
+                raise self.fail(where, "each policy names exactly one of pruner, extension, lr_scheduler or "
+                                       "regularizer")
             target = targets[0]
-            if target in ("regularizer", "quantizer"):
-                raise self.fail(f"{where}.{target}", f"{target} policies are not supported yet")
+            if target == "quantizer":
+                raise self.fail(f"{where}.{target}", "quantization is not supported by pytest-prunebench")
             extra = sorted(set(policy) - {target, "epochs", "starting_epoch", "ending_epoch", "frequency"})
             if extra:
                 raise self.fail(f"{where}.{extra[0]}", "unknown policy key (allowed: epochs, starting_epoch, "
                                                        "ending_epoch, frequency)")
-            instance = self.instance_name(policy[target], f"{where}.{target}")
+            instance, fold = self.instance_name(policy[target], f"{where}.{target}", target == "pruner")
             window = self.window(policy, where)
             if target == "pruner":
                 if instance not in pruners:
@@ -626,7 +664,7 @@ class _Reader:
                     raise self.fail(where, f"{pruners[instance].class_name} {instance!r} follows Distiller's AGP "
                                            f"schedule: it needs starting_epoch, ending_epoch (exclusive) and a "
                                            f"frequency that fire it at least twice, not {_window_text(window)}")
-                pruner_policies.append(PrunerPolicy(instance, window))
+                pruner_policies.append(PrunerPolicy(instance, window, fold))
             elif target == "extension":
                 if instance not in extensions:
                     raise self.fail(f"{where}.extension.instance_name",
@@ -634,6 +672,11 @@ class _Reader:
                 ext = extensions[instance]
                 thinning.append(ThinningSpec(instance, ext["class"], ext["thinning_func_str"], window,
                                              _opt_str(ext.get("arch")), _opt_str(ext.get("dataset"))))
+            elif target == "regularizer":
+                if instance not in regularizers:
+                    raise self.fail(f"{where}.regularizer.instance_name",
+                                    f"{instance!r} is not defined under `regularizers:`")
+                regularized.append(RegularizerSpec(instance, *regularizers[instance], window))
             else:
                 if instance not in schedulers:
                     raise self.fail(f"{where}.lr_scheduler.instance_name",
@@ -641,24 +684,59 @@ class _Reader:
                 spec = schedulers[instance]
                 kwargs = tuple(sorted((k, _freeze(v)) for k, v in spec.items() if k != "class"))
                 lr_schedulers.append(LRSchedulerSpec(instance, spec["class"], kwargs, window))
-        return pruner_policies, thinning, lr_schedulers
+        return pruner_policies, thinning, lr_schedulers, regularized
 
-    def instance_name(self, value: Any, where: str) -> str:
+    def instance_name(self, value: Any, where: str, pruner: bool) -> tuple[str, bool]:
+        """The policy's instance name, and whether it folds BN into the weights it ranks (pruner policies only)."""
         if not isinstance(value, Mapping) or not isinstance(value.get("instance_name"), str):
             raise self.fail(where, "must be a mapping with `instance_name: NAME`")
-        extra = sorted(str(key) for key in value if key != "instance_name")
+        extra = sorted(str(key) for key in value if key not in ("instance_name", "args"))
+        args = value.get("args")
+        if args is not None and not isinstance(args, Mapping):
+            raise self.fail(f"{where}.args", f"must be a mapping of policy arguments, got {shown(args)}")
+        names = sorted(map(str, args or {}))
+        dynamic = sorted(set(names) & MINIBATCH_MASK_ARGS)
+        if dynamic:
+            raise self.fail(f"{where}.args.{dynamic[0]}", f"per-minibatch masking ({', '.join(dynamic)}) is "
+                            f"Distiller's dynamic regime: masks drawn every few minibatches and discarded, or "
+                            f"applied on the forward pass only, so the weights the model ends with are not "
+                            f"pruned by them and there is nothing to thin; not supported")
+        unsupported = [name for name in names if not (pruner and name == "fold_batchnorm")]
+        if extra or unsupported:
+            key = extra[0] if extra else f"args.{unsupported[0]}"
+            raise self.fail(f"{where}.{key}", f"policy arguments ({', '.join(extra + unsupported)}) are not "
+                                              f"supported yet (pruner policies take fold_batchnorm)")
+        fold = (args or {}).get("fold_batchnorm", False)
+        if not isinstance(fold, bool):
+            raise self.fail(f"{where}.args.fold_batchnorm", f"must be true or false, got {shown(fold)}")
+        return value["instance_name"], fold
+
+    def regularizer(self, name: str, spec: Any) -> tuple[str, tuple[tuple[str, float, str], ...]]:
+        """(class, terms) of an L1Regularizer (`reg_regims: {weight: strength}`) or GroupLassoRegularizer
+        (`reg_regims: {weight: [strength, Filters | 3D | Channels]}`)."""
+        where = f"regularizers.{name}"
+        spec = self.mapping(spec, where)
+        class_name = self.allowed_class(spec, where, REGULARIZERS, "regularizer")
+        if spec.get("threshold_criteria") is not None:
+            raise self.fail(f"{where}.threshold_criteria", "thresholding regularized weights into masks is not "
+                                                           "supported yet; remove threshold_criteria")
+        extra = sorted(set(spec) - {"class", "reg_regims", "threshold_criteria"})
         if extra:
-            args = value.get("args")
-            names = sorted(map(str, args)) if isinstance(args, Mapping) else []
-            dynamic = sorted(set(names) & MINIBATCH_MASK_ARGS)
-            if dynamic:
-                raise self.fail(f"{where}.args.{dynamic[0]}", f"per-minibatch masking ({', '.join(dynamic)}) is "
-                                f"Distiller's dynamic regime: masks drawn every few minibatches and discarded, or "
-                                f"applied on the forward pass only, so the weights the model ends with are not "
-                                f"pruned by them and there is nothing to thin; not supported")
-            named = f" ({', '.join(names)})" if names else ""
-            raise self.fail(f"{where}.{extra[0]}", f"policy arguments{named} are not supported yet")
-        return value["instance_name"]
+            raise self.fail(f"{where}.{extra[0]}", "unknown key (allowed: class, reg_regims)")
+        regims = spec.get("reg_regims")
+        if not isinstance(regims, Mapping) or not regims:
+            raise self.fail(f"{where}.reg_regims", "must be a mapping of parameter names to strengths")
+        terms = []
+        for parameter, value in regims.items():
+            key = f"{where}.reg_regims.{parameter}"
+            group = "elements"
+            if class_name == "GroupLassoRegularizer":
+                if not isinstance(value, list) or len(value) != 2 or not _one_of(value[1], LASSO_GROUPS):
+                    raise self.fail(key, f"must be [strength, group] with group one of "
+                                         f"{', '.join(sorted(LASSO_GROUPS))}, got {shown(value)}")
+                value, group = value[0], LASSO_GROUPS[value[1]]
+            terms.append((str(parameter).removeprefix("module."), self.positive(value, key), group))
+        return class_name, tuple(terms)
 
     def window(self, policy: Mapping[str, Any], where: str) -> Window:
         if "epochs" in policy:
@@ -802,8 +880,12 @@ def schedule_document(schedule: Schedule) -> dict[str, Any]:
     if schedule.lr_schedulers:
         document["lr_schedulers"] = {s.name: {"class": s.class_name, **{k: _thaw(v) for k, v in s.kwargs}}
                                      for s in schedule.lr_schedulers}
+    if schedule.regularizers:
+        document["regularizers"] = {r.name: _regularizer_document(r) for r in schedule.regularizers}
     document["policies"] = (
-        [{"pruner": {"instance_name": p.pruner}, **_window_document(p.window)} for p in schedule.pruner_policies]
+        [{"pruner": {"instance_name": p.pruner, **({"args": {"fold_batchnorm": True}} if p.fold_batchnorm else {})},
+          **_window_document(p.window)} for p in schedule.pruner_policies]
+        + [{"regularizer": {"instance_name": r.name}, **_window_document(r.window)} for r in schedule.regularizers]
         + [{"extension": {"instance_name": t.name}, **_window_document(t.window)} for t in schedule.thinning]
         + [{"lr_scheduler": {"instance_name": s.name}, **_window_document(s.window)} for s in schedule.lr_schedulers]
     )
@@ -832,6 +914,14 @@ def _pruner_document(pruner: PrunerSpec) -> dict[str, Any]:
     if pruner.leader:
         document["group_dependency"] = "Leader"
     return document
+
+
+def _regularizer_document(regularizer: RegularizerSpec) -> dict[str, Any]:
+    lasso = regularizer.class_name == "GroupLassoRegularizer"
+    group_type = {group: name for name, group in LASSO_GROUPS.items() if name != "3D"}
+    regims = {f"module.{parameter}": [strength, group_type[group]] if lasso else strength
+              for parameter, strength, group in regularizer.terms}
+    return {"class": regularizer.class_name, "reg_regims": regims}
 
 
 def _thinning_document(thinning: ThinningSpec) -> dict[str, Any]:

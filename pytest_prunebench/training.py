@@ -122,8 +122,9 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
 
 
 def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimizer, config: TrainConfig, epoch: int,
-                after_step: Callable[[], None] | None = None) -> float:
-    """One pass over the shuffled training set; returns the mean loss."""
+                after_step: Callable[[], None] | None = None,
+                penalty: Callable[[], torch.Tensor] | None = None) -> float:
+    """One pass over the shuffled training set; returns the mean loss (with the regularizers' `penalty`)."""
     model.train()
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
     order = torch.randperm(len(data.train_x), generator=generator)
@@ -132,6 +133,8 @@ def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimize
         batch = order[start:start + config.batch_size]
         with cpu_work():  # a safe point per step: a measurement on this host pauses training here
             loss = F.cross_entropy(model(data.train_x[batch]), data.train_y[batch])
+            if penalty is not None:
+                loss = loss + penalty()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -261,7 +264,8 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
         fired = [p for p in schedule.pruner_policies if p.window.fires(epoch)]
         for policy in fired:
             chosen = rank_pruner(model, schedule.pruner(policy.pruner), firing_target(schedule, policy, epoch,
-                                 config.seed), round_to=schedule.round_to, images=images)
+                                 config.seed), round_to=schedule.round_to, images=images,
+                                 fold_batchnorm=policy.fold_batchnorm)
             apply_masks(model, chosen)
             masks.replace(policy.pruner, chosen)
             outcome.masks.extend(chosen)
@@ -280,7 +284,8 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
             if reason and config.stop_on_collapse:
                 progress(f"collapsed: {reason}; retraining skipped")
                 for pruner in schedule.pruners:  # latency must reflect the whole schedule: every final target
-                    chosen = rank_pruner(model, pruner, round_to=schedule.round_to, images=images)
+                    chosen = rank_pruner(model, pruner, round_to=schedule.round_to, images=images,
+                                         fold_batchnorm=schedule.folds_batchnorm(pruner.name))
                     apply_masks(model, chosen)
                     masks.replace(pruner.name, chosen)
                     outcome.masks.extend(chosen)
@@ -289,7 +294,8 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
         # Phase 3: one epoch of training, masks re-applied after every step.
         lr = optimizer.param_groups[0]["lr"]
         loss = train_epoch(model, data, optimizer, config, epoch,
-                           after_step=reapply_masks if masks.all() else None)
+                           after_step=reapply_masks if masks.all() else None,
+                           penalty=regularization(model, schedule, epoch))
         # Phase 4: LR schedulers whose window includes this epoch.
         lr_schedules.step(epoch)
         # Phase 5: evaluation and a progress line.
@@ -305,6 +311,28 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
     if outcome.stopped_at is None:  # a stopped timeline pruned every pruner to its target
         _warn_cut(schedule, config.epochs, outcome.reached)
     return outcome
+
+
+# A regularizer term's penalty on one parameter: L1 of its elements, or the group lasso over filters / channels.
+PENALTIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "elements": lambda w: w.abs().sum(),
+    "filters": lambda w: w.flatten(1).norm(dim=1).sum(),
+    "channels": lambda w: w.transpose(0, 1).flatten(1).norm(dim=1).sum(),
+}
+
+
+def regularization(model: nn.Module, schedule: Schedule, epoch: int) -> Callable[[], torch.Tensor] | None:
+    """The loss term of the regularizers whose policy includes this epoch (Distiller adds it before backward), or
+    None. Parameters are looked up at every step: thinning replaces them."""
+    terms = [term for r in schedule.regularizers if r.window.fires(epoch) for term in r.terms]
+    if not terms:
+        return None
+
+    def penalty() -> torch.Tensor:
+        parameters = dict(model.named_parameters())
+        return sum((strength * PENALTIES[group](parameters[name]) for name, strength, group in terms),
+                   torch.zeros(()))
+    return penalty
 
 
 def _gradual_structures_ahead(schedule: Schedule, epoch: int) -> bool:
@@ -341,7 +369,8 @@ def _warn_cut(schedule: Schedule, epochs: int, reached: dict[str, float]) -> Non
     schedule's full result."""
     windows = ([(f"pruner {p.pruner}", p.window) for p in schedule.pruner_policies]
                + [(f"extension {t.name}", t.window) for t in schedule.thinning]
-               + [(f"lr_scheduler {s.name}", s.window) for s in schedule.lr_schedulers])
+               + [(f"lr_scheduler {s.name}", s.window) for s in schedule.lr_schedulers]
+               + [(f"regularizer {r.name}", r.window) for r in schedule.regularizers])
     never = [f"{name} (from epoch {window.first_epoch()})" for name, window in windows
              if not any(window.fires(epoch) for epoch in range(epochs))]
     horizon = schedule.pruning_horizon()

@@ -18,10 +18,12 @@ from pytest_prunebench.pruning import (
     activation_statistics,
     apply_masks,
     check_layers,
+    conv_batchnorms,
     layer_sizes,
     prune_to_final,
     pruned_count,
     rank_pruner,
+    ranked_weights,
     reached_sparsity,
 )
 from pytest_prunebench.schedule import PrunerSpec, Schedule, load_schedule
@@ -663,3 +665,43 @@ def test_random_ranking_is_reproducible_and_differs_per_layer() -> None:
     first, again = rank_pruner(model, spec), rank_pruner(build_model("resnet20", 10), spec)
     assert [m.indices for m in first] == [m.indices for m in again]
     assert len({m.indices for m in first}) == 3 and all(len(m.indices) == 8 for m in first)
+
+
+# --- fold_batchnorm and regularized parameters -----------------------------------------------------------------
+
+
+def test_fold_batchnorm_ranks_filters_as_inference_sees_them() -> None:
+    torch.manual_seed(6)
+    model = build_model("resnet20", 10)
+    pairs = {conv: bn for conv, bn in conv_batchnorms(model).items()}
+    modules = dict(model.named_modules())
+    assert pairs["layer1.0.conv1"] is modules["layer1.0.bn1"] and pairs["conv1"] is modules["bn1"]
+    assert pairs["layer2.0.downsample.0"] is modules["layer2.0.downsample.1"]
+    assert len(pairs) == 21  # every conv; the fc has none
+    conv, bn = model.layer1[0].conv1, model.layer1[0].bn1
+    with torch.no_grad():
+        conv.weight[5] *= 10  # the largest filter by its own norm ...
+        bn.weight[5] = 1e-3  # ... scaled almost to nothing by its BN
+        bn.running_var.uniform_(0.5, 2.0)
+    spec = PrunerSpec("p", "L1RankedStructureParameterPruner", "filters", "l1", 1 / 16, ("layer1.0.conv1",))
+    (plain,) = rank_pruner(model, spec)
+    (folded,) = rank_pruner(model, spec, fold_batchnorm=True)
+    assert plain.indices != (5,) and folded.indices == (5,)
+    expected = conv.weight * (bn.weight / torch.sqrt(bn.running_var + bn.eps)).view(-1, 1, 1, 1)
+    assert torch.allclose(ranked_weights(model, ("layer1.0.conv1", "fc"), True)["layer1.0.conv1"], expected)
+    assert torch.equal(ranked_weights(model, ("fc",), True)["fc"], model.fc.weight)
+
+
+def test_regularized_parameters_must_exist(tmp_path: Path) -> None:
+    text = """\
+regularizers:
+  r: {class: GroupLassoRegularizer, reg_regims: {WHAT: [0.1, Filters]}}
+policies:
+  - regularizer: {instance_name: r}
+    epochs: [0]
+"""
+    for name, message in (("layer1.0.bn9.weight", "resnet20 has no parameter 'layer1.0.bn9.weight'"),
+                          ("layer1.0.bn1.weight", "group lasso over filters needs a conv weight")):
+        schedule = write_schedule(tmp_path, text.replace("WHAT", name))
+        with pytest.raises(ScheduleError, match=f"regularizers.r.reg_regims.{name}: {message}"):
+            check_layers(schedule, build_model("resnet20", 10), "resnet20")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,14 @@ from pytest_prunebench.data import Dataset, DataSpec, load_dataset
 from pytest_prunebench.models import build_model
 from pytest_prunebench.pruning import rank_pruner
 from pytest_prunebench.schedule import load_schedule
-from pytest_prunebench.training import TrainConfig, _thin_with_optimizer, evaluate, firing_target, retrain
+from pytest_prunebench.training import (
+    TrainConfig,
+    _thin_with_optimizer,
+    evaluate,
+    firing_target,
+    regularization,
+    retrain,
+)
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +188,39 @@ policies:
     assert model.layer1[0].conv1.out_channels == 12
     drawn = firing_target(schedule, schedule.pruner_policies[1], 0, 0)
     assert model.layer2[0].conv1.out_channels == 32 - int(drawn * 32)
+
+
+def test_regularizers_add_their_penalty_inside_their_window(tmp_path: Path, small: Dataset) -> None:
+    text = """\
+regularizers:
+  slim: {class: L1Regularizer, reg_regims: {module.layer1.0.bn2.weight: 0.5}}
+  lasso: {class: GroupLassoRegularizer, reg_regims: {layer1.0.conv1.weight: [0.25, Filters]}}
+policies:
+  - regularizer: {instance_name: slim}
+    starting_epoch: 0
+    ending_epoch: 1
+  - regularizer: {instance_name: lasso}
+    epochs: [1]
+prunebench: {model: resnet20}
+"""
+    schedule = load_schedule(write_schedules(tmp_path, reg=text) / "reg.yaml")
+    model = build_model("resnet20", 10)
+    block = model.layer1[0]
+    penalty = regularization(model, schedule, 0)
+    assert penalty is not None
+    assert float(penalty().detach()) == pytest.approx(0.5 * float(block.bn2.weight.detach().abs().sum()))
+    filters = [float(block.conv1.weight[i].detach().pow(2).sum().sqrt()) for i in range(16)]
+    assert float(regularization(model, schedule, 1)().detach()) == pytest.approx(0.25 * sum(filters), rel=1e-5)
+    assert regularization(model, schedule, 2) is None
+    # Training under the L1 term pulls the BN scales down, further than training without it.
+    gammas = {}
+    for name, strength in (("plain", None), ("slim", "0.5")):
+        torch.manual_seed(0)
+        model = build_model("resnet20", 10)
+        used = schedule if strength else replace(schedule, regularizers=())
+        with pytest.warns(UserWarning, match="timeline is cut") if strength else contextlib.nullcontext():
+            retrain(model, used, small, TrainConfig(epochs=1, lr=0.1, stop_on_collapse=False))
+        gammas[name] = float(model.layer1[0].bn2.weight.detach().abs().sum())
+    # One SGD step on one minibatch: the same cross-entropy gradient in both runs, plus lr * 0.5 * sign(gamma) on each
+    # of the 16 scales (all start at 1).
+    assert gammas["plain"] - gammas["slim"] == pytest.approx(0.1 * 0.5 * 16, abs=1e-3)
