@@ -376,9 +376,12 @@ def _warn_cut(schedule: Schedule, epochs: int, reached: dict[str, float]) -> Non
     horizon = schedule.pruning_horizon()
     if epochs >= horizon and not never:
         return
-    sparsity = ", ".join(f"{p.name} {reached[p.name]:.3f} of {p.desired_sparsity:g}" for p in schedule.pruners)
+    sparsity = "; sparsity reached: " + ", ".join(f"{p.name} {reached[p.name]:.3f} of {p.desired_sparsity:g}"
+                                                  for p in schedule.pruners) if schedule.pruners else ""
     thinned = " (masked structures were thinned at the end)" if any(
         "extension" in name for name in never) else ""
-    warnings.warn(f"{schedule.path}: the timeline is cut at {epochs} epoch(s), before its pruning ends (epoch "
-                  f"{horizon}): never fired: {', '.join(never) or 'none'}{thinned}; sparsity reached: {sparsity} "
-                  f"(raise --prunebench-epochs, or use 0 to prune straight to the final targets)", stacklevel=3)
+    cut = (f"is cut at {epochs} epoch(s), before its pruning ends (epoch {horizon})" if epochs < horizon
+           else f"stops at {epochs} epoch(s)")
+    warnings.warn(f"{schedule.path}: the timeline {cut}: never fired: {', '.join(never) or 'none'}{thinned}"
+                  f"{sparsity} (raise --prunebench-epochs, or use 0 to prune straight to the final targets)",
+                  stacklevel=3)

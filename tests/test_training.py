@@ -218,7 +218,8 @@ prunebench: {model: resnet20}
         torch.manual_seed(0)
         model = build_model("resnet20", 10)
         used = schedule if strength else replace(schedule, regularizers=())
-        with pytest.warns(UserWarning, match="timeline is cut") if strength else contextlib.nullcontext():
+        stops = r"timeline stops at 1 epoch\(s\): never fired: regularizer lasso \(from epoch 1\) \(raise"
+        with pytest.warns(UserWarning, match=stops) if strength else contextlib.nullcontext():
             retrain(model, used, small, TrainConfig(epochs=1, lr=0.1, stop_on_collapse=False))
         gammas[name] = float(model.layer1[0].bn2.weight.detach().abs().sum())
     # One SGD step on one minibatch: the same cross-entropy gradient in both runs, plus lr * 0.5 * sign(gamma) on each
