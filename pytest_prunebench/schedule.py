@@ -696,11 +696,15 @@ class _Reader:
             raise self.fail(f"{where}.args", f"must be a mapping of policy arguments, got {shown(args)}")
         names = sorted(map(str, args or {}))
         dynamic = sorted(set(names) & MINIBATCH_MASK_ARGS)
+        if "discard_masks_at_minibatch_end" in dynamic:
+            raise self.fail(f"{where}.args.discard_masks_at_minibatch_end", f"per-minibatch masking "
+                            f"({', '.join(dynamic)}) is DropFilter-style regularisation: masks drawn every few "
+                            f"minibatches and discarded at each minibatch's end, so the trained model is not pruned "
+                            f"by them and there is nothing to thin; not supported")
         if dynamic:
-            raise self.fail(f"{where}.args.{dynamic[0]}", f"per-minibatch masking ({', '.join(dynamic)}) is "
-                            f"Distiller's dynamic regime: masks drawn every few minibatches and discarded, or "
-                            f"applied on the forward pass only, so the weights the model ends with are not "
-                            f"pruned by them and there is nothing to thin; not supported")
+            raise self.fail(f"{where}.args.{dynamic[0]}", f"per-minibatch masking ({', '.join(dynamic)}) is not "
+                            f"supported yet: masks here are computed at epoch begin and zero the weights after "
+                            f"every minibatch")
         unsupported = [name for name in names if not (pruner and name == "fold_batchnorm")]
         if extra or unsupported:
             key = extra[0] if extra else f"args.{unsupported[0]}"
