@@ -509,13 +509,18 @@ def filter_groups(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) 
 def prune_to_final(model: nn.Module, schedule: Schedule, images: torch.Tensor | None = None) -> list[Mask]:
     """Every pruner straight to its final target, then thinning: the seed's rapid (0-epoch) pruning. Masks that are
     not thinned (elements, fc inputs) are applied and stay zeros. Activation rankers look at `images`."""
-    masks = [mask for pruner in schedule.pruners
-             for mask in rank_pruner(model, pruner, round_to=schedule.round_to, images=images,
-                                     fold_batchnorm=schedule.folds_batchnorm(pruner.name))]
+    def ranked(thinned: bool) -> list[Mask]:
+        return [mask for pruner in schedule.pruners if (pruner.kind in THINNED_KINDS) == thinned
+                for mask in rank_pruner(model, pruner, round_to=schedule.round_to, images=images,
+                                        fold_batchnorm=schedule.folds_batchnorm(pruner.name))]
+
+    # Structures first, then the masks on the thinned shapes: Distiller's schedules thin before their fine-grained
+    # pruners finish, and report those masks' sparsity on the thinned tensors.
+    structures = ranked(thinned=True)
+    thin(model, structures)
+    masks = ranked(thinned=False)
     apply_masks(model, masks)
-    thin(model, masks)
-    apply_masks(model, follow_thinning(model, masks))
-    return masks
+    return structures + masks
 
 
 def layer_sizes(model: nn.Module, schedule: Schedule) -> dict[tuple[str, str], int]:
@@ -526,8 +531,9 @@ def layer_sizes(model: nn.Module, schedule: Schedule) -> dict[tuple[str, str], i
 
 
 def reached_sparsity(model: nn.Module, schedule: Schedule, dense: dict[tuple[str, str], int]) -> dict[str, float]:
-    """Per pruner, the share of its layers' structures gone (thinned away or still zero) against the dense sizes;
-    for element pruners, the share of zero weights in its layers as they are now."""
+    """Per pruner, the share of its layers' filters / channels gone (thinned away or still zero) against the dense
+    sizes; for masks that are never thinned (elements, fc input features), the share zero in the layers as they are
+    now, as Distiller reports them."""
     modules = dict(model.named_modules())
     reached = {}
     for pruner in schedule.pruners:
@@ -537,6 +543,9 @@ def reached_sparsity(model: nn.Module, schedule: Schedule, dense: dict[tuple[str
             if pruner.kind == "elements":
                 gone += int((weight == 0).sum())
                 total += weight.numel()
+            elif pruner.kind not in THINNED_KINDS:
+                gone += len(zero_structures(weight, pruner.kind))
+                total += _structure_count(modules[layer], pruner.kind)
             else:
                 size = dense[(layer, pruner.kind)]
                 gone += size - _structure_count(modules[layer], pruner.kind) + len(zero_structures(weight,

@@ -147,7 +147,7 @@ class PrunerSpec:
     name: str
     class_name: str
     kind: PrunerKind
-    ranker: Ranker
+    ranker: str  # PrunerClass.ranker: l1, l2, magnitude, random, apoz, mean
     desired_sparsity: float
     layers: tuple[str, ...]  # module names, without Distiller's `module.` prefix and `.weight` suffix
     leader: bool = False

@@ -529,10 +529,12 @@ def test_agp_corpus_files_at_their_final_targets_reach_distillers_macs(name: str
         if pruner.kind == "filters":
             expected = sum(pruned_count(pruner.desired_sparsity, dense[(layer, "filters")]) for layer in pruner.layers)
             assert reached[pruner.name] == expected / sum(dense[(layer, "filters")] for layer in pruner.layers)
-        elif pruner.kind == "elements":
-            assert reached[pruner.name] == pytest.approx(pruner.desired_sparsity, abs=0.005)
+        elif pruner.kind == "elements":  # of the (thinned) tensors, as Distiller's tables count them
+            assert reached[pruner.name] == pytest.approx(pruner.desired_sparsity, abs=0.001)
+        else:  # the fc's input features: half of those left, e.g. (10, 32) with 16 zero columns in agp_4
+            assert reached[pruner.name] == pruner.desired_sparsity == 0.5
     fine = model.layer3[1].conv1.weight  # fine-grained pruning removes no filter: its zeros stay in the tensor
-    assert fine.shape[0] == 64 and (fine == 0).float().mean().item() == pytest.approx(0.7, abs=0.02)
+    assert fine.shape[0] == 64 and (fine == 0).float().mean().item() == pytest.approx(0.7, abs=0.001)
     assert model.fc.out_features == 10  # never the classes
 
 
