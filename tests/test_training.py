@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from tiny import AGP_SCHEDULE, FILTERS_SCHEDULE, write_schedules
 
 from pytest_prunebench.data import Dataset, DataSpec, load_dataset
-from pytest_prunebench.models import build_model
+from pytest_prunebench.models import build_model, count_macs
 from pytest_prunebench.pruning import rank_pruner
 from pytest_prunebench.schedule import load_schedule
 from pytest_prunebench.training import (
@@ -24,6 +25,7 @@ from pytest_prunebench.training import (
     retrain,
 )
 
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "distiller-schedules"
 
 @pytest.fixture(scope="module")
 def synthetic() -> Dataset:
@@ -225,3 +227,22 @@ prunebench: {model: resnet20}
     # One SGD step on one minibatch: the same cross-entropy gradient in both runs, plus lr * 0.5 * sign(gamma) on each
     # of the 16 scales (all start at 1).
     assert gammas["plain"] - gammas["slim"] == pytest.approx(0.1 * 0.5 * 16, abs=1e-3)
+
+
+def test_a_corpus_agp_file_on_its_whole_timeline_reaches_its_targets_and_distillers_macs(small: Dataset) -> None:
+    # Distiller's agp_4 through all its 50 epochs (8 training images each, the timeline is what is checked):
+    # gradual filters with a Leader group, thinning at 32, fine-grained and fc-input masks on the thinned tensors.
+    if not CORPUS.is_dir():
+        pytest.skip(f"Distiller schedule corpus not found at {CORPUS}")
+    schedule = load_schedule(CORPUS / "resnet20_filters.schedule_agp_4.yaml")
+    tiny = Dataset(small.name, small.train_x[:8], small.train_y[:8], small.test_x[:8], small.test_y[:8],
+                   small.num_classes)
+    model = build_model("resnet20", 10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = retrain(model, schedule, tiny, TrainConfig(epochs=50, stop_on_collapse=False))
+    assert not [w for w in caught if "timeline" in str(w.message)]  # nothing was cut short
+    assert count_macs(model) == 24_723_776  # the file's header
+    assert outcome.reached == {"low_pruner": 0.5, "low_pruner_2": 0.5, "fine_pruner": pytest.approx(0.7, abs=1e-4),
+                               "fc_pruner": 0.5}
+    assert tuple(model.fc.weight.shape) == (10, 32) and tuple(model.layer3[1].conv1.weight.shape) == (64, 32, 3, 3)
