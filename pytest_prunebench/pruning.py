@@ -67,6 +67,10 @@ LAYER_TYPES: dict[PrunerKind, tuple[type[nn.Module], ...]] = {
     "filters": (nn.Conv2d,), "channels": (nn.Conv2d,), "rows": (nn.Linear,), "elements": (nn.Conv2d, nn.Linear)}
 
 
+KIND_NAMES: dict[PrunerKind, str] = {"filters": "filter pruning", "channels": "channel pruning",
+                                     "rows": "Rows (fc input) pruning", "elements": "fine-grained pruning"}
+
+
 def check_layers(schedule: Schedule, model: nn.Module, model_name: str) -> None:
     """Every layer a pruner names must be a layer of this model of the right type; fc outputs (the classes) are
     never pruned."""
@@ -81,8 +85,9 @@ def check_layers(schedule: Schedule, model: nn.Module, model_name: str) -> None:
                                                           f"(list them with `prunebench layers {model_name}`)")
             if not isinstance(module, LAYER_TYPES[pruner.kind]):
                 allowed = " or ".join(t.__name__ for t in LAYER_TYPES[pruner.kind])
-                raise ScheduleError(schedule.path, where, f"{layer!r} is a {type(module).__name__}; {pruner.kind} "
-                                                          f"pruning applies to {allowed} layers only")
+                raise ScheduleError(schedule.path, where, f"{layer!r} is a {type(module).__name__}; "
+                                                          f"{KIND_NAMES[pruner.kind]} applies to {allowed} layers "
+                                                          f"only")
             if getattr(module, "groups", 1) != 1 and pruner.kind in THINNED_KINDS:
                 raise ScheduleError(schedule.path, where, f"{layer!r} is a grouped convolution, not supported")
             if pruner.ranker in ("apoz", "mean") and not isinstance(modules.get(activation_relu(layer)), nn.ReLU):

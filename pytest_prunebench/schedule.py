@@ -705,11 +705,13 @@ class _Reader:
             raise self.fail(f"{where}.args.{dynamic[0]}", f"per-minibatch masking ({', '.join(dynamic)}) is not "
                             f"supported yet: masks here are computed at epoch begin and zero the weights after "
                             f"every minibatch")
+        if extra:
+            raise self.fail(f"{where}.{extra[0]}", f"unknown key {shown(extra[0])} (a policy names instance_name and, "
+                                                   f"for a pruner, args)")
         unsupported = [name for name in names if not (pruner and name == "fold_batchnorm")]
-        if extra or unsupported:
-            key = extra[0] if extra else f"args.{unsupported[0]}"
-            raise self.fail(f"{where}.{key}", f"policy arguments ({', '.join(extra + unsupported)}) are not "
-                                              f"supported yet (pruner policies take fold_batchnorm)")
+        if unsupported:
+            raise self.fail(f"{where}.args.{unsupported[0]}", f"policy arguments ({', '.join(unsupported)}) are not "
+                                                              f"supported yet (pruner policies take fold_batchnorm)")
         fold = (args or {}).get("fold_batchnorm", False)
         if not isinstance(fold, bool):
             raise self.fail(f"{where}.args.fold_batchnorm", f"must be true or false, got {shown(fold)}")

@@ -594,7 +594,7 @@ prunebench: {model: resnet20}
     zero = (model.fc.weight == 0).all(dim=0)
     assert zero.sum() == 32 and set(torch.nonzero(zero).flatten().tolist()) == set(
         torch.argsort(norms, stable=True)[:32].tolist())
-    with pytest.raises(ScheduleError, match="rows pruning applies to Linear layers only"):
+    with pytest.raises(ScheduleError, match=r"Rows \(fc input\) pruning applies to Linear layers only"):
         check_layers(replace(schedule, pruners=(replace(schedule.pruners[0], layers=("conv1",)),)), model,
                      "resnet20")
 
@@ -607,8 +607,8 @@ policies:
   - pruner: {instance_name: p}
     epochs: [0]
 """)
-    with pytest.raises(ScheduleError, match="'layer1.0.bn1' is a BatchNorm2d; elements pruning applies to Conv2d "
-                                            "or Linear layers only"):
+    with pytest.raises(ScheduleError, match="'layer1.0.bn1' is a BatchNorm2d; fine-grained pruning applies to "
+                                            "Conv2d or Linear layers only"):
         check_layers(schedule, build_model("resnet20", 10), "resnet20")
 
 
