@@ -11,9 +11,11 @@ from pathlib import Path
 def test_schedule(prunebench, prunebench_schedule: Path) -> None:
     result = prunebench.run(prunebench_schedule)
 
-    # Physical thinning: a pruned model is smaller and cheaper than its dense baseline.
-    assert result.macs < result.macs_dense, f"{result.name}: thinning removed no MACs"
-    assert result.params < result.params_dense
+    # Physical thinning: a model pruned in filters or channels is smaller and cheaper than its dense baseline.
+    # (Fine-grained and fc-input masks leave dense shapes, and a regularizer-only schedule prunes nothing.)
+    if any(kind in ("filters", "channels") for kind in result.pruner_kinds.values()):
+        assert result.macs < result.macs_dense, f"{result.name}: thinning removed no MACs"
+        assert result.params < result.params_dense
     # The exported model ran on the device and was timed.
     assert len(result.latencies_s) == prunebench.settings.rounds
     assert 0 < result.latency_ms < 1000

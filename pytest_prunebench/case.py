@@ -71,6 +71,7 @@ class CaseResult:
     layers_path_dense: str = ""  # the same for the dense baseline
     round_to: int = 1  # kept structures rounded up to a multiple of this
     artifact_cache: str = "off"  # the pruned + retrained model: "hit" (from the cache), "built", or "off"
+    reached: dict[str, float] = field(default_factory=dict)  # per pruner, the sparsity its layers really reached
 
     @property
     def collapsed(self) -> bool:
@@ -107,6 +108,7 @@ class CaseResult:
         info.update({f"seconds.{stage}": float(seconds) for stage, seconds in self.seconds.items()})
         for pruner, sparsity in self.sparsities.items():
             info[f"sparsity.{pruner}"] = float(sparsity)
+        info.update({f"reached.{pruner}": float(sparsity) for pruner, sparsity in self.reached.items()})
         info.update({f"kind.{pruner}": kind for pruner, kind in self.pruner_kinds.items()})
         info.update({f"ranker.{pruner}": ranker for pruner, ranker in self.pruner_rankers.items()})
         return info
@@ -312,7 +314,7 @@ class CaseRunner:
         its name, path, comments or thresholds), the resolved epochs and learning rate, the seed."""
         from .cache import artifact_key
 
-        content = asdict(schedule)
+        content = schedule.content()
         for ignored in ("name", "path", "warnings", "thresholds", "model", "dataset", "epochs", "lr"):
             content.pop(ignored)
         return artifact_key("cases", {"baseline": baseline_key, "schedule": content, "epochs": epochs,
@@ -361,11 +363,11 @@ class CaseRunner:
         """(evaluation right after pruning, retraining history, masks in firing order). With 0 epochs the
         evaluation is None: the exported model is the pruned one, and its measurement on the device evaluates it
         (a torch pass over the test set would double the accuracy work of a rapid-pruning case)."""
-        from .pruning import prune_to_final
+        from .pruning import probe_images, prune_to_final
         from .training import TrainConfig, evaluate, retrain
 
         if epochs == 0:
-            return None, (), tuple(prune_to_final(model, schedule))
+            return None, (), tuple(prune_to_final(model, schedule, probe_images(data.train_x, self.settings.seed)))
         config = TrainConfig(epochs=epochs, lr=schedule.lr or self.settings.lr, seed=self.settings.seed,
                              stop_on_collapse=stop_on_collapse)
         outcome = retrain(model, schedule, data, config, lambda m: self.progress(f"{name}: {m}"))
@@ -376,6 +378,7 @@ class CaseRunner:
                 measurement: Any, onnx_path: Path, onnx_bytes: int, dataset: str, model_name: str,
                 collapse_reason: str | None, seconds: dict[str, float]) -> CaseResult:
         from .models import count_macs, count_params, count_weights
+        from .pruning import layer_sizes, reached_sparsity
 
         return CaseResult(
             name=name, model=model_name, dataset=dataset, device=self.settings.device, schedule=schedule.name,
@@ -391,6 +394,7 @@ class CaseRunner:
             pruner_rankers={p.name: p.ranker for p in schedule.pruners}, device_ms=measurement.device_ms,
             round_to=schedule.round_to or 1,
             layers_path_dense=dense.layers_path, artifact_cache=pruned.cache,
+            reached=reached_sparsity(model, schedule, layer_sizes(dense.model, schedule)),
         )
 
 

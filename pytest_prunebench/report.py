@@ -269,7 +269,7 @@ def plot_filters(case: Case, layers: dict[str, dict[str, Any]], path: Path) -> N
         scores, removed = entry["scores"], set(entry["removed"])
         ax.bar(range(len(scores)), scores, width=0.9,
                color=["tab:red" if i in removed else "tab:blue" for i in range(len(scores))])
-        unit = "filter" if entry["kind"] == "filters" else "input channel"
+        unit = {"filters": "filter", "rows": "input feature"}.get(entry["kind"], "input channel")
         ax.set(title=f"{layer}: {len(removed)} of {len(scores)} removed", xlabel=f"{unit} index",
                ylabel=f"{entry.get('ranker') or 'l1'} norm (mean)")
         ax.title.set_fontsize(9)
@@ -300,6 +300,7 @@ def markdown(cases: Sequence[Case]) -> str:
                       _num(c.figure("latency_speedup"), 2), _num(c.figure("mac_speedup"), 2),
                       _int(c.figure("params")), _int(c.figure("macs")), _int(c.figure("onnx_bytes")),
                       "yes" if c.info.get("collapsed") else "") for c in cases])
+    lines += _pruner_table(cases)
     lines += _table("Correlation of each sparsity with latency and top1 (Pearson r)",
                     ("pruner", "cases", "r(latency)", "r(top1)"),
                     [(p, str(n), _num(r_lat, 3), _num(r_top, 3)) for p, n, r_lat, r_top in correlations(cases)])
@@ -323,6 +324,34 @@ def markdown(cases: Sequence[Case]) -> str:
                     [(str(m), _int(float(p or "nan")), _int(float(x or "nan"))) for m, p, x in sorted(dense, key=str)])
     lines.append("r is undefined (`–`) with fewer than 3 cases or a sparsity that never varies.")
     return "\n".join(lines) + "\n"
+
+
+MASK_ONLY_KINDS = {"elements": "fine-grained zeros", "rows": "zeroed fc input features"}
+
+
+def _pruner_table(cases: Sequence[Case]) -> list[str]:
+    """Desired against reached sparsity per pruner (a cut timeline stops short of its targets), and which pruners
+    only leave zeros in dense tensors: those cannot make dense inference faster."""
+    rows = []
+    for case in cases:
+        for pruner, desired in case.sparsities.items():
+            reached = case.info.get(f"reached.{pruner}")
+            kind = str(case.info.get(f"kind.{pruner}", ""))
+            note = (f"{MASK_ONLY_KINDS[kind]}: the tensor keeps its dense shape, so dense latency does not fall"
+                    if kind in MASK_ONLY_KINDS else "")
+            if reached is not None or note:
+                rows.append((case.name, pruner, kind, f"{desired:g}",
+                             _num(float(reached) if reached is not None else None, 3), note))
+    if not rows:
+        return []
+    lines = _table("Sparsity per pruner: desired and reached", ("case", "pruner", "kind", "desired", "reached",
+                                                                 "note"), rows)
+    if any(row[5] for row in rows):
+        lines += ["Fine-grained pruners (AutomatedGradualPruner, SparsityLevelParameterPruner) and `Rows` pruners "
+                  "zero weights without removing them: the ONNX file carries the zeros, but a dense device kernel "
+                  "does the same work, so they do not shrink dense latency. Only thinned filters and channels do.",
+                  ""]
+    return lines
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

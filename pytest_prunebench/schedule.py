@@ -18,26 +18,40 @@ from typing import Any, Literal
 
 from .errors import ScheduleError, shown
 
-PrunerKind = Literal["filters", "channels"]
+PrunerKind = Literal["filters", "channels", "rows", "elements"]
 Ranker = Literal["l1", "l2"]
 
-SUPPORTED_PRUNERS: dict[str, Ranker] = {
-    "L1RankedStructureParameterPruner": "l1",
-    "L2RankedStructureParameterPruner": "l2",
+
+@dataclass(frozen=True)
+class PrunerClass:
+    """What one Distiller pruner class does here: how it scores, what it removes, how its target moves."""
+
+    ranker: str  # l1, l2 (structure norms), magnitude (element |w|), random, apoz / mean (activations)
+    agp: bool = False  # initial_sparsity -> final_sparsity on Distiller's cubic AGP schedule
+    elements: bool = False  # fine-grained: element masks, kept through retraining, never thinned
+    filters_only: bool = False  # Distiller's *FilterPruner classes rank filters whatever group_type says
+    level_range: bool = False  # a sparsity drawn from `sparsity_range` at each firing
+
+
+# Classes are compared by name only: a class named in a schedule is never imported.
+PRUNER_CLASSES: dict[str, PrunerClass] = {
+    "L1RankedStructureParameterPruner": PrunerClass("l1"),
+    "L2RankedStructureParameterPruner": PrunerClass("l2"),
+    "L1RankedStructureParameterPruner_AGP": PrunerClass("l1", agp=True),
+    "L2RankedStructureParameterPruner_AGP": PrunerClass("l2", agp=True),
+    "AutomatedGradualPruner": PrunerClass("magnitude", agp=True, elements=True),
+    "SparsityLevelParameterPruner": PrunerClass("magnitude", elements=True),
+    "RandomRankedFilterPruner": PrunerClass("random", filters_only=True),
+    "RandomLevelStructureParameterPruner": PrunerClass("l1", level_range=True),
+    "ActivationAPoZRankedFilterPruner": PrunerClass("apoz", filters_only=True),
+    "ActivationAPoZRankedFilterPruner_AGP": PrunerClass("apoz", agp=True, filters_only=True),
+    "ActivationMeanRankedFilterPruner": PrunerClass("mean", filters_only=True),
+    "ActivationMeanRankedFilterPruner_AGP": PrunerClass("mean", agp=True, filters_only=True),
 }
+SUPPORTED_PRUNERS = tuple(PRUNER_CLASSES)
 # Distiller classes a later issue may add: named so the refusal says "not supported yet", not "unknown".
 KNOWN_UNSUPPORTED_PRUNERS = frozenset(
     {
-        "L1RankedStructureParameterPruner_AGP",
-        "L2RankedStructureParameterPruner_AGP",
-        "AutomatedGradualPruner",
-        "SparsityLevelParameterPruner",
-        "ActivationAPoZRankedFilterPruner",
-        "ActivationAPoZRankedFilterPruner_AGP",
-        "ActivationMeanRankedFilterPruner",
-        "ActivationMeanRankedFilterPruner_AGP",
-        "RandomRankedFilterPruner",
-        "RandomLevelStructureParameterPruner",
         "SplicingPruner",
         "MagnitudeParameterPruner",
         "BaiduRNNPruner",
@@ -46,8 +60,16 @@ KNOWN_UNSUPPORTED_PRUNERS = frozenset(
         "BernoulliFilterPruner_AGP",
     }
 )
-GROUP_TYPES: dict[str, PrunerKind] = {"Filters": "filters", "Channels": "channels"}
-KNOWN_UNSUPPORTED_GROUP_TYPES = frozenset({"Rows", "Cols", "Kernels", "Blocks", "3D", "2D", "4D", "Channels_Filters"})
+# Distiller's `Rows` of a 2D weight are the columns of torch's (out, in) matrix: the fc's input features
+# (ranked_structures_pruner.rank_and_prune_rows), never its outputs (the classes).
+GROUP_TYPES: dict[str, PrunerKind] = {"Filters": "filters", "Channels": "channels", "Rows": "rows"}
+KNOWN_UNSUPPORTED_GROUP_TYPES = frozenset({"Cols", "Kernels", "Blocks", "3D", "2D", "4D", "Channels_Filters"})
+# Policy arguments of Distiller's per-minibatch (dynamic) masking: DropFilter-style regularisation, network surgery.
+MINIBATCH_MASK_ARGS = frozenset({"mini_batch_pruning_frequency", "discard_masks_at_minibatch_end",
+                                 "mask_on_forward_only", "use_double_copies", "mask_gradients", "keep_mask"})
+# Distiller's group lasso groups this project applies: a conv's filters or its input channels.
+LASSO_GROUPS: dict[str, str] = {"Filters": "filters", "3D": "filters", "Channels": "channels"}
+REGULARIZERS = frozenset({"L1Regularizer", "GroupLassoRegularizer"})
 THINNING_CLASSES = frozenset({"FilterRemover", "ChannelRemover", "StructureRemover"})
 THINNING_FUNCS = frozenset({"remove_filters", "remove_channels"})
 # torch.optim.lr_scheduler classes whose arguments are plain numbers; anything that takes code is refused.
@@ -101,21 +123,71 @@ class Window:
         span = self.ending_epoch - 1 - self.starting_epoch
         return self.starting_epoch + (span // self.frequency) * self.frequency
 
+    def agp_span(self) -> int | None:
+        """Distiller's AGP span: from the first firing to the last, ((end - start - 1) // freq) * freq; None
+        for a window AGP cannot follow (an epoch list, open-ended, or one firing only)."""
+        if self.epochs is not None or self.ending_epoch is None:
+            return None
+        span = ((self.ending_epoch - self.starting_epoch - 1) // self.frequency) * self.frequency
+        return span if span > 0 else None
+
+
+def agp_target(initial: float, final: float, window: Window, epoch: int) -> float:
+    """Distiller's cubic AGP target at `epoch`: final + (initial - final) * (1 - (epoch - start) / span)^3,
+    held at `initial` before the window and at `final` after it."""
+    span = window.agp_span()
+    if span is None:
+        raise ValueError(f"AGP needs starting_epoch, ending_epoch and a span > 0, got {window}")
+    progress = min(max((epoch - window.starting_epoch) / span, 0.0), 1.0)
+    return final + (initial - final) * (1.0 - progress) ** 3
+
 
 @dataclass(frozen=True)
 class PrunerSpec:
     name: str
     class_name: str
     kind: PrunerKind
-    ranker: Ranker
+    ranker: str  # PrunerClass.ranker: l1, l2, magnitude, random, apoz, mean
     desired_sparsity: float
     layers: tuple[str, ...]  # module names, without Distiller's `module.` prefix and `.weight` suffix
     leader: bool = False
+    # AGP pruners: the target of their first firing (desired_sparsity is their final target).
+    initial_sparsity: float | None = None
+    # SparsityLevelParameterPruner: one level per layer (desired_sparsity is the highest).
+    levels: tuple[float, ...] = ()
+    # RandomLevelStructureParameterPruner: each firing draws its sparsity from [low, high] (desired_sparsity: high).
+    sparsity_range: tuple[float, float] | None = None
+
+    @property
+    def agp(self) -> bool:
+        return self.initial_sparsity is not None
+
+    def level(self, layer: str, target: float) -> float:
+        """This layer's share of a firing whose pruner-wide target is `target`."""
+        return self.levels[self.layers.index(layer)] if self.levels else target
+
+
+# Fields added after records were first named: left out of hashes at their defaults, so a schedule that does not
+# use them keeps its hash (generated cases are named by it) and its artifact-cache key.
+_LATER_PRUNER_FIELDS = {"initial_sparsity": None, "levels": (), "sparsity_range": None}
 
 
 @dataclass(frozen=True)
 class PrunerPolicy:
     pruner: str
+    window: Window
+    # Rank conv weights scaled by their BN's gamma / sqrt(running_var + eps), as inference folds them (Distiller's
+    # `args: {fold_batchnorm: true}`); the mask still zeroes the conv's own weights.
+    fold_batchnorm: bool = False
+
+
+@dataclass(frozen=True)
+class RegularizerSpec:
+    """A Distiller regularizer with its policy: a penalty added to the training loss in the policy's epochs."""
+
+    name: str
+    class_name: str
+    terms: tuple[tuple[str, float, str], ...]  # (parameter, strength, group: elements / filters / channels)
     window: Window
 
 
@@ -153,6 +225,7 @@ class Schedule:
     pruner_policies: tuple[PrunerPolicy, ...]
     thinning: tuple[ThinningSpec, ...] = ()
     lr_schedulers: tuple[LRSchedulerSpec, ...] = ()
+    regularizers: tuple[RegularizerSpec, ...] = ()
     model: str | None = None
     dataset: str | None = None
     epochs: int | None = None
@@ -198,9 +271,27 @@ class Schedule:
         return [f"{p.name}: {p.kind} {p.ranker} {p.desired_sparsity:g} ({', '.join(p.layers)})"
                 for p in self.pruners if p.desired_sparsity > 0]
 
+    def content(self) -> dict[str, Any]:
+        """`asdict`, without fields added later that hold their defaults (see _LATER_PRUNER_FIELDS)."""
+        content = asdict(self)
+        for pruner in content["pruners"]:
+            for key, default in _LATER_PRUNER_FIELDS.items():
+                if pruner[key] == default:
+                    pruner.pop(key)
+        for policy in content["pruner_policies"]:
+            if not policy["fold_batchnorm"]:
+                policy.pop("fold_batchnorm")
+        if not content["regularizers"]:
+            content.pop("regularizers")
+        return content
+
+    def folds_batchnorm(self, pruner: str) -> bool:
+        """Whether any policy of this pruner ranks BN-folded weights."""
+        return any(p.fold_batchnorm for p in self.pruner_policies if p.pruner == pruner)
+
     def semantic_hash(self) -> str:
         """A hash of what the schedule does: not its file name, path, comments or warnings."""
-        content = asdict(self)
+        content = self.content()
         for key in ("name", "path", "warnings"):
             content.pop(key)
         text = json.dumps(content, sort_keys=True, default=str)
@@ -347,12 +438,14 @@ class _Reader:
         if unknown:
             hint = "; a W&B sweep file? pass it with --prunebench-sweep" if {"method", "parameters"} & set(doc) else ""
             raise self.fail(unknown[0], f"unknown top-level key (expected one of {sorted(SECTION_KEYS)}){hint}")
-        for section in ("regularizers", "quantizers"):
-            if doc.get(section):
-                classes = sorted({_name(v.get("class")) for v in self.mapping(doc[section], section).values()
-                                  if isinstance(v, Mapping)})
-                raise self.fail(section, f"{', '.join(classes) or section} not supported yet by pytest-prunebench "
-                                         f"(remove the `{section}:` section)")
+        if doc.get("quantizers"):
+            classes = sorted({_name(v.get("class")) for v in self.mapping(doc["quantizers"], "quantizers").values()
+                              if isinstance(v, Mapping)})
+            raise self.fail("quantizers", f"{', '.join(classes) or 'quantizers'}: quantization is not supported by "
+                                          f"pytest-prunebench, which measures pruned f32/bf16 models (remove the "
+                                          f"`quantizers:` section)")
+        regularizers = {n: self.regularizer(n, s)
+                        for n, s in self.mapping(doc.get("regularizers") or {}, "regularizers").items()}
         pruners = {n: self.pruner(n, s) for n, s in self.mapping(doc.get("pruners") or {}, "pruners").items()}
         extensions = self.mapping(doc.get("extensions") or {}, "extensions")
         for ext_name, ext in extensions.items():
@@ -363,11 +456,13 @@ class _Reader:
         policies = doc.get("policies") or []
         if not isinstance(policies, list):
             raise self.fail("policies", "must be a list of policies (`- pruner: {instance_name: ...}`)")
-        pruner_policies, thinning, lr_schedulers = self.policies(policies, pruners, extensions, schedulers)
+        pruner_policies, thinning, lr_schedulers, regularized = self.policies(policies, pruners, extensions,
+                                                                              schedulers, regularizers)
         fired = {p.pruner for p in pruner_policies}
         used = {"pruners": fired, "extensions": {t.name for t in thinning},
-                "lr_schedulers": {s.name for s in lr_schedulers}}
-        defined = {"pruners": set(pruners), "extensions": set(extensions), "lr_schedulers": set(schedulers)}
+                "lr_schedulers": {s.name for s in lr_schedulers}, "regularizers": {r.name for r in regularized}}
+        defined = {"pruners": set(pruners), "extensions": set(extensions), "lr_schedulers": set(schedulers),
+                   "regularizers": set(regularizers)}
         for section, names in defined.items():
             for unused in sorted(names - used[section]):
                 self.warnings.append(f"{self.path}: {section}.{unused}: no policy uses it, so it never takes effect")
@@ -379,6 +474,7 @@ class _Reader:
             pruner_policies=tuple(pruner_policies),
             thinning=tuple(thinning),
             lr_schedulers=tuple(lr_schedulers),
+            regularizers=tuple(regularized),
             warnings=tuple(self.warnings),
             **settings,
         )
@@ -395,30 +491,72 @@ class _Reader:
         if _one_of(class_name, KNOWN_UNSUPPORTED_PRUNERS):
             raise self.fail(f"{where}.class", f"{class_name} is not supported yet by pytest-prunebench "
                                               f"(supported: {', '.join(SUPPORTED_PRUNERS)})")
-        if not _one_of(class_name, SUPPORTED_PRUNERS):
+        if not _one_of(class_name, PRUNER_CLASSES):
             raise self.fail(f"{where}.class", f"unknown pruner class {shown(class_name)} "
                                               f"(supported: {', '.join(SUPPORTED_PRUNERS)})")
-        allowed = {"class", "group_type", "desired_sparsity", "weights", "group_dependency"}
+        cls = PRUNER_CLASSES[class_name]
+        targets = ("initial_sparsity", "final_sparsity") if cls.agp else ("desired_sparsity",)
+        targets = ("sparsity_range",) if cls.level_range else targets
+        allowed = {"class", "weights", *targets} | ({"group_type", "group_dependency"} if not cls.elements else set())
+        if class_name == "SparsityLevelParameterPruner":
+            allowed = {"class", "levels"}
         extra = sorted(set(spec) - allowed)
         if extra:
             raise self.fail(f"{where}.{extra[0]}", f"unknown key for {class_name} (allowed: {sorted(allowed)})")
-        group_type = spec.get("group_type")
-        if _one_of(group_type, KNOWN_UNSUPPORTED_GROUP_TYPES):
-            raise self.fail(f"{where}.group_type", f"{group_type!r} is not supported yet (use Filters or Channels)")
-        if not _one_of(group_type, GROUP_TYPES):
-            raise self.fail(f"{where}.group_type", f"must be Filters or Channels, got {shown(group_type)}")
+        if class_name == "SparsityLevelParameterPruner":
+            return self.level_pruner(name, class_name, spec.get("levels"), f"{where}.levels")
+        kind: PrunerKind = "elements" if cls.elements else self.group_type(spec.get("group_type"), where)
+        if cls.filters_only and kind != "filters":
+            raise self.fail(f"{where}.group_type", f"{class_name} ranks filters only (Distiller prunes filters "
+                                                   f"whatever group_type says): use group_type: Filters")
         dependency = spec.get("group_dependency")
         if dependency not in (None, "Leader"):
             raise self.fail(f"{where}.group_dependency", f"only `Leader` is supported, got {shown(dependency)}")
-        return PrunerSpec(
-            name=name,
-            class_name=class_name,
-            kind=GROUP_TYPES[group_type],
-            ranker=SUPPORTED_PRUNERS[class_name],
-            desired_sparsity=self.sparsity(spec.get("desired_sparsity"), f"{where}.desired_sparsity"),
-            layers=self.layer_names(spec.get("weights"), f"{where}.weights"),
-            leader=dependency == "Leader",
-        )
+        initial = None
+        if cls.agp:
+            initial = self.sparsity(spec.get("initial_sparsity"), f"{where}.initial_sparsity")
+            final = self.sparsity(spec.get("final_sparsity"), f"{where}.final_sparsity")
+            if initial > final:
+                raise self.fail(f"{where}.initial_sparsity", f"{initial:g} is above final_sparsity {final:g}: AGP "
+                                                             f"only ever raises the sparsity")
+        elif cls.level_range:
+            span = self.sparsity_range(spec.get("sparsity_range"), f"{where}.sparsity_range")
+            final = span[1]
+        else:
+            final = self.sparsity(spec.get("desired_sparsity"), f"{where}.desired_sparsity")
+        return PrunerSpec(name=name, class_name=class_name, kind=kind, ranker=cls.ranker, desired_sparsity=final,
+                          layers=self.layer_names(spec.get("weights"), f"{where}.weights"),
+                          leader=dependency == "Leader", initial_sparsity=initial,
+                          sparsity_range=span if cls.level_range else None)
+
+    def sparsity_range(self, value: Any, where: str) -> tuple[float, float]:
+        if not isinstance(value, list) or len(value) != 2:
+            raise self.fail(where, f"must be [low, high] (e.g. [0.1, 0.2]), got {shown(value)}")
+        low, high = (self.sparsity(v, where) for v in value)
+        if low > high:
+            raise self.fail(where, f"low {low:g} is above high {high:g}")
+        return low, high
+
+    def group_type(self, group_type: Any, where: str) -> PrunerKind:
+        if _one_of(group_type, KNOWN_UNSUPPORTED_GROUP_TYPES):
+            raise self.fail(f"{where}.group_type", f"{group_type!r} is not supported yet (use Filters, Channels "
+                                                   f"or Rows)")
+        if not _one_of(group_type, GROUP_TYPES):
+            raise self.fail(f"{where}.group_type", f"must be Filters, Channels or Rows, got {shown(group_type)}")
+        return GROUP_TYPES[group_type]
+
+    def level_pruner(self, name: str, class_name: str, levels: Any, where: str) -> PrunerSpec:
+        """SparsityLevelParameterPruner: `levels: {weight name: sparsity}`, each weight pruned to its own level."""
+        if not isinstance(levels, Mapping) or not levels:
+            raise self.fail(where, "must be a mapping of weight names to sparsity levels "
+                                   "(e.g. module.layer1.0.conv1.weight: 0.5)")
+        if "*" in levels:
+            raise self.fail(f"{where}.*", "a level for every parameter (Distiller's `*`, biases and BN included) is "
+                                          "not supported; name the weights")
+        layers = self.layer_names(list(levels), where)
+        values = tuple(self.sparsity(value, f"{where}.{key}") for key, value in levels.items())
+        return PrunerSpec(name=name, class_name=class_name, kind="elements", ranker="magnitude",
+                          desired_sparsity=max(values), layers=layers, levels=values)
 
     def sparsity(self, value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -440,13 +578,18 @@ class _Reader:
             names.append(name.removesuffix(".weight"))
         return tuple(names)
 
+    def allowed_class(self, spec: Mapping[str, Any], where: str, allowed: frozenset[str], what: str) -> str:
+        """The entry's `class`, compared by name with an allow-list: a class is never imported from text."""
+        class_name = spec.get("class")
+        if not _one_of(class_name, allowed):
+            raise self.fail(f"{where}.class", f"{what} class {shown(class_name)} is not supported "
+                                              f"(supported: {', '.join(sorted(allowed))})")
+        return class_name
+
     def check_extension(self, name: str, spec: Any) -> None:
         where = f"extensions.{name}"
         spec = self.mapping(spec, where)
-        class_name = spec.get("class")
-        if not _one_of(class_name, THINNING_CLASSES):
-            raise self.fail(f"{where}.class", f"extension class {shown(class_name)} is not supported "
-                                              f"(supported: {', '.join(sorted(THINNING_CLASSES))})")
+        self.allowed_class(spec, where, THINNING_CLASSES, "extension")
         func = spec.get("thinning_func_str")
         if not _one_of(func, THINNING_FUNCS):
             raise self.fail(f"{where}.thinning_func_str",
@@ -491,31 +634,37 @@ class _Reader:
 
     def policies(
         self, policies: list[Any], pruners: dict[str, PrunerSpec], extensions: dict[str, Any],
-        schedulers: dict[str, Any],
-    ) -> tuple[list[PrunerPolicy], list[ThinningSpec], list[LRSchedulerSpec]]:
+        schedulers: dict[str, Any], regularizers: dict[str, tuple[str, tuple[tuple[str, float, str], ...]]],
+    ) -> tuple[list[PrunerPolicy], list[ThinningSpec], list[LRSchedulerSpec], list[RegularizerSpec]]:
         pruner_policies: list[PrunerPolicy] = []
         thinning: list[ThinningSpec] = []
         lr_schedulers: list[LRSchedulerSpec] = []
+        regularized: list[RegularizerSpec] = []
         for index, policy in enumerate(policies):
             where = f"policies[{index}]"
             policy = self.mapping(policy, where)
             targets = [t for t in POLICY_TARGETS if t in policy]
             if len(targets) != 1:
-                raise self.fail(where, "each policy names exactly one of pruner, extension or lr_scheduler")
+                raise self.fail(where, "each policy names exactly one of pruner, extension, lr_scheduler or "
+                                       "regularizer")
             target = targets[0]
-            if target in ("regularizer", "quantizer"):
-                raise self.fail(f"{where}.{target}", f"{target} policies are not supported yet")
+            if target == "quantizer":
+                raise self.fail(f"{where}.{target}", "quantization is not supported by pytest-prunebench")
             extra = sorted(set(policy) - {target, "epochs", "starting_epoch", "ending_epoch", "frequency"})
             if extra:
                 raise self.fail(f"{where}.{extra[0]}", "unknown policy key (allowed: epochs, starting_epoch, "
                                                        "ending_epoch, frequency)")
-            instance = self.instance_name(policy[target], f"{where}.{target}")
+            instance, fold = self.instance_name(policy[target], f"{where}.{target}", target == "pruner")
             window = self.window(policy, where)
             if target == "pruner":
                 if instance not in pruners:
                     raise self.fail(f"{where}.pruner.instance_name",
                                     f"{instance!r} is not defined under `pruners:` ({', '.join(pruners) or 'none'})")
-                pruner_policies.append(PrunerPolicy(instance, window))
+                if pruners[instance].agp and window.agp_span() is None:
+                    raise self.fail(where, f"{pruners[instance].class_name} {instance!r} follows Distiller's AGP "
+                                           f"schedule: it needs starting_epoch, ending_epoch (exclusive) and a "
+                                           f"frequency that fire it at least twice, not {_window_text(window)}")
+                pruner_policies.append(PrunerPolicy(instance, window, fold))
             elif target == "extension":
                 if instance not in extensions:
                     raise self.fail(f"{where}.extension.instance_name",
@@ -523,6 +672,11 @@ class _Reader:
                 ext = extensions[instance]
                 thinning.append(ThinningSpec(instance, ext["class"], ext["thinning_func_str"], window,
                                              _opt_str(ext.get("arch")), _opt_str(ext.get("dataset"))))
+            elif target == "regularizer":
+                if instance not in regularizers:
+                    raise self.fail(f"{where}.regularizer.instance_name",
+                                    f"{instance!r} is not defined under `regularizers:`")
+                regularized.append(RegularizerSpec(instance, *regularizers[instance], window))
             else:
                 if instance not in schedulers:
                     raise self.fail(f"{where}.lr_scheduler.instance_name",
@@ -530,15 +684,65 @@ class _Reader:
                 spec = schedulers[instance]
                 kwargs = tuple(sorted((k, _freeze(v)) for k, v in spec.items() if k != "class"))
                 lr_schedulers.append(LRSchedulerSpec(instance, spec["class"], kwargs, window))
-        return pruner_policies, thinning, lr_schedulers
+        return pruner_policies, thinning, lr_schedulers, regularized
 
-    def instance_name(self, value: Any, where: str) -> str:
+    def instance_name(self, value: Any, where: str, pruner: bool) -> tuple[str, bool]:
+        """The policy's instance name, and whether it folds BN into the weights it ranks (pruner policies only)."""
         if not isinstance(value, Mapping) or not isinstance(value.get("instance_name"), str):
             raise self.fail(where, "must be a mapping with `instance_name: NAME`")
-        extra = sorted(str(key) for key in value if key != "instance_name")
+        extra = sorted(str(key) for key in value if key not in ("instance_name", "args"))
+        args = value.get("args")
+        if args is not None and not isinstance(args, Mapping):
+            raise self.fail(f"{where}.args", f"must be a mapping of policy arguments, got {shown(args)}")
+        names = sorted(map(str, args or {}))
+        dynamic = sorted(set(names) & MINIBATCH_MASK_ARGS)
+        if "discard_masks_at_minibatch_end" in dynamic:
+            raise self.fail(f"{where}.args.discard_masks_at_minibatch_end", f"per-minibatch masking "
+                            f"({', '.join(dynamic)}) is DropFilter-style regularisation: masks drawn every few "
+                            f"minibatches and discarded at each minibatch's end, so the trained model is not pruned "
+                            f"by them and there is nothing to thin; not supported")
+        if dynamic:
+            raise self.fail(f"{where}.args.{dynamic[0]}", f"per-minibatch masking ({', '.join(dynamic)}) is not "
+                            f"supported yet: masks here are computed at epoch begin and zero the weights after "
+                            f"every minibatch")
         if extra:
-            raise self.fail(f"{where}.{extra[0]}", "policy arguments are not supported yet")
-        return value["instance_name"]
+            raise self.fail(f"{where}.{extra[0]}", f"unknown key {shown(extra[0])} (a policy names instance_name and, "
+                                                   f"for a pruner, args)")
+        unsupported = [name for name in names if not (pruner and name == "fold_batchnorm")]
+        if unsupported:
+            raise self.fail(f"{where}.args.{unsupported[0]}", f"policy arguments ({', '.join(unsupported)}) are not "
+                                                              f"supported yet (pruner policies take fold_batchnorm)")
+        fold = (args or {}).get("fold_batchnorm", False)
+        if not isinstance(fold, bool):
+            raise self.fail(f"{where}.args.fold_batchnorm", f"must be true or false, got {shown(fold)}")
+        return value["instance_name"], fold
+
+    def regularizer(self, name: str, spec: Any) -> tuple[str, tuple[tuple[str, float, str], ...]]:
+        """(class, terms) of an L1Regularizer (`reg_regims: {weight: strength}`) or GroupLassoRegularizer
+        (`reg_regims: {weight: [strength, Filters | 3D | Channels]}`)."""
+        where = f"regularizers.{name}"
+        spec = self.mapping(spec, where)
+        class_name = self.allowed_class(spec, where, REGULARIZERS, "regularizer")
+        if spec.get("threshold_criteria") is not None:
+            raise self.fail(f"{where}.threshold_criteria", "thresholding regularized weights into masks is not "
+                                                           "supported yet; remove threshold_criteria")
+        extra = sorted(set(spec) - {"class", "reg_regims", "threshold_criteria"})
+        if extra:
+            raise self.fail(f"{where}.{extra[0]}", "unknown key (allowed: class, reg_regims)")
+        regims = spec.get("reg_regims")
+        if not isinstance(regims, Mapping) or not regims:
+            raise self.fail(f"{where}.reg_regims", "must be a mapping of parameter names to strengths")
+        terms = []
+        for parameter, value in regims.items():
+            key = f"{where}.reg_regims.{parameter}"
+            group = "elements"
+            if class_name == "GroupLassoRegularizer":
+                if not isinstance(value, list) or len(value) != 2 or not _one_of(value[1], LASSO_GROUPS):
+                    raise self.fail(key, f"must be [strength, group] with group one of "
+                                         f"{', '.join(sorted(LASSO_GROUPS))}, got {shown(value)}")
+                value, group = value[0], LASSO_GROUPS[value[1]]
+            terms.append((str(parameter).removeprefix("module."), self.positive(value, key), group))
+        return class_name, tuple(terms)
 
     def window(self, policy: Mapping[str, Any], where: str) -> Window:
         if "epochs" in policy:
@@ -654,6 +858,10 @@ def _lr_scheduler_problem(cls: type, kwargs: dict[str, Any]) -> str | None:
     return None
 
 
+def _window_text(window: Window) -> str:
+    return ", ".join(f"{key}: {value}" for key, value in _window_document(window).items())
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -664,7 +872,7 @@ def _freeze(value: Any) -> Any:
 
 # -- writing ----------------------------------------------------------------------------------------------------
 
-CLASS_FOR_RANKER = {ranker: class_name for class_name, ranker in SUPPORTED_PRUNERS.items()}
+CLASS_FOR_RANKER = {"l1": "L1RankedStructureParameterPruner", "l2": "L2RankedStructureParameterPruner"}
 GROUP_TYPE_FOR_KIND = {kind: group_type for group_type, kind in GROUP_TYPES.items()}
 
 
@@ -678,8 +886,12 @@ def schedule_document(schedule: Schedule) -> dict[str, Any]:
     if schedule.lr_schedulers:
         document["lr_schedulers"] = {s.name: {"class": s.class_name, **{k: _thaw(v) for k, v in s.kwargs}}
                                      for s in schedule.lr_schedulers}
+    if schedule.regularizers:
+        document["regularizers"] = {r.name: _regularizer_document(r) for r in schedule.regularizers}
     document["policies"] = (
-        [{"pruner": {"instance_name": p.pruner}, **_window_document(p.window)} for p in schedule.pruner_policies]
+        [{"pruner": {"instance_name": p.pruner, **({"args": {"fold_batchnorm": True}} if p.fold_batchnorm else {})},
+          **_window_document(p.window)} for p in schedule.pruner_policies]
+        + [{"regularizer": {"instance_name": r.name}, **_window_document(r.window)} for r in schedule.regularizers]
         + [{"extension": {"instance_name": t.name}, **_window_document(t.window)} for t in schedule.thinning]
         + [{"lr_scheduler": {"instance_name": s.name}, **_window_document(s.window)} for s in schedule.lr_schedulers]
     )
@@ -692,12 +904,30 @@ def schedule_document(schedule: Schedule) -> dict[str, Any]:
 
 
 def _pruner_document(pruner: PrunerSpec) -> dict[str, Any]:
-    document = {"class": CLASS_FOR_RANKER[pruner.ranker], "group_type": GROUP_TYPE_FOR_KIND[pruner.kind],
-                "desired_sparsity": pruner.desired_sparsity, "weights": [f"module.{layer}.weight"
-                                                                        for layer in pruner.layers]}
+    weights = [f"module.{layer}.weight" for layer in pruner.layers]
+    if pruner.levels:
+        return {"class": pruner.class_name, "levels": dict(zip(weights, pruner.levels, strict=True))}
+    document: dict[str, Any] = {"class": pruner.class_name}
+    if pruner.kind != "elements":
+        document["group_type"] = GROUP_TYPE_FOR_KIND[pruner.kind]
+    if pruner.agp:
+        document.update(initial_sparsity=pruner.initial_sparsity, final_sparsity=pruner.desired_sparsity)
+    elif pruner.sparsity_range:
+        document["sparsity_range"] = list(pruner.sparsity_range)
+    else:
+        document["desired_sparsity"] = pruner.desired_sparsity
+    document["weights"] = weights
     if pruner.leader:
         document["group_dependency"] = "Leader"
     return document
+
+
+def _regularizer_document(regularizer: RegularizerSpec) -> dict[str, Any]:
+    lasso = regularizer.class_name == "GroupLassoRegularizer"
+    group_type = {group: name for name, group in LASSO_GROUPS.items() if name != "3D"}
+    regims = {f"module.{parameter}": [strength, group_type[group]] if lasso else strength
+              for parameter, strength, group in regularizer.terms}
+    return {"class": regularizer.class_name, "reg_regims": regims}
 
 
 def _thinning_document(thinning: ThinningSpec) -> dict[str, Any]:

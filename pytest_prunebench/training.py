@@ -7,6 +7,7 @@ import math
 import os
 import time
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,8 +18,18 @@ from torch import nn
 from .data import Dataset
 from .lock import cpu_work, worker_threads
 from .models import evaluating
-from .pruning import Mask, apply_masks, rank_pruner, thin
-from .schedule import LRSchedulerSpec, Schedule
+from .pruning import (
+    Mask,
+    apply_masks,
+    follow_thinning,
+    layer_sizes,
+    probe_images,
+    rank_pruner,
+    reached_sparsity,
+    replay_thinning,
+    thin,
+)
+from .schedule import LRSchedulerSpec, PrunerPolicy, Schedule, agp_target
 
 Progress = Callable[[str], None]
 
@@ -84,6 +95,7 @@ class RetrainOutcome:
     pruned_eval: EvalResult | None = None  # right after the first pruning, before any retraining
     masks: list[Mask] = field(default_factory=list)
     stopped_at: int | None = None  # the epoch retraining stopped at because the pruned model collapsed
+    reached: dict[str, float] = field(default_factory=dict)  # per pruner, the sparsity it reached (pruning.py)
 
 
 @torch.no_grad()
@@ -110,8 +122,9 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
 
 
 def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimizer, config: TrainConfig, epoch: int,
-                after_step: Callable[[], None] | None = None) -> float:
-    """One pass over the shuffled training set; returns the mean loss."""
+                after_step: Callable[[], None] | None = None,
+                penalty: Callable[[], torch.Tensor] | None = None) -> float:
+    """One pass over the shuffled training set; returns the mean loss (with the regularizers' `penalty`)."""
     model.train()
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
     order = torch.randperm(len(data.train_x), generator=generator)
@@ -120,6 +133,8 @@ def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimize
         batch = order[start:start + config.batch_size]
         with cpu_work():  # a safe point per step: a measurement on this host pauses training here
             loss = F.cross_entropy(model(data.train_x[batch]), data.train_y[batch])
+            if penalty is not None:
+                loss = loss + penalty()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -192,34 +207,75 @@ class _LRSchedules:
         self.schedulers = rebuilt
 
 
+class _Masks:
+    """Each pruner's masks from its latest firing (a firing replaces the pruner's earlier masks, as in Distiller)."""
+
+    def __init__(self) -> None:
+        self.by_pruner: dict[str, list[Mask]] = {}
+
+    def replace(self, pruner: str, masks: list[Mask]) -> None:
+        self.by_pruner[pruner] = masks
+
+    def all(self) -> list[Mask]:
+        return [mask for masks in self.by_pruner.values() for mask in masks]
+
+    def pending_thinning(self) -> bool:
+        return any(mask.thinned and mask.count for mask in self.all())
+
+    def after_thinning(self, model: nn.Module) -> None:
+        """Thinned structures are gone; the other masks (elements, fc inputs) follow the new shapes."""
+        self.by_pruner = {name: follow_thinning(model, [m for m in masks if not m.thinned])
+                          for name, masks in self.by_pruner.items()}
+
+
+def firing_target(schedule: Schedule, policy: PrunerPolicy, epoch: int, seed: int = 0) -> float:
+    """The sparsity a pruner's firing aims at: AGP's cubic target for this epoch, a level drawn from a
+    RandomLevelStructureParameterPruner's range (seeded by the case's seed, the epoch and the pruner), else its
+    desired sparsity."""
+    pruner = schedule.pruner(policy.pruner)
+    if pruner.sparsity_range is not None:
+        low, high = pruner.sparsity_range
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch * 101 + zlib.crc32(pruner.name.encode()))
+        return low + (high - low) * float(torch.rand(1, generator=generator))
+    if pruner.initial_sparsity is None:
+        return pruner.desired_sparsity
+    return agp_target(pruner.initial_sparsity, pruner.desired_sparsity, policy.window, epoch)
+
+
 def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainConfig,
             progress: Progress = _quiet) -> RetrainOutcome:
-    """Follow the schedule epoch by epoch: prune (mask), thin, train, step LR schedulers, evaluate."""
+    """Follow the schedule epoch by epoch, in Distiller's order: pruners compute their masks at epoch begin,
+    thinning runs at the first minibatch of its epoch, masks are re-applied after every minibatch, LR schedulers
+    step at epoch end."""
     torch.manual_seed(config.seed)
     outcome = RetrainOutcome()
     optimizer = _sgd(model, config, config.lr)
     lr_schedules = _LRSchedules(schedule.lr_schedulers, optimizer)
-    pending: list[Mask] = []  # masked but not yet thinned
+    dense = layer_sizes(model, schedule)
+    masks = _Masks()
+    images = probe_images(data.train_x, config.seed)  # what activation rankers collect their statistics on
 
     def reapply_masks() -> None:
-        apply_masks(model, pending)
+        apply_masks(model, masks.all())
 
     for epoch in range(config.epochs):
         started = time.perf_counter()
-        # Phase 1: pruners that fire this epoch choose and mask their structures.
+        # Phase 1 (epoch begin): pruners that fire this epoch choose and mask their structures or elements.
         fired = [p for p in schedule.pruner_policies if p.window.fires(epoch)]
         for policy in fired:
-            masks = rank_pruner(model, schedule.pruner(policy.pruner), round_to=schedule.round_to)
-            apply_masks(model, masks)
-            pending.extend(masks)
-            outcome.masks.extend(masks)
-        # Phase 2: thinning where the schedule says (right away when it names no thinning extension).
-        thinning_now = any(t.window.fires(epoch) for t in schedule.thinning) or not schedule.thinning
-        if pending and thinning_now:
-            lr = optimizer.param_groups[0]["lr"]
-            thin(model, pending)
-            pending.clear()
-            optimizer = _sgd(model, config, lr)
+            chosen = rank_pruner(model, schedule.pruner(policy.pruner), firing_target(schedule, policy, epoch,
+                                 config.seed), round_to=schedule.round_to, images=images,
+                                 fold_batchnorm=policy.fold_batchnorm)
+            apply_masks(model, chosen)
+            masks.replace(policy.pruner, chosen)
+            outcome.masks.extend(chosen)
+        # Phase 2 (first minibatch): thinning where the schedule says (right away when it names no thinning
+        # extension); the optimizer's momentum follows the thinned shapes.
+        thinning_now = any(t.window.fires(epoch) for t in schedule.thinning) or (
+            not schedule.thinning and not _gradual_structures_ahead(schedule, epoch))
+        if masks.pending_thinning() and thinning_now:
+            optimizer = _thin_with_optimizer(model, masks.all(), optimizer, config)
+            masks.after_thinning(model)
             lr_schedules.rebind(optimizer)
         if fired and outcome.pruned_eval is None:
             outcome.pruned_eval = evaluate(model, data.test_x, data.test_y)
@@ -227,14 +283,19 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
             reason = outcome.pruned_eval.collapse_reason(data.num_classes)
             if reason and config.stop_on_collapse:
                 progress(f"collapsed: {reason}; retraining skipped")
-                rest = _prune_the_rest(model, schedule, {mask.pruner for mask in outcome.masks})
-                pending.extend(rest)
-                outcome.masks.extend(rest)
+                for pruner in schedule.pruners:  # latency must reflect the whole schedule: every final target
+                    chosen = rank_pruner(model, pruner, round_to=schedule.round_to, images=images,
+                                         fold_batchnorm=schedule.folds_batchnorm(pruner.name))
+                    apply_masks(model, chosen)
+                    masks.replace(pruner.name, chosen)
+                    outcome.masks.extend(chosen)
                 outcome.stopped_at = epoch
                 break
         # Phase 3: one epoch of training, masks re-applied after every step.
         lr = optimizer.param_groups[0]["lr"]
-        loss = train_epoch(model, data, optimizer, config, epoch, after_step=reapply_masks if pending else None)
+        loss = train_epoch(model, data, optimizer, config, epoch,
+                           after_step=reapply_masks if masks.all() else None,
+                           penalty=regularization(model, schedule, epoch))
         # Phase 4: LR schedulers whose window includes this epoch.
         lr_schedules.step(epoch)
         # Phase 5: evaluation and a progress line.
@@ -243,26 +304,84 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
         outcome.history.append(EpochRecord(epoch, loss, result.top1, lr, seconds))
         progress(f"retrain epoch {epoch + 1}/{config.epochs}: loss {loss:.3f}, top1 {result.top1:.2f}%, "
                  f"lr {lr:.4g}, {seconds:.1f} s")
-    if pending:  # the timeline ended before its thinning epoch: thin anyway, latency must reflect the pruning
-        thin(model, pending)
+    # The timeline ended before its thinning epoch: thin anyway, latency must reflect the pruning.
+    thin(model, masks.all())
+    apply_masks(model, follow_thinning(model, [m for m in masks.all() if not m.thinned]))
+    outcome.reached = reached_sparsity(model, schedule, dense)
     if outcome.stopped_at is None:  # a stopped timeline pruned every pruner to its target
-        _warn_unfired(schedule, config.epochs)
+        _warn_cut(schedule, config.epochs, outcome.reached)
     return outcome
 
 
-def _prune_the_rest(model: nn.Module, schedule: Schedule, fired: set[str]) -> list[Mask]:
-    """Pruners a stopped timeline never reached, straight to their targets: latency reflects the whole schedule."""
-    masks = [mask for pruner in schedule.pruners if pruner.name not in fired
-             for mask in rank_pruner(model, pruner, round_to=schedule.round_to)]
-    apply_masks(model, masks)
-    return masks
+# A regularizer term's penalty on one parameter: L1 of its elements, or the group lasso over filters / channels.
+PENALTIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "elements": lambda w: w.abs().sum(),
+    "filters": lambda w: w.flatten(1).norm(dim=1).sum(),
+    "channels": lambda w: w.transpose(0, 1).flatten(1).norm(dim=1).sum(),
+}
 
 
-def _warn_unfired(schedule: Schedule, epochs: int) -> None:
-    """A pruner scheduled past the last epoch would otherwise leave the model silently unpruned."""
-    for policy in schedule.pruner_policies:
-        if not any(policy.window.fires(epoch) for epoch in range(epochs)):
-            warnings.warn(f"{schedule.path}: pruner {policy.pruner} is scheduled from epoch "
-                          f"{policy.window.first_epoch()} but the case retrains for {epochs} epoch(s): it never "
-                          f"fired (raise --prunebench-epochs, or use 0 to prune straight to the final targets)",
-                          stacklevel=3)
+def regularization(model: nn.Module, schedule: Schedule, epoch: int) -> Callable[[], torch.Tensor] | None:
+    """The loss term of the regularizers whose policy includes this epoch (Distiller adds it before backward), or
+    None. Parameters are looked up at every step: thinning replaces them."""
+    terms = [term for r in schedule.regularizers if r.window.fires(epoch) for term in r.terms]
+    if not terms:
+        return None
+
+    def penalty() -> torch.Tensor:
+        parameters = dict(model.named_parameters())
+        return sum((strength * PENALTIES[group](parameters[name]) for name, strength, group in terms),
+                   torch.zeros(()))
+    return penalty
+
+
+def _gradual_structures_ahead(schedule: Schedule, epoch: int) -> bool:
+    """An AGP structure pruner fires again later: with no thinning extension, its structures wait for its last
+    firing, since thinning between firings would make each later target a fraction of an already thinned layer."""
+    return any(schedule.pruner(p.pruner).agp and schedule.pruner(p.pruner).kind in ("filters", "channels")
+               and (p.window.last_epoch() or 0) > epoch for p in schedule.pruner_policies)
+
+
+def _thin_with_optimizer(model: nn.Module, masks: list[Mask], optimizer: torch.optim.Optimizer,
+                         config: TrainConfig) -> torch.optim.Optimizer:
+    """Thin the model, and its SGD momentum with it (Distiller thins the optimizer's state too): the momentum
+    buffers ride on a twin of the model through the same removals."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, param in twin.named_parameters():
+            buffer = optimizer.state.get(params[name], {}).get("momentum_buffer")
+            param.copy_(buffer if buffer is not None else torch.zeros_like(param))
+    had_momentum = {name for name, param in params.items() if "momentum_buffer" in optimizer.state.get(param, {})}
+    replay_thinning(twin, thin(model, masks))
+    thinned = _sgd(model, config, optimizer.param_groups[0]["lr"])
+    momentum = dict(twin.named_parameters())
+    for name, param in model.named_parameters():
+        if name in had_momentum:
+            thinned.state[param]["momentum_buffer"] = momentum[name].detach().clone()
+    return thinned
+
+
+def _warn_cut(schedule: Schedule, epochs: int, reached: dict[str, float]) -> None:
+    """A timeline cut short: name what never fired and how far each pruner got, or the record would read as the
+    schedule's full result."""
+    windows = ([(f"pruner {p.pruner}", p.window) for p in schedule.pruner_policies]
+               + [(f"extension {t.name}", t.window) for t in schedule.thinning]
+               + [(f"lr_scheduler {s.name}", s.window) for s in schedule.lr_schedulers]
+               + [(f"regularizer {r.name}", r.window) for r in schedule.regularizers])
+    never = [f"{name} (from epoch {window.first_epoch()})" for name, window in windows
+             if not any(window.fires(epoch) for epoch in range(epochs))]
+    horizon = schedule.pruning_horizon()
+    if epochs >= horizon and not never:
+        return
+    sparsity = "; sparsity reached: " + ", ".join(f"{p.name} {reached[p.name]:.3f} of {p.desired_sparsity:g}"
+                                                  for p in schedule.pruners) if schedule.pruners else ""
+    thinned = " (masked structures were thinned at the end)" if any(
+        "extension" in name for name in never) else ""
+    cut = (f"is cut at {epochs} epoch(s), before its pruning ends (epoch {horizon})" if epochs < horizon
+           else f"stops at {epochs} epoch(s)")
+    warnings.warn(f"{schedule.path}: the timeline {cut}: never fired: {', '.join(never) or 'none'}{thinned}"
+                  f"{sparsity} (raise --prunebench-epochs, or use 0 to prune straight to the final targets)",
+                  stacklevel=3)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import onnx
 import pytest
-from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, write_schedules
+from onnx import numpy_helper
+from tiny import AGP_SCHEDULE, CHANNELS_SCHEDULE, FILTERS_SCHEDULE, write_schedules
 
 from pytest_prunebench.case import CaseRunner
 from pytest_prunebench.data import DataSpec
@@ -188,3 +189,20 @@ def test_the_round_to_option_rounds_kept_filters_and_is_recorded(settings: Setti
     assert result.macs > FILTERS_MACS  # without rounding both layers lose half
     assert result.extra_info()["round_to"] == 16
     assert result.schedule_hash != load_schedule(schedule_path).semantic_hash()  # round_to is part of the config
+
+
+def test_a_cut_agp_case_records_the_sparsity_reached_and_exports_its_zeros(settings: Settings) -> None:
+    schedule = load_schedule(write_schedules(settings.artifacts.parent, agp=AGP_SCHEDULE) / "agp.yaml")
+    with pytest.warns(UserWarning, match=r"timeline is cut at 1 epoch\(s\)"):
+        result = CaseRunner(replace(settings, epochs=1)).run(schedule, stop_on_collapse=False)
+    info = result.extra_info()
+    assert (info["sparsity.gradual"], info["reached.gradual"]) == (0.75, 4 / 16)  # only epoch 0's target, 0.25
+    assert info["sparsity.fine"] == 0.6 and info["reached.fine"] == pytest.approx(0.2, abs=1e-3)
+    assert (info["kind.fine"], info["kind.fc_inputs"], info["reached.fc_inputs"]) == ("elements", "rows", 0.5)
+    # The fine-grained zeros held through the retraining epoch and are in the exported file (BN folded into the
+    # conv scales each filter, so zeros stay zeros); no other 64x64 conv has any.
+    weights = [numpy_helper.to_array(init) for init in onnx.load(result.onnx_path).graph.initializer]
+    shares = sorted(float((w == 0).mean()) for w in weights if w.shape == (64, 64, 3, 3))
+    assert shares[-1] == pytest.approx(info["reached.fine"]) and shares[-2] == 0
+    (fc,) = [w for w in weights if w.shape == (10, 64)]  # every class kept; half the input features zero
+    assert int((fc == 0).all(axis=0).sum()) == 32

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from pytest_prunebench.errors import ModelError, ScheduleError
+from pytest_prunebench.errors import ModelError, PrunebenchError, ScheduleError
 from pytest_prunebench.models import RESNET_DEPTHS, build_model, count_macs, count_weights
 from pytest_prunebench.pruning import (
     Mask,
+    activation_statistics,
     apply_masks,
     check_layers,
+    conv_batchnorms,
+    layer_sizes,
     prune_to_final,
     pruned_count,
     rank_pruner,
+    ranked_weights,
+    reached_sparsity,
 )
 from pytest_prunebench.schedule import PrunerSpec, Schedule, load_schedule
 
@@ -288,12 +294,15 @@ def test_leader_group_shares_the_leaders_choice() -> None:
     assert all(m.kind == "channels" and m.total == 16 for m in masks)
     assert len(masks[0].indices) == pruned_count(0.7, 16) == 11
     assert all(m.indices == masks[0].indices for m in masks)
-    # The leader's choice is its own ranking; without Leader the followers would choose differently.
+    # The leader's choice is its own ranking. Without Leader these convs (all readers of layer1's residual stream)
+    # are still coupled, so they share one choice, ranked on their mean norm: a different choice from the leader's.
     independent = PrunerSpec(leader.name, leader.class_name, leader.kind, leader.ranker, leader.desired_sparsity,
                              leader.layers, leader=False)
     own = rank_pruner(model, independent)
-    assert own[0].indices == masks[0].indices
-    assert any(o.indices != masks[0].indices for o in own[1:])
+    assert all(o.indices == own[0].indices for o in own)
+    mean = torch.stack([torch.tensor(o.scores) for o in own]).mean(dim=0)
+    assert own[0].indices == tuple(sorted(int(i) for i in torch.argsort(mean, stable=True)[:11]))
+    assert own[0].indices != masks[0].indices
 
 
 def test_leader_group_with_different_structure_counts_is_refused(tmp_path: Path) -> None:
@@ -494,3 +503,207 @@ def test_a_schedules_round_to_thins_to_simd_friendly_widths() -> None:
     for bad in (0, 2.5, True, "8"):
         with pytest.raises(ScheduleError, match="prunebench.round_to: a whole number >= 1"):
             parse_schedule({**document, "prunebench": {"round_to": bad}}, "s.yaml", "s")
+
+
+# --- AGP, coupled layers, element and fc-input masks -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "macs"),
+    [  # each file's "Total MACs" after thinning, from its header
+        ("resnet20_filters.schedule_agp.yaml", 30_655_104),
+        ("resnet20_filters.schedule_agp_2.yaml", 30_638_720),
+        ("resnet20_filters.schedule_agp_4.yaml", 24_723_776),
+    ],
+)
+def test_agp_corpus_files_at_their_final_targets_reach_distillers_macs(name: str, macs: int) -> None:
+    schedule = corpus_schedule(name)
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    dense = layer_sizes(model, schedule)
+    check_layers(schedule, model, "resnet20")
+    prune_to_final(model, schedule)
+    assert count_macs(model) == macs
+    reached = reached_sparsity(model, schedule, dense)
+    for pruner in schedule.pruners:  # final targets, as Distiller counts them: floor(sparsity * N) of each layer
+        if pruner.kind == "filters":
+            expected = sum(pruned_count(pruner.desired_sparsity, dense[(layer, "filters")]) for layer in pruner.layers)
+            assert reached[pruner.name] == expected / sum(dense[(layer, "filters")] for layer in pruner.layers)
+        elif pruner.kind == "elements":  # of the (thinned) tensors, as Distiller's tables count them
+            assert reached[pruner.name] == pytest.approx(pruner.desired_sparsity, abs=0.001)
+        else:  # the fc's input features: half of those left, e.g. (10, 32) with 16 zero columns in agp_4
+            assert reached[pruner.name] == pruner.desired_sparsity == 0.5
+    fine = model.layer3[1].conv1.weight  # fine-grained pruning removes no filter: its zeros stay in the tensor
+    assert fine.shape[0] == 64 and (fine == 0).float().mean().item() == pytest.approx(0.7, abs=0.001)
+    assert model.fc.out_features == 10  # never the classes
+
+
+def test_coupled_convs_in_one_pruner_share_one_choice() -> None:
+    # agp's low_pruner names layer2's residual-stream producers (conv2s, downsample) and its inner conv1s without
+    # Leader: the stream producers must lose the same filters, the conv1s choose on their own.
+    pruner = corpus_schedule("resnet20_filters.schedule_agp.yaml").pruner("low_pruner")
+    torch.manual_seed(3)
+    model = build_model("resnet20", 10)
+    masks = {m.layer: m for m in rank_pruner(model, pruner, sparsity=0.5)}
+    stream = ["layer2.0.conv2", "layer2.0.downsample.0", "layer2.1.conv2", "layer2.2.conv2"]
+    assert len({masks[layer].indices for layer in stream}) == 1 and len(masks[stream[0]].indices) == 16
+    mean = torch.stack([torch.tensor(masks[layer].scores) for layer in stream]).mean(dim=0)
+    assert masks[stream[0]].indices == tuple(sorted(int(i) for i in torch.argsort(mean, stable=True)[:16]))
+    inner = ["layer2.0.conv1", "layer2.1.conv1", "layer2.2.conv1"]
+    assert len({masks[layer].indices for layer in inner}) == 3  # independent rankings
+    for layer in inner:
+        own = torch.argsort(torch.tensor(masks[layer].scores), stable=True)[:16]
+        assert masks[layer].indices == tuple(sorted(int(i) for i in own))
+
+
+def test_element_mask_follows_distillers_level_pruning() -> None:
+    # prune_level: k = int(sparsity * numel) smallest magnitudes set the threshold; every |w| <= threshold goes.
+    conv = nn.Conv2d(1, 2, 2, bias=False)
+    model = nn.Sequential(conv)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([-0.5, 0.1, 0.3, -0.1, 0.2, 0.9, -0.05, 0.7]).view(2, 1, 2, 2))
+    pruner = PrunerSpec("fine", "AutomatedGradualPruner", "elements", "magnitude", 0.5, ("0",),
+                        initial_sparsity=0.1)
+    (mask,) = rank_pruner(model, pruner, sparsity=0.3)  # k = int(2.4) = 2: the threshold is 0.1, shared by two
+    assert mask.count == 3 and mask.total == 8
+    apply_masks(model, [mask])
+    assert conv.weight.flatten().tolist() == pytest.approx([-0.5, 0, 0.3, 0, 0.2, 0.9, 0, 0.7])
+    (none,) = rank_pruner(model, pruner, sparsity=0.1)  # int(0.8) = 0: nothing
+    assert none.count == 0
+
+
+def test_fc_rows_mask_the_input_features_never_the_classes(tmp_path: Path) -> None:
+    schedule = write_schedule(tmp_path, """\
+pruners:
+  fc_pruner:
+    class: L2RankedStructureParameterPruner
+    group_type: Rows
+    desired_sparsity: 0.5
+    weights: [module.fc.weight]
+policies:
+  - pruner: {instance_name: fc_pruner}
+    epochs: [0]
+prunebench: {model: resnet20}
+""")
+    torch.manual_seed(4)
+    model = build_model("resnet20", 10)
+    check_layers(schedule, model, "resnet20")
+    norms = model.fc.weight.detach().pow(2).mean(dim=0).sqrt()
+    prune_to_final(model, schedule)
+    assert tuple(model.fc.weight.shape) == (10, 64)  # a mask, not thinned: Distiller never thinned fc inputs
+    zero = (model.fc.weight == 0).all(dim=0)
+    assert zero.sum() == 32 and set(torch.nonzero(zero).flatten().tolist()) == set(
+        torch.argsort(norms, stable=True)[:32].tolist())
+    with pytest.raises(ScheduleError, match=r"Rows \(fc input\) pruning applies to Linear layers only"):
+        check_layers(replace(schedule, pruners=(replace(schedule.pruners[0], layers=("conv1",)),)), model,
+                     "resnet20")
+
+
+def test_element_pruners_refuse_a_batchnorm(tmp_path: Path) -> None:
+    schedule = write_schedule(tmp_path, """\
+pruners:
+  p: {class: SparsityLevelParameterPruner, levels: {module.layer1.0.bn1.weight: 0.5}}
+policies:
+  - pruner: {instance_name: p}
+    epochs: [0]
+""")
+    with pytest.raises(ScheduleError, match="'layer1.0.bn1' is a BatchNorm2d; fine-grained pruning applies to "
+                                            "Conv2d or Linear layers only"):
+        check_layers(schedule, build_model("resnet20", 10), "resnet20")
+
+
+# --- random and activation rankers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "macs"), [("resnet56_cifar_activation_apoz.yaml", 78_856_832),
+                                            ("resnet56_cifar_activation_apoz_v2.yaml", 67_797_632)])
+def test_activation_corpus_files_at_their_final_targets_reach_distillers_macs(name: str, macs: int) -> None:
+    schedule = corpus_schedule(name)
+    model = build_model("resnet56", 10)
+    check_layers(schedule, model, "resnet56")
+    prune_to_final(model, schedule, torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert count_macs(model) == macs
+
+
+def activation_spec(ranker: str, sparsity: float = 1 / 16) -> PrunerSpec:
+    return PrunerSpec("act", f"Activation{ranker.capitalize()}RankedFilterPruner", "filters", ranker, sparsity,
+                      ("layer1.0.conv1",))
+
+
+def test_activation_statistics_and_rankings_read_the_relu_after_the_conv() -> None:
+    torch.manual_seed(5)
+    model = build_model("resnet20", 10)
+    bn = model.layer1[0].bn1
+    with torch.no_grad():  # filter 3 never fires; filter 9 always outputs exactly 5
+        bn.bias[3] = -1e4
+        bn.weight[9], bn.bias[9] = 0.0, 5.0
+    images = torch.randn(6, 3, 32, 32)
+    model.train()
+    apoz, mean = activation_statistics(model, ("layer1.0.conv1", "layer2.0.conv1"), images)
+    assert model.training  # collected in eval mode, mode restored
+    assert apoz["layer1.0.conv1"][3] == 1 and mean["layer1.0.conv1"][3] == 0
+    assert apoz["layer1.0.conv1"][9] == 0 and mean["layer1.0.conv1"][9] == pytest.approx(5.0)
+    assert apoz["layer2.0.conv1"].shape == (32,) and 0 < float(apoz["layer2.0.conv1"].mean()) < 1
+    for ranker in ("apoz", "mean"):
+        (mask,) = rank_pruner(model, activation_spec(ranker), images=images)
+        assert mask.indices == (3,), ranker  # the dead filter goes first
+    (mask,) = rank_pruner(model, activation_spec("apoz", 0.5), images=images)
+    assert 9 not in mask.indices and len(mask.indices) == 8
+    with pytest.raises(PrunebenchError, match="needs training images"):
+        rank_pruner(model, activation_spec("apoz"))
+
+
+def test_activation_pruners_need_distillers_relu_name(tmp_path: Path) -> None:
+    schedule = Schedule("s", str(tmp_path / "s.yaml"), (replace(activation_spec("apoz"),
+                                                                layers=("layer2.0.downsample.0",)),), ())
+    with pytest.raises(ScheduleError, match="which Distiller names 'layer2.0.downsample.0'; resnet20 has no such ReLU"):
+        check_layers(schedule, build_model("resnet20", 10), "resnet20")
+
+
+def test_random_ranking_is_reproducible_and_differs_per_layer() -> None:
+    model = build_model("resnet20", 10)
+    spec = PrunerSpec("rnd", "RandomRankedFilterPruner", "filters", "random", 0.5,
+                      ("layer1.0.conv1", "layer1.1.conv1", "layer1.2.conv1"))
+    first, again = rank_pruner(model, spec), rank_pruner(build_model("resnet20", 10), spec)
+    assert [m.indices for m in first] == [m.indices for m in again]
+    assert len({m.indices for m in first}) == 3 and all(len(m.indices) == 8 for m in first)
+
+
+# --- fold_batchnorm and regularized parameters -----------------------------------------------------------------
+
+
+def test_fold_batchnorm_ranks_filters_as_inference_sees_them() -> None:
+    torch.manual_seed(6)
+    model = build_model("resnet20", 10)
+    pairs = {conv: bn for conv, bn in conv_batchnorms(model).items()}
+    modules = dict(model.named_modules())
+    assert pairs["layer1.0.conv1"] is modules["layer1.0.bn1"] and pairs["conv1"] is modules["bn1"]
+    assert pairs["layer2.0.downsample.0"] is modules["layer2.0.downsample.1"]
+    assert len(pairs) == 21  # every conv; the fc has none
+    conv, bn = model.layer1[0].conv1, model.layer1[0].bn1
+    with torch.no_grad():
+        conv.weight[5] *= 10  # the largest filter by its own norm ...
+        bn.weight[5] = 1e-3  # ... scaled almost to nothing by its BN
+        bn.running_var.uniform_(0.5, 2.0)
+    spec = PrunerSpec("p", "L1RankedStructureParameterPruner", "filters", "l1", 1 / 16, ("layer1.0.conv1",))
+    (plain,) = rank_pruner(model, spec)
+    (folded,) = rank_pruner(model, spec, fold_batchnorm=True)
+    assert plain.indices != (5,) and folded.indices == (5,)
+    expected = conv.weight * (bn.weight / torch.sqrt(bn.running_var + bn.eps)).view(-1, 1, 1, 1)
+    assert torch.allclose(ranked_weights(model, ("layer1.0.conv1", "fc"), True)["layer1.0.conv1"], expected)
+    assert torch.equal(ranked_weights(model, ("fc",), True)["fc"], model.fc.weight)
+
+
+def test_regularized_parameters_must_exist(tmp_path: Path) -> None:
+    text = """\
+regularizers:
+  r: {class: GroupLassoRegularizer, reg_regims: {WHAT: [0.1, Filters]}}
+policies:
+  - regularizer: {instance_name: r}
+    epochs: [0]
+"""
+    for name, message in (("layer1.0.bn9.weight", "resnet20 has no parameter 'layer1.0.bn9.weight'"),
+                          ("layer1.0.bn1.weight", "group lasso over filters needs a conv weight")):
+        schedule = write_schedule(tmp_path, text.replace("WHAT", name))
+        with pytest.raises(ScheduleError, match=f"regularizers.r.reg_regims.{name}: {message}"):
+            check_layers(schedule, build_model("resnet20", 10), "resnet20")

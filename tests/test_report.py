@@ -151,6 +151,17 @@ def test_markdown_marks_undefined_correlations() -> None:
     assert "| p | 1 | – | – |" in markdown(cases)
 
 
+def test_markdown_says_fine_grained_masks_do_not_shrink_dense_latency_and_shows_reached_sparsity() -> None:
+    agp = Case("agp", {"top1": 90.0, "latency_ms": 1.0, "sparsity.low": 0.5, "reached.low": 0.094,
+                       "kind.low": "filters", "sparsity.fine": 0.7, "reached.fine": 0.05, "kind.fine": "elements"})
+    text = markdown([agp])
+    assert "| agp | low | filters | 0.5 | 0.094 |  |" in text  # a cut timeline: far short of its target
+    assert "| agp | fine | elements | 0.7 | 0.050 | fine-grained zeros: the tensor keeps its dense shape" in text
+    assert "they do not shrink dense latency" in text
+    plain = markdown([Case("old", {"top1": 90.0, "latency_ms": 1.0, "sparsity.p": 0.5, "kind.p": "filters"})])
+    assert "desired and reached" not in plain and "do not shrink" not in plain
+
+
 def test_a_session_writes_its_report_and_the_cli_reads_its_json(pytester: pytest.Pytester,
                                                                 tiny_args: list[str]) -> None:
     result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0",

@@ -10,6 +10,7 @@ import copy
 import math
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -359,7 +360,9 @@ def test_shipped_schedules_round_trip_through_yaml(path: Path) -> None:
         if path in REPO_SCHEDULES:
             raise
         pytest.skip(f"refused by load_schedule: {exc}")
-    assert round_trip(schedule) == schedule
+    # What no policy uses is left out of the document, so its warnings do not come back (resnet20_slimming's unused
+    # regularizer); everything else does.
+    assert round_trip(schedule) == replace(schedule, warnings=())
 
 
 # --- repr and describe --------------------------------------------------------------------------------------------

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from tiny import FILTERS_SCHEDULE, write_schedules
+from tiny import AGP_SCHEDULE, FILTERS_SCHEDULE, write_schedules
 
 from pytest_prunebench.data import Dataset, DataSpec, load_dataset
-from pytest_prunebench.models import build_model
+from pytest_prunebench.models import build_model, count_macs
+from pytest_prunebench.pruning import rank_pruner
 from pytest_prunebench.schedule import load_schedule
-from pytest_prunebench.training import TrainConfig, evaluate, retrain
+from pytest_prunebench.training import (
+    TrainConfig,
+    _thin_with_optimizer,
+    evaluate,
+    firing_target,
+    regularization,
+    retrain,
+)
 
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "distiller-schedules"
 
 @pytest.fixture(scope="module")
 def synthetic() -> Dataset:
@@ -24,8 +37,8 @@ def test_a_pruner_scheduled_past_the_last_epoch_is_reported(tmp_path: Path, synt
                                     "  - pruner: {instance_name: head_filters}\n    epochs: [5]")
     schedule = load_schedule(write_schedules(tmp_path, late=late) / "late.yaml")
     model = build_model("resnet20", 10)
-    with pytest.warns(UserWarning, match=r"pruner head_filters is scheduled from epoch 5 but the case retrains "
-                                         r"for 1 epoch\(s\): it never fired"):
+    with pytest.warns(UserWarning, match=r"timeline is cut at 1 epoch\(s\), before its pruning ends \(epoch 6\): "
+                                         r"never fired: pruner head_filters \(from epoch 5\)"):
         outcome = retrain(model, schedule, synthetic, TrainConfig(epochs=1))
     assert model.layer1[0].conv1.out_channels == 16 and outcome.pruned_eval is None
 
@@ -74,3 +87,162 @@ def test_a_model_that_collapses_when_pruned_is_not_retrained(tmp_path: Path, syn
     assert any(line.startswith("collapsed: it predicts a single class") for line in lines), lines
     # Thinning was due at epoch 1: the stopped timeline still thins, so latency reflects the schedule.
     assert model.layer1[0].conv1.out_channels == 8 and model.layer2[1].conv1.out_channels == 16
+
+
+
+
+@pytest.fixture
+def small(synthetic: Dataset) -> Iterator[Dataset]:
+    """One minibatch of training images, on one torch thread: these tests check the timeline, not accuracy, and a
+    second thread only contends with whatever else the machine runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield Dataset(synthetic.name, synthetic.train_x[:32], synthetic.train_y[:32], synthetic.test_x[:16],
+                  synthetic.test_y[:16], synthetic.num_classes)
+    torch.set_num_threads(threads)
+
+
+def zero_filters(model: torch.nn.Module) -> int:
+    return int((model.layer1[0].conv1.weight.detach().abs().amax(dim=(1, 2, 3)) == 0).sum())
+
+
+def test_agp_masks_follow_the_cubic_target_and_thinning_waits_for_its_epoch(tmp_path: Path, small: Dataset) -> None:
+    schedule = load_schedule(write_schedules(tmp_path, agp=AGP_SCHEDULE) / "agp.yaml")
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    seen: list[tuple[int, int, float]] = []
+
+    def at_epoch_end(message: str) -> None:  # filters zero / still there, and layer3.1.conv1's zero share
+        if message.startswith("retrain epoch"):
+            fine = model.layer3[1].conv1.weight.detach()
+            seen.append((zero_filters(model), model.layer1[0].conv1.out_channels, (fine == 0).float().mean().item()))
+
+    # span 3, targets 0.25, 0.602, 0.731, 0.75 of 16 filters: 4, 9, 11, 12. Fine: span 2, 0.2, 0.55, 0.6.
+    outcome = retrain(model, schedule, small, TrainConfig(epochs=5, stop_on_collapse=False), at_epoch_end)
+    assert [(zeros, width) for zeros, width, _ in seen] == [(4, 16), (9, 16), (11, 16), (0, 4), (0, 4)]
+    assert [round(share, 3) for _, _, share in seen] == [0.2, 0.55, 0.6, 0.6, 0.6]  # held through training
+    assert outcome.reached == {"gradual": 0.75, "fine": pytest.approx(0.6, abs=1e-3), "fc_inputs": 0.5}
+    assert tuple(model.fc.weight.shape) == (10, 64) and int((model.fc.weight == 0).all(dim=0).sum()) == 32
+
+
+def test_a_cut_timeline_warns_what_never_fired_and_the_sparsity_reached(tmp_path: Path, small: Dataset) -> None:
+    schedule = load_schedule(write_schedules(tmp_path, agp=AGP_SCHEDULE) / "agp.yaml")
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    with pytest.warns(UserWarning) as caught:
+        outcome = retrain(model, schedule, small, TrainConfig(epochs=2, stop_on_collapse=False))
+    (message,) = [str(w.message) for w in caught if "timeline is cut" in str(w.message)]
+    assert "cut at 2 epoch(s), before its pruning ends (epoch 4)" in message
+    assert "never fired: extension net_thinner (from epoch 3) (masked structures were thinned at the end)" in message
+    assert "gradual 0.562 of 0.75, fine 0.550 of 0.6, fc_inputs 0.500 of 0.5" in message
+    assert outcome.reached["gradual"] == 9 / 16 and model.layer1[0].conv1.out_channels == 7
+
+
+def test_thinning_carries_the_momentum_of_the_kept_filters(tmp_path: Path, small: Dataset) -> None:
+    schedule = load_schedule(write_schedules(tmp_path, agp=AGP_SCHEDULE) / "agp.yaml")
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    config = TrainConfig(epochs=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(small.train_x[:8]).sum().backward()
+    optimizer.step()
+    before = optimizer.state[model.layer1[0].conv1.weight]["momentum_buffer"].clone()
+    masks = rank_pruner(model, schedule.pruner("gradual"), 0.5)
+    thinned = _thin_with_optimizer(model, masks, optimizer, config)
+    kept = [i for i in range(16) if i not in masks[0].indices]
+    after = thinned.state[model.layer1[0].conv1.weight]["momentum_buffer"]
+    assert torch.equal(after, before[kept])
+    next_conv = thinned.state[model.layer1[0].conv2.weight]["momentum_buffer"]
+    assert next_conv.shape == (16, 8, 3, 3)
+
+
+def test_activation_and_random_level_pruners_fire_on_the_timeline(tmp_path: Path, small: Dataset) -> None:
+    text = """\
+pruners:
+  apoz:
+    class: ActivationAPoZRankedFilterPruner_AGP
+    initial_sparsity: 0.25
+    final_sparsity: 0.5
+    group_type: Filters
+    weights: [module.layer1.0.conv1.weight]
+  level:
+    class: RandomLevelStructureParameterPruner
+    sparsity_range: [0.2, 0.4]
+    group_type: Filters
+    weights: [module.layer2.0.conv1.weight]
+policies:
+  - pruner: {instance_name: apoz}
+    starting_epoch: 0
+    ending_epoch: 3
+  - pruner: {instance_name: level}
+    epochs: [0]
+"""
+    schedule = load_schedule(write_schedules(tmp_path, act=text) / "act.yaml")
+    levels = [firing_target(schedule, schedule.pruner_policies[1], epoch, seed) for seed in (0, 1) for epoch in (0, 1)]
+    assert all(0.2 <= level <= 0.4 for level in levels) and len(set(levels)) == 4
+    assert levels == [firing_target(schedule, schedule.pruner_policies[1], epoch, seed) for seed in (0, 1)
+                      for epoch in (0, 1)]
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    with pytest.warns(UserWarning, match="timeline is cut at 1 epoch"):
+        outcome = retrain(model, schedule, small, TrainConfig(epochs=1, stop_on_collapse=False))
+    assert outcome.reached["apoz"] == 4 / 16  # epoch 0's AGP target, ranked on activations, thinned at the end
+    assert model.layer1[0].conv1.out_channels == 12
+    drawn = firing_target(schedule, schedule.pruner_policies[1], 0, 0)
+    assert model.layer2[0].conv1.out_channels == 32 - int(drawn * 32)
+
+
+def test_regularizers_add_their_penalty_inside_their_window(tmp_path: Path, small: Dataset) -> None:
+    text = """\
+regularizers:
+  slim: {class: L1Regularizer, reg_regims: {module.layer1.0.bn2.weight: 0.5}}
+  lasso: {class: GroupLassoRegularizer, reg_regims: {layer1.0.conv1.weight: [0.25, Filters]}}
+policies:
+  - regularizer: {instance_name: slim}
+    starting_epoch: 0
+    ending_epoch: 1
+  - regularizer: {instance_name: lasso}
+    epochs: [1]
+prunebench: {model: resnet20}
+"""
+    schedule = load_schedule(write_schedules(tmp_path, reg=text) / "reg.yaml")
+    model = build_model("resnet20", 10)
+    block = model.layer1[0]
+    penalty = regularization(model, schedule, 0)
+    assert penalty is not None
+    assert float(penalty().detach()) == pytest.approx(0.5 * float(block.bn2.weight.detach().abs().sum()))
+    filters = [float(block.conv1.weight[i].detach().pow(2).sum().sqrt()) for i in range(16)]
+    assert float(regularization(model, schedule, 1)().detach()) == pytest.approx(0.25 * sum(filters), rel=1e-5)
+    assert regularization(model, schedule, 2) is None
+    # Training under the L1 term pulls the BN scales down, further than training without it.
+    gammas = {}
+    for name, strength in (("plain", None), ("slim", "0.5")):
+        torch.manual_seed(0)
+        model = build_model("resnet20", 10)
+        used = schedule if strength else replace(schedule, regularizers=())
+        stops = r"timeline stops at 1 epoch\(s\): never fired: regularizer lasso \(from epoch 1\) \(raise"
+        with pytest.warns(UserWarning, match=stops) if strength else contextlib.nullcontext():
+            retrain(model, used, small, TrainConfig(epochs=1, lr=0.1, stop_on_collapse=False))
+        gammas[name] = float(model.layer1[0].bn2.weight.detach().abs().sum())
+    # One SGD step on one minibatch: the same cross-entropy gradient in both runs, plus lr * 0.5 * sign(gamma) on each
+    # of the 16 scales (all start at 1).
+    assert gammas["plain"] - gammas["slim"] == pytest.approx(0.1 * 0.5 * 16, abs=1e-3)
+
+
+def test_a_corpus_agp_file_on_its_whole_timeline_reaches_its_targets_and_distillers_macs(small: Dataset) -> None:
+    # Distiller's agp_4 through all its 50 epochs (8 training images each, the timeline is what is checked):
+    # gradual filters with a Leader group, thinning at 32, fine-grained and fc-input masks on the thinned tensors.
+    if not CORPUS.is_dir():
+        pytest.skip(f"Distiller schedule corpus not found at {CORPUS}")
+    schedule = load_schedule(CORPUS / "resnet20_filters.schedule_agp_4.yaml")
+    tiny = Dataset(small.name, small.train_x[:8], small.train_y[:8], small.test_x[:8], small.test_y[:8],
+                   small.num_classes)
+    model = build_model("resnet20", 10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = retrain(model, schedule, tiny, TrainConfig(epochs=50, stop_on_collapse=False))
+    assert not [w for w in caught if "timeline" in str(w.message)]  # nothing was cut short
+    assert count_macs(model) == 24_723_776  # the file's header
+    assert outcome.reached == {"low_pruner": 0.5, "low_pruner_2": 0.5, "fine_pruner": pytest.approx(0.7, abs=1e-4),
+                               "fc_pruner": 0.5}
+    assert tuple(model.fc.weight.shape) == (10, 32) and tuple(model.layer3[1].conv1.weight.shape) == (64, 32, 3, 3)

@@ -49,6 +49,43 @@ prunebench:
   model: resnet20
 """
 
+# Gradual filters (span 3: 0.25, 0.602, 0.731, 0.75 of 16 filters), fine-grained elements (span 2: 0.2, 0.55, 0.6),
+# and half the fc's input features masked; thinning at epoch 3.
+AGP_SCHEDULE = """\
+pruners:
+  gradual:
+    class: L1RankedStructureParameterPruner_AGP
+    initial_sparsity: 0.25
+    final_sparsity: 0.75
+    group_type: Filters
+    weights: [module.layer1.0.conv1.weight]
+  fine:
+    class: AutomatedGradualPruner
+    initial_sparsity: 0.2
+    final_sparsity: 0.6
+    weights: [module.layer3.1.conv1.weight]
+  fc_inputs:
+    class: L1RankedStructureParameterPruner
+    group_type: Rows
+    desired_sparsity: 0.5
+    weights: [module.fc.weight]
+extensions:
+  net_thinner: {class: FilterRemover, thinning_func_str: remove_filters, arch: resnet20_cifar}
+policies:
+  - pruner: {instance_name: gradual}
+    starting_epoch: 0
+    ending_epoch: 4
+    frequency: 1
+  - pruner: {instance_name: fine}
+    starting_epoch: 0
+    ending_epoch: 3
+    frequency: 1
+  - pruner: {instance_name: fc_inputs}
+    epochs: [0]
+  - extension: {instance_name: net_thinner}
+    epochs: [3]
+"""
+
 
 def seed_baselines(shared_cache: Path, cache: Path) -> None:
     """Give a run's own cache the session's trained baselines (entries only: no locks, no partial builds)."""
