@@ -1,7 +1,7 @@
 """Every OpenVINO call lives here, so another OpenVINO API (2022.3 LTS for the NCS2) can be supported in one place.
 
-A model is measured as deployed: accuracy of the compiled ONNX on the test set (async, which also gives
-throughput) and batch-1 synchronous latency samples after a warm-up.
+A model is measured as deployed: accuracy of the compiled ONNX on the test set (batches on THROUGHPUT streams,
+which also gives throughput) and batch-1 synchronous latency samples after a warm-up, as OpenVINO times them.
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ def _precision_of(compiled: Any) -> str:
 
 def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray, precision: str | None,
             rounds: int, warmup: int, reference: Any = None) -> DeviceMeasurement:
-    """Accuracy and throughput (async, every test image) then batch-1 latency samples (sync).
+    """Accuracy and throughput (every test image, in batches: `accuracy_pass`), then batch-1 latency samples
+    (sync), then the profiled rounds.
 
     With a `reference` model (the dense baseline, from `compile_for_latency`: compiled once per process), both are
     timed in alternating blocks in this one window: latency drifts between windows and processes by ~10%, and a
@@ -197,7 +198,7 @@ class Profiler:
 
     Its rounds run right after the timed ones, in the same measurement window, and are never timed: counters add
     work to every inference. Run between the timed blocks (as they first were), they and the profiled model's
-    threads slowed the timed inferences by ~5% against benchmark_app (benchmarks/harness.py, P2).
+    threads slowed the timed inferences (by up to ~5% in a noisy probe; benchmarks/harness.py, P2).
     """
 
     def __init__(self, compiled: Any) -> None:
