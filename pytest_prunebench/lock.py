@@ -232,7 +232,7 @@ def cpu_work() -> Iterator[None]:
 
 
 def in_background(work: Callable[[], None], name: str) -> None:
-    """Run `work` (start-up work that would otherwise add to a run's wall time: imports, a service start) in a
+    """Run `work` (start-up work that would otherwise add to a run's wall time, such as an import) in a
     daemon thread. Every later measurement of this process waits for it to end; its failure is ignored, since
     whoever needs the result does the work again in the foreground and reports any error there."""
 
