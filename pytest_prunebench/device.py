@@ -151,13 +151,13 @@ def _precision_of(compiled: Any) -> str:
 
 
 def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray, precision: str | None,
-            rounds: int, warmup: int, reference: Any = None) -> DeviceMeasurement:
+            rounds: int, warmup: int, reference: Any = None, compiled: Any = None) -> DeviceMeasurement:
     """Accuracy and throughput (every test image, in batches: `accuracy_pass`), then batch-1 latency samples
     (sync), then the profiled rounds.
 
     With a `reference` model (the dense baseline, from `compile_for_latency`: compiled once per process), both are
     timed in alternating blocks in this one window: latency drifts between windows and processes by ~10%, and a
-    speed-up must not absorb that drift.
+    speed-up must not absorb that drift. `compiled`: the model itself, already from `compile_for_latency`.
     """
     started, clock = time.time(), time.perf_counter()
     laps: dict[str, float] = {}
@@ -172,7 +172,7 @@ def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray
     top5 = float(np.mean((top == labels[:, None]).any(axis=1)) * 100.0)
     lap("accuracy")
     model = core().read_model(str(onnx_path))
-    latency_model = _compile(model, device, "LATENCY", precision)
+    latency_model = compiled if compiled is not None else _compile(model, device, "LATENCY", precision)
     timed = [latency_model]
     if reference is not None:
         timed.append(reference)
