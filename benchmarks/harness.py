@@ -81,10 +81,13 @@ def seeded_cache(work: Path) -> Path:
     return cache
 
 
+def one_case_command(cache: Path, artifacts: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO / "benchmarks" / "one_case.py"), "--data", str(DATA), "--schedule",
+            str(P1_SCHEDULE), "--cache", str(cache), "--artifacts", str(artifacts), *extra]
+
+
 def one_case(work: Path, *extra: str) -> tuple[float, dict[str, Any]]:
-    command = [sys.executable, str(REPO / "benchmarks" / "one_case.py"), "--data", str(DATA), "--schedule",
-               str(P1_SCHEDULE), "--cache", str(seeded_cache(work)), "--artifacts", str(work / "artifacts"), *extra]
-    seconds, out = run(command)
+    seconds, out = run(one_case_command(seeded_cache(work), work / "artifacts", *extra))
     return seconds, json.loads(out.strip().splitlines()[-1])
 
 
@@ -93,11 +96,8 @@ def one_case(work: Path, *extra: str) -> tuple[float, dict[str, Any]]:
 
 def prepare_p1() -> None:
     write_cifar_like(DATA, P1_TRAIN_IMAGES, P1_TEST_IMAGES)
-    command = [sys.executable, str(REPO / "benchmarks" / "one_case.py"), "--data", str(DATA), "--schedule",
-               str(P1_SCHEDULE), "--cache", str(CACHE), "--artifacts", str(REPO / ".prunebench" / "harness"),
-               "--prepare"]
     print("P1: preparing the data and the dense baseline (the first time: ~2 min of training)", flush=True)
-    run(command)
+    run(one_case_command(CACHE, REPO / ".prunebench" / "harness", "--prepare"))
 
 
 def p1(repeat: int, keep: Path) -> dict[str, Any]:
