@@ -231,7 +231,7 @@ def cpu_work() -> Iterator[None]:
         yield
 
 
-def in_background(work: Callable[[], None], name: str) -> None:
+def in_background(work: Callable[[], None], name: str) -> Thread:
     """Run `work` (start-up work that would otherwise add to a run's wall time, such as an import) in a
     daemon thread. Every later measurement of this process waits for it to end; its failure is ignored, since
     whoever needs the result does the work again in the foreground and reports any error there."""
@@ -243,3 +243,4 @@ def in_background(work: Callable[[], None], name: str) -> None:
     thread = Thread(target=guarded, name=f"prunebench-{name}", daemon=True)
     _background.append(thread)
     thread.start()
+    return thread

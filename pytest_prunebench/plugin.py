@@ -57,6 +57,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     prunebench = session.config.stash[SESSION]
     if prunebench.settings.compare_fail and not hasattr(session.config, "workerinput"):
         prunebench.saved_run()  # a missing saved run stops the session before any case runs
+    prunebench.gather_machine_info()
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_benchmark_generate_machine_info(config: pytest.Config) -> dict[str, Any] | None:
+    return config.stash[SESSION].machine_info()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")
@@ -70,6 +76,7 @@ def pytest_sessionfinish_spooled(session: pytest.Session) -> Any:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     prunebench = session.config.stash[SESSION]
+    prunebench.finish_tracking(wait=False)  # the W&B process exits while pytest writes its summary
     if hasattr(session.config, "workeroutput"):  # an xdist worker: its records travel to the controller
         session.config.workeroutput[WORKER_RECORDS] = prunebench.worker_records
         return
@@ -94,6 +101,11 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.config.stash[SESSION].terminal_summary(terminalreporter)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if SESSION in config.stash:
+        config.stash[SESSION].finish_tracking(wait=True)
 
 
 class Prunebench:

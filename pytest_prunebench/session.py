@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .case import CaseResult, CaseRunner
     from .gates import GateReport
     from .sweep import Sweep, SweepPoint
+    from .tracking_process import TrackingProcess
 
 
 WORKER_RECORDS = "prunebench_records"
@@ -53,9 +54,35 @@ class PrunebenchSession:
     gate_report: GateReport | None = None
     _cases_per_node: dict[str, int] = field(default_factory=dict)
     _spool: Path | None = None  # on the controller of an xdist run: see spool_dir
-    _tracking_warmed: bool = False  # wandb imported in the background (see _warm_up_tracking)
+    _tracker: TrackingProcess | None = None  # writes the W&B runs (see _start_tracking)
+    _machine_info: Callable[[], dict[str, Any] | None] | None = None  # see gather_machine_info
 
     # -- start ------------------------------------------------------------------------------------------------
+
+    def gather_machine_info(self) -> None:
+        """pytest-benchmark's machine info for the JSON (0.25 s here, mostly a `python -m cpuinfo` child) is
+        gathered in the background while the first case starts, instead of after the last one."""
+        benchmarks = getattr(self.config, "_benchmarksession", None)
+        if hasattr(self.config, "workerinput") or benchmarks is None:
+            return
+        if not (benchmarks.save or benchmarks.autosave or benchmarks.json):
+            return
+        import cpuinfo  # noqa: F401  (pytest-benchmark imports it in the call: not in a thread)
+        from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info as generate
+
+        from .lock import in_background
+
+        gathered: dict[str, dict[str, Any]] = {}
+        thread = in_background(lambda: gathered.update(info=generate()), "machine-info")
+
+        def result() -> dict[str, Any] | None:
+            thread.join()
+            return gathered.get("info")  # None: it failed, and pytest-benchmark gathers it itself
+
+        self._machine_info = result
+
+    def machine_info(self) -> dict[str, Any] | None:
+        return self._machine_info() if self._machine_info is not None else None
 
     def check_device(self) -> None:
         from . import device
@@ -151,8 +178,8 @@ class PrunebenchSession:
     def run_case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None,
                  on_collapse: str = "fail") -> CaseResult:
         """Run one case for a test, record it, then check collapse and the schedule's declarative thresholds."""
-        if self.tracking and not self._tracking_warmed:
-            self._warm_up_tracking()
+        if self.tracking and self._tracker is None:
+            self._start_tracking()
         try:
             loaded = schedule if isinstance(schedule, Schedule) else load_schedule(schedule)
             suffix = self._record_suffix(node, loaded, name)
@@ -220,33 +247,43 @@ class PrunebenchSession:
                               f"({best})")
         return list(results.values())
 
-    def _warm_up_tracking(self) -> None:
-        """wandb's import (0.8-1.5 s here) overlaps the first case's data loading and training; the case's
-        measurements wait for it (lock.in_background)."""
-        from . import tracking
+    def _start_tracking(self) -> TrackingProcess:
+        """W&B runs are written by a child process, which warms up on another core while the first case loads
+        its data; the case's measurements wait until it is ready (lock.in_background)."""
         from .lock import in_background
+        from .tracking_process import TrackingProcess
 
-        self._tracking_warmed = True
-        in_background(tracking.warm_up, "wandb-warm-up")
+        self._tracker = TrackingProcess()
+        in_background(self._tracker.ready, "wandb-start")
+        return self._tracker
 
     def _track(self, node: pytest.Item, result: CaseResult, passed: bool) -> None:
         """One W&B run for the case. Any W&B failure is a warning: the record above is already written."""
-        from . import tracking
+        from .tracking import TrackedCase, TrackingError, WandbTarget
 
-        target = tracking.WandbTarget(
+        target = WandbTarget(
             project=self.settings.wandb_project or "", entity=self.settings.wandb_entity,
             group=self.settings.wandb_group or "", mode=self.settings.wandb_mode,
-            directory=self.settings.wandb_dir or self.config.rootpath, log_model=self.settings.wandb_log_model)
+            directory=Path(self.settings.wandb_dir or self.config.rootpath).resolve(),
+            log_model=self.settings.wandb_log_model)
+        tracker = self._tracker or self._start_tracking()
         try:
-            with self.runner.host_work():  # wandb starts a service process: not during a measurement
-                where = tracking.log_case(target, result, suite=node.path.stem, passed=passed)
-        except Exception as exc:  # W&B raises many types (CommError, UsageError, OSError...): none may cost a record
-            lines = str(exc).strip().splitlines()
-            reason = lines[0] if lines else type(exc).__name__
-            warnings.warn(PrunebenchWarning(f"{result.name}: no W&B run written ({reason}); the pytest-benchmark "
+            with self.runner.host_work():  # wandb's service writes the run: not during a measurement
+                where = tracker.log(target, TrackedCase.of(result), suite=node.path.stem, passed=passed)
+        except TrackingError as exc:
+            warnings.warn(PrunebenchWarning(f"{result.name}: no W&B run written ({exc}); the pytest-benchmark "
                                             f"record is kept"), stacklevel=2)
             return
         self.progress(f"{result.name}: W&B run {where}")
+
+    def finish_tracking(self, wait: bool) -> None:
+        """End the W&B process's input (it exits after its last run); with `wait`, wait for it to exit."""
+        if self._tracker is None:
+            return
+        if wait:
+            self._tracker.wait()
+        else:
+            self._tracker.close()
 
     def _threshold_failures(self, result: CaseResult, schedule: Schedule) -> list[str]:
         """The schedule's bounds, except where --prunebench-threshold KEY=VALUE sets one for every case."""

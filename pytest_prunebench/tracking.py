@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,10 +74,41 @@ def history_rows(history: tuple[Mapping[str, float], ...]) -> list[dict[str, flo
              "retrain/lr": float(row["lr"])} for row in history]
 
 
+@dataclass(frozen=True)
+class TrackedCase:
+    """What a W&B run holds of a case: plain JSON data, so the tracking process can write it."""
+
+    name: str
+    model: str
+    dataset: str
+    device: str
+    extra_info: dict[str, Any]
+    latencies_s: tuple[float, ...]
+    history: tuple[dict[str, float], ...]
+    onnx_path: str
+    macs: int
+    params: int
+
+    @classmethod
+    def of(cls, result: CaseResult) -> TrackedCase:
+        return cls(result.name, result.model, result.dataset, result.device, result.extra_info(),
+                   tuple(result.latencies_s), tuple(result.history), result.onnx_path, result.macs, result.params)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrackedCase:
+        return cls(**{**data, "latencies_s": tuple(data["latencies_s"]), "history": tuple(data["history"])})
+
+
 def warm_up() -> None:
-    """Import wandb ahead of the first run (0.8-1.5 s here). Its service process is not started here: started
-    early, it ran through the case's measurements, and a pytest run with W&B took 13% longer than the library."""
-    import wandb  # noqa: F401
+    """What a session's first `wandb.init` would do first (about 1 s of one core here): import wandb and the
+    launch-input modules every `init` imports, and start wandb's service process."""
+    import wandb
+    import wandb.sdk.launch.inputs.internal  # noqa: F401  (Run._detect_and_apply_job_inputs, in every init)
+
+    wandb.setup()
 
 
 def quiet_settings() -> Any:
@@ -89,14 +120,14 @@ def quiet_settings() -> Any:
                           silent=True)
 
 
-def log_case(target: WandbTarget, result: CaseResult, suite: str, passed: bool) -> str:
+def log_case(target: WandbTarget, result: TrackedCase, suite: str, passed: bool) -> str:
     """Write one run for a finished case; returns the run's directory (offline) or URL (online)."""
     import wandb
 
     from .case import slug
 
     _check_project(target.project)
-    info = result.extra_info()
+    info = result.extra_info
     target.directory.mkdir(parents=True, exist_ok=True)
     run = wandb.init(project=target.project, entity=target.entity, group=target.group, job_type=suite,
                      name=result.name, tags=[result.model, result.dataset, result.device],

@@ -7,6 +7,7 @@ on the CPU, pytest-benchmark JSON read back and by `pytest-benchmark compare`.
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,23 @@ EXTRA_INFO_KEYS = {
     "mac_speedup", "collapsed", "precision",
 }
 RESNET20_MACS = 40_813_184
+# Writes which thread gathers the CPU info of pytest-benchmark's machine_info.
+CPUINFO_PROBE = """
+import threading
+
+import cpuinfo
+
+_get_cpu_info = cpuinfo.get_cpu_info
+
+
+def get_cpu_info():
+    with open("cpuinfo-calls.txt", "a") as out:
+        out.write(threading.current_thread().name + "\\n")
+    return _get_cpu_info()
+
+
+cpuinfo.get_cpu_info = get_cpu_info
+"""
 
 
 def conv_macs(out_hw: int, filters: int, channels: int, kernel: int = 3) -> int:
@@ -59,6 +77,7 @@ def test_schedule_suite_records_every_case_for_pytest_benchmark(pytester: pytest
                                                                  tiny_args: list[str]) -> None:
     gated = CHANNELS_SCHEDULE + "  max_latency_ms: 0.000001\n"  # no device is that fast: this case must fail
     write_schedules(pytester.path, filters=FILTERS_SCHEDULE, gated=gated)
+    pytester.makeconftest(CPUINFO_PROBE)
     result = run_suite(pytester, tiny_args, "--prunebench-epochs", "0", "--benchmark-json=out.json")
 
     result.assert_outcomes(passed=1, failed=1)
@@ -67,8 +86,12 @@ def test_schedule_suite_records_every_case_for_pytest_benchmark(pytester: pytest
     ])
     result.stdout.fnmatch_lines(["*prunebench: 2 case(s) on CPU*", "case *top1 %*dense %*latency ms*ONNX KB*",
                                  "test_schedule[[]filters[]] *x *x *", "test_schedule[[]gated[]] *"])
-    records = {b["name"]: b for b in json.loads((pytester.path / "out.json").read_text())["benchmarks"]}
+    document = json.loads((pytester.path / "out.json").read_text())
+    records = {b["name"]: b for b in document["benchmarks"]}
     assert set(records) == {"test_schedule[filters]", "test_schedule[gated]"}  # a failed threshold keeps its record
+    # pytest-benchmark's machine info, gathered once, in the background from the session's start
+    assert (pytester.path / "cpuinfo-calls.txt").read_text().split() == ["prunebench-machine-info"]
+    assert document["machine_info"]["node"] == platform.node() and document["machine_info"]["cpu"]["arch"]
     for record in records.values():
         info = record["extra_info"]
         assert set(info) >= EXTRA_INFO_KEYS, EXTRA_INFO_KEYS - set(info)

@@ -4,10 +4,13 @@ pytest-benchmark JSON; options and their refusals; a broken W&B set-up never cos
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,15 @@ from tiny import CHANNELS_SCHEDULE, SCHEDULE_SUITE, run_schedule_suite, write_sc
 from wandb_offline import BLOCK, CHUNK_HEADER, FILE_HEADER, FULL, CorruptRunFile, OfflineRun, offline_runs, read_run
 
 from pytest_prunebench.settings import new_wandb_group, wandb_api_key_configured, wandb_mode
-from pytest_prunebench.tracking import history_rows, run_config, run_summary
+from pytest_prunebench.tracking import (
+    TrackedCase,
+    TrackingError,
+    WandbTarget,
+    history_rows,
+    run_config,
+    run_summary,
+)
+from pytest_prunebench.tracking_process import TrackingProcess
 
 # Writes whether this process (or an xdist worker) imported wandb.
 IMPORT_PROBE = """
@@ -297,3 +308,58 @@ def test_the_run_file_reader_joins_records_that_span_blocks(tmp_path: Path, wand
     assert found.summary["big"] == "x" * 100_000 and found.summary["small"] == 1
     assert [row["step_value"] for row in found.history] == [0, 1, 2]
     assert found.path.stat().st_size > 2 * BLOCK
+
+
+def tracked_case(name: str, tmp_path: Path) -> TrackedCase:
+    onnx = tmp_path / f"{name}.onnx"
+    onnx.write_bytes(b"not read unless --wandb-log-model")
+    info = {"model": "resnet20", "dataset": "synthetic", "device": "CPU", "epochs": 1, "top1": 51.5,
+            "sparsity.pruner1": 0.5, "measured_at": [1.0, 2.0]}
+    return TrackedCase(name, "resnet20", "synthetic", "CPU", info, (0.002, 0.003, 0.004),
+                       ({"epoch": 0, "loss": 1.5, "top1": 40.0, "lr": 0.1},), str(onnx), 1000, 100)
+
+
+def test_the_tracking_process_writes_each_run_and_reports_w_and_b_errors_in_one_line(tmp_path: Path,
+                                                                                       wandb_env: None) -> None:
+    tracker = TrackingProcess()
+    target = WandbTarget("check", None, "g1", "offline", tmp_path / "runs", log_model=False)
+    tracker.ready()
+    where = Path(tracker.log(target, tracked_case("first", tmp_path), "test_suite", passed=True))
+    with pytest.raises(TrackingError, match=r"^--wandb-project 'a/b' is not a W&B project name \(.*\)$"):
+        tracker.log(replace(target, project="a/b"), tracked_case("refused", tmp_path), "test_suite", passed=True)
+    tracker.log(target, tracked_case("second", tmp_path), "test_suite", passed=False)  # still serving
+    tracker.wait()
+
+    runs = {run.name: run for run in offline_runs(tmp_path / "runs")}
+    assert set(runs) == {"first", "second"} and where == runs["first"].path.parent
+    first = runs["first"]
+    assert first.config["sparsity.pruner1"] == 0.5 and first.config["suite"] == "test_suite"
+    assert first.summary["top1"] == 51.5 and first.summary["latency_median_ms"] == pytest.approx(3.0)
+    assert first.summary["passed"] is True and runs["second"].summary["passed"] is False
+    assert first.history[0]["retrain/loss"] == 1.5 and first.exit_code == 0
+
+
+def test_a_tracking_process_that_died_makes_each_later_run_a_tracking_error(tmp_path: Path,
+                                                                             wandb_env: None) -> None:
+    tracker = TrackingProcess()
+    tracker.ready()
+    assert tracker.pid is not None
+    os.kill(tracker.pid, signal.SIGKILL)
+    target = WandbTarget("check", None, "g1", "offline", tmp_path / "runs", log_model=False)
+    for name in ("one", "two"):
+        with pytest.raises(TrackingError, match=r"the W&B process (exited \(code -9\)|is gone)"):
+            tracker.log(target, tracked_case(name, tmp_path), "test_suite", passed=True)
+    tracker.wait()
+    assert not list((tmp_path).rglob("*.wandb"))
+
+
+def test_the_tracking_process_ignores_ctrl_c_so_the_run_being_written_ends(tmp_path: Path,
+                                                                            wandb_env: None) -> None:
+    tracker = TrackingProcess()
+    tracker.ready()
+    assert tracker.pid is not None
+    os.kill(tracker.pid, signal.SIGINT)
+    target = WandbTarget("check", None, "g1", "offline", tmp_path / "runs", log_model=False)
+    tracker.log(target, tracked_case("after-sigint", tmp_path), "test_suite", passed=True)
+    tracker.wait()
+    assert [run.name for run in offline_runs(tmp_path / "runs")] == ["after-sigint"]
