@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from .tracking import TrackedCase, TrackingError, WandbTarget
 
 # How long the session's end waits for the child to exit: each run is already finished when its reply came.
 EXIT_TIMEOUT_S = 30.0
+# How long measurements wait for the child's start (about 1 s here; wandb gives up on its service after 30 s).
+READY_TIMEOUT_S = 120.0
 
 
 class TrackingProcess:
@@ -84,7 +87,12 @@ class TrackingProcess:
             self._child.stdout.close()
 
     def _wait_ready(self) -> None:
-        if self._ready or self._failure is not None:
+        if self._ready or self._failure is not None or self._child is None or self._child.stdout is None:
+            return
+        started, _, _ = select.select([self._child.stdout], [], [], READY_TIMEOUT_S)
+        if not started:
+            self._failure = f"the W&B process did not start within {READY_TIMEOUT_S:g} s"
+            self._child.kill()
             return
         reply = self._exchange(None)
         if reply.get("ready"):
@@ -104,10 +112,14 @@ class TrackingProcess:
             line = ""
             self._failure = f"the W&B process is gone ({exc})"
         if not line:
-            code = self._child.poll()
+            code = self._child.wait()
             self._failure = self._failure or f"the W&B process exited (code {code})"
             return {"error": self._failure}
-        return json.loads(line)
+        try:
+            return dict(json.loads(line))
+        except (TypeError, ValueError):
+            self._failure = f"the W&B process replied {line.strip()[:200]!r}"
+            return {"error": self._failure}
 
 
 def serve(requests: IO[str], replies: IO[str]) -> None:

@@ -18,6 +18,7 @@ import pytest
 from tiny import CHANNELS_SCHEDULE, SCHEDULE_SUITE, run_schedule_suite, write_schedules
 from wandb_offline import BLOCK, CHUNK_HEADER, FILE_HEADER, FULL, CorruptRunFile, OfflineRun, offline_runs, read_run
 
+from pytest_prunebench import tracking_process
 from pytest_prunebench.settings import new_wandb_group, wandb_api_key_configured, wandb_mode
 from pytest_prunebench.tracking import (
     TrackedCase,
@@ -351,6 +352,18 @@ def test_a_tracking_process_that_died_makes_each_later_run_a_tracking_error(tmp_
             tracker.log(target, tracked_case(name, tmp_path), "test_suite", passed=True)
     tracker.wait()
     assert not list((tmp_path).rglob("*.wandb"))
+
+
+def test_a_tracking_process_that_does_not_start_in_time_is_a_tracking_error(
+        tmp_path: Path, wandb_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracking_process, "READY_TIMEOUT_S", 0.001)  # the child's start takes about a second
+    tracker = TrackingProcess()
+    tracker.ready()  # what measurements wait for: it must return
+    target = WandbTarget("check", None, "g1", "offline", tmp_path / "runs", log_model=False)
+    with pytest.raises(TrackingError, match=r"^the W&B process did not start within 0.001 s$"):
+        tracker.log(target, tracked_case("late", tmp_path), "test_suite", passed=True)
+    tracker.wait()
+    assert not (tmp_path / "runs").exists()
 
 
 def test_the_tracking_process_ignores_ctrl_c_so_the_run_being_written_ends(tmp_path: Path,
