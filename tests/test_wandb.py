@@ -340,12 +340,18 @@ def test_the_tracking_process_writes_each_run_and_reports_w_and_b_errors_in_one_
     assert first.history[0]["retrain/loss"] == 1.5 and first.exit_code == 0
 
 
-def test_a_tracking_process_that_died_makes_each_later_run_a_tracking_error(tmp_path: Path,
-                                                                             wandb_env: None) -> None:
+def signalled_tracker(signal_number: int) -> TrackingProcess:
+    """A started tracking process that was sent `signal_number` once ready."""
     tracker = TrackingProcess()
     tracker.ready()
     assert tracker.pid is not None
-    os.kill(tracker.pid, signal.SIGKILL)
+    os.kill(tracker.pid, signal_number)
+    return tracker
+
+
+def test_a_tracking_process_that_died_makes_each_later_run_a_tracking_error(tmp_path: Path,
+                                                                             wandb_env: None) -> None:
+    tracker = signalled_tracker(signal.SIGKILL)
     target = WandbTarget("check", None, "g1", "offline", tmp_path / "runs", log_model=False)
     for name in ("one", "two"):
         with pytest.raises(TrackingError, match=r"the W&B process (exited \(code -9\)|is gone)"):
@@ -368,10 +374,7 @@ def test_a_tracking_process_that_does_not_start_in_time_is_a_tracking_error(
 
 def test_the_tracking_process_ignores_ctrl_c_so_the_run_being_written_ends(tmp_path: Path,
                                                                             wandb_env: None) -> None:
-    tracker = TrackingProcess()
-    tracker.ready()
-    assert tracker.pid is not None
-    os.kill(tracker.pid, signal.SIGINT)
+    tracker = signalled_tracker(signal.SIGINT)
     target = WandbTarget("check", None, "g1", "offline", tmp_path / "runs", log_model=False)
     tracker.log(target, tracked_case("after-sigint", tmp_path), "test_suite", passed=True)
     tracker.wait()
