@@ -166,3 +166,23 @@ def test_threshold_masks_match_distillers_thresholding(group: str, criteria: str
     weight = torch.tensor([[0.1, 0.5], [-0.2, 1.0]]).view(2, 2, 1, 1)  # 2 filters x 2 channels
     zeros = threshold_zeros(weight, 0.5, group, criteria)
     assert zeros.int().view(2, 2).tolist() == expected
+
+
+def test_a_kept_threshold_mask_holds_after_the_regularizer_policy_ends() -> None:
+    document = {"regularizers": {"r": {"class": "L1Regularizer", "threshold_criteria": "Max",
+                                       "reg_regims": {"module.0.weight": 0.6}}},
+                "policies": [{"regularizer": {"instance_name": "r", "args": {"keep_mask": True}},
+                              "starting_epoch": 0, "ending_epoch": 1}]}
+    schedule = parse_schedule(document, "<test>", "test")
+    model = one_layer()
+    masking = MinibatchMasking(model, schedule, Masks(), compute_for(model, schedule, None, None, lambda p, e: 0.0))
+    masking.epoch_begin(0)
+    step(model, masking, 0, per_epoch=2)  # thresholded after the step, and the mask dropped (used once)
+    assert not masking.masks.all()
+    step(model, masking, 1, per_epoch=2)  # the last minibatch of epoch ending_epoch - 1: the mask is kept
+    (kept,) = masking.masks.all()
+    assert kept.zeros.int().flatten().tolist() == [1, 1, 0, 0, 0]  # zeroed, then stepped to -0.1: |w| <= 0.6
+    masking.epoch_end()
+    masking.epoch_begin(1)
+    step(model, masking, 0, per_epoch=2)
+    assert model[0].weight.detach()[0, :2].tolist() == [0, 0]
