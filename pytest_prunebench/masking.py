@@ -123,8 +123,9 @@ class MinibatchMasking:
     def minibatch_end(self, index: int, per_epoch: int) -> None:
         """on_minibatch_end: masks applied again (the step moves masked weights: momentum, weight decay) unless
         mask_on_forward_only; then the regularizers' threshold masks."""
-        if not self.forward_only:
-            apply_masks(self.model, self.masks.all())
+        masks = self.masks.all()
+        if masks and not self.forward_only:
+            apply_masks(self.model, masks)
         for regularizer in self.thresholds:
             if regularizer.window.fires(self.epoch):
                 last = index == per_epoch - 1 and self.epoch == distiller_last_epoch(regularizer.window)
