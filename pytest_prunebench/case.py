@@ -389,7 +389,8 @@ class CaseRunner:
             latencies_s=measurement.latencies_s, latency_ms=measurement.median_ms,
             latency_ms_dense=measurement.reference_median_ms, throughput_fps=measurement.throughput_fps,
             collapse_reason=collapse_reason, precision=measurement.precision,
-            sparsities={p.name: p.desired_sparsity for p in schedule.pruners}, measured_at=measurement.measured_at,
+            sparsities={p.name: p.desired_sparsity for p in schedule.pruners if p.splicing is None},  # no target
+            measured_at=measurement.measured_at,
             history=pruned.history, seconds=seconds, pruner_kinds={p.name: p.kind for p in schedule.pruners},
             pruner_rankers={p.name: p.ranker for p in schedule.pruners}, device_ms=measurement.device_ms,
             round_to=schedule.round_to or 1,

@@ -516,8 +516,7 @@ def prune_to_final(model: nn.Module, schedule: Schedule, images: torch.Tensor | 
     not thinned (elements, fc inputs) are applied and stay zeros. Activation rankers look at `images`."""
     def ranked(thinned: bool) -> list[Mask]:
         return [mask for pruner in schedule.pruners if (pruner.kind in THINNED_KINDS) == thinned
-                for mask in rank_pruner(model, pruner, round_to=schedule.round_to, images=images,
-                                        fold_batchnorm=schedule.folds_batchnorm(pruner.name))]
+                for mask in final_masks(model, schedule, pruner, images)]
 
     # Structures first, then the masks on the thinned shapes: Distiller's schedules thin before their fine-grained
     # pruners finish, and report those masks' sparsity on the thinned tensors.
@@ -526,6 +525,18 @@ def prune_to_final(model: nn.Module, schedule: Schedule, images: torch.Tensor | 
     masks = ranked(thinned=False)
     apply_masks(model, masks)
     return structures + masks
+
+
+def final_masks(model: nn.Module, schedule: Schedule, pruner: PrunerSpec, images: torch.Tensor | None = None
+                ) -> list[Mask]:
+    """One pruner's masks at its final target on the current weights; a SplicingPruner, which has no target, computes
+    its masks once at its last epoch's sensitivity (splicing.splice_to_final)."""
+    if pruner.splicing is not None:
+        from .splicing import splice_to_final  # imported here: splicing imports Mask from this module
+
+        return splice_to_final(model, schedule, pruner)
+    return rank_pruner(model, pruner, round_to=schedule.round_to, images=images,
+                       fold_batchnorm=schedule.folds_batchnorm(pruner.name))
 
 
 def layer_sizes(model: nn.Module, schedule: Schedule) -> dict[tuple[str, str], int]:

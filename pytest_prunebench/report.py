@@ -334,22 +334,27 @@ def _pruner_table(cases: Sequence[Case]) -> list[str]:
     only leave zeros in dense tensors: those cannot make dense inference faster."""
     rows = []
     for case in cases:
-        for pruner, desired in case.sparsities.items():
+        # A SplicingPruner has no desired sparsity, only a reached one.
+        targetless = [k.removeprefix("reached.") for k in case.info if k.startswith("reached.")
+                      and k.removeprefix("reached.") not in case.sparsities]
+        for pruner in [*case.sparsities, *targetless]:
+            desired = case.sparsities.get(pruner)
             reached = case.info.get(f"reached.{pruner}")
             kind = str(case.info.get(f"kind.{pruner}", ""))
             note = (f"{MASK_ONLY_KINDS[kind]}: the tensor keeps its dense shape, so dense latency does not fall"
                     if kind in MASK_ONLY_KINDS else "")
             if reached is not None or note:
-                rows.append((case.name, pruner, kind, f"{desired:g}",
+                rows.append((case.name, pruner, kind, "–" if desired is None else f"{desired:g}",
                              _num(float(reached) if reached is not None else None, 3), note))
     if not rows:
         return []
     lines = _table("Sparsity per pruner: desired and reached", ("case", "pruner", "kind", "desired", "reached",
                                                                  "note"), rows)
     if any(row[5] for row in rows):
-        lines += ["Fine-grained pruners (AutomatedGradualPruner, SparsityLevelParameterPruner) and `Rows` pruners "
-                  "zero weights without removing them: the ONNX file carries the zeros, but a dense device kernel "
-                  "does the same work, so they do not shrink dense latency. Only thinned filters and channels do.",
+        lines += ["Fine-grained pruners (AutomatedGradualPruner, SparsityLevelParameterPruner, SplicingPruner) and "
+                  "`Rows` pruners zero weights without removing them: the ONNX file carries the zeros, but a dense "
+                  "device kernel does the same work, so they do not shrink dense latency. Only thinned filters and "
+                  "channels do.",
                   ""]
     return lines
 

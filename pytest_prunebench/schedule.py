@@ -47,12 +47,12 @@ PRUNER_CLASSES: dict[str, PrunerClass] = {
     "ActivationAPoZRankedFilterPruner_AGP": PrunerClass("apoz", agp=True, filters_only=True),
     "ActivationMeanRankedFilterPruner": PrunerClass("mean", filters_only=True),
     "ActivationMeanRankedFilterPruner_AGP": PrunerClass("mean", agp=True, filters_only=True),
+    "SplicingPruner": PrunerClass("splicing", elements=True),
 }
 SUPPORTED_PRUNERS = tuple(PRUNER_CLASSES)
 # Distiller classes a later issue may add: named so the refusal says "not supported yet", not "unknown".
 KNOWN_UNSUPPORTED_PRUNERS = frozenset(
     {
-        "SplicingPruner",
         "MagnitudeParameterPruner",
         "BaiduRNNPruner",
         "StructureParameterPruner",
@@ -67,6 +67,11 @@ KNOWN_UNSUPPORTED_GROUP_TYPES = frozenset({"Cols", "Kernels", "Blocks", "3D", "2
 # Policy arguments of Distiller's per-minibatch (dynamic) masking: DropFilter-style regularisation, network surgery.
 MINIBATCH_MASK_ARGS = frozenset({"mini_batch_pruning_frequency", "discard_masks_at_minibatch_end",
                                  "mask_on_forward_only", "use_double_copies", "mask_gradients", "keep_mask"})
+# The ones Distiller sets on the ParameterMasker of every parameter of the model, not only its own pruner's
+# (distiller/policy.py PruningPolicy.on_epoch_begin): one value for the whole model.
+MASKER_FLAGS = ("mask_on_forward_only", "use_double_copies", "mask_gradients")
+# Distiller's GroupLassoRegularizer asserts threshold_criteria in [None, "Max", "Mean_Abs"] (group_regularizer.py).
+THRESHOLD_CRITERIA = frozenset({"Mean_Abs", "Max"})
 # Distiller's group lasso groups this project applies: a conv's filters or its input channels.
 LASSO_GROUPS: dict[str, str] = {"Filters": "filters", "3D": "filters", "Channels": "channels"}
 REGULARIZERS = frozenset({"L1Regularizer", "GroupLassoRegularizer"})
@@ -143,6 +148,16 @@ def agp_target(initial: float, final: float, window: Window, epoch: int) -> floa
 
 
 @dataclass(frozen=True)
+class SplicingParams:
+    """SplicingPruner's arguments (distiller/pruning/splicing_pruner.py), sensitivities in the order of the layers."""
+
+    low_thresh_mult: float
+    hi_thresh_mult: float
+    sensitivity_multiplier: float
+    sensitivities: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class PrunerSpec:
     name: str
     class_name: str
@@ -157,10 +172,17 @@ class PrunerSpec:
     levels: tuple[float, ...] = ()
     # RandomLevelStructureParameterPruner: each firing draws its sparsity from [low, high] (desired_sparsity: high).
     sparsity_range: tuple[float, float] | None = None
+    # SplicingPruner: thresholds from each weight's |w| statistics, no sparsity target (desired_sparsity is 0).
+    splicing: SplicingParams | None = None
 
     @property
     def agp(self) -> bool:
         return self.initial_sparsity is not None
+
+    @property
+    def prunes(self) -> bool:
+        """Removes something: a sparsity target above 0, or SplicingPruner's thresholds (it has no target)."""
+        return self.desired_sparsity > 0 or self.splicing is not None
 
     def level(self, layer: str, target: float) -> float:
         """This layer's share of a firing whose pruner-wide target is `target`."""
@@ -169,7 +191,10 @@ class PrunerSpec:
 
 # Fields added after records were first named: left out of hashes at their defaults, so a schedule that does not
 # use them keeps its hash (generated cases are named by it) and its artifact-cache key.
-_LATER_PRUNER_FIELDS = {"initial_sparsity": None, "levels": (), "sparsity_range": None}
+_LATER_PRUNER_FIELDS = {"initial_sparsity": None, "levels": (), "sparsity_range": None, "splicing": None}
+_LATER_POLICY_FIELDS = {"fold_batchnorm": False, "minibatch_frequency": 0, "keep_mask": False,
+                        "mask_on_forward_only": False, "use_double_copies": False, "mask_gradients": False}
+_LATER_REGULARIZER_FIELDS = {"threshold_criteria": None, "keep_mask": False}
 
 
 @dataclass(frozen=True)
@@ -179,6 +204,19 @@ class PrunerPolicy:
     # Rank conv weights scaled by their BN's gamma / sqrt(running_var + eps), as inference folds them (Distiller's
     # `args: {fold_batchnorm: true}`); the mask still zeroes the conv's own weights.
     fold_batchnorm: bool = False
+    # Distiller's per-minibatch masking (distiller/policy.py PruningPolicy), fine-grained pruners only: masks
+    # recomputed every `minibatch_frequency` minibatches (0: at epoch begin only); the masker flags below.
+    minibatch_frequency: int = 0
+    keep_mask: bool = False  # at the policy's last epoch (ending_epoch - 1) the masks become permanent
+    mask_on_forward_only: bool = False  # masks applied before the forward pass only: the step may revive weights
+    use_double_copies: bool = False  # the step updates the unmasked weights, kept aside during forward/backward
+    mask_gradients: bool = False  # gradients multiplied by the mask (needs mask_on_forward_only)
+
+    @property
+    def per_minibatch(self) -> bool:
+        """Uses any of Distiller's per-minibatch masking arguments."""
+        return any(getattr(self, key) != default for key, default in _LATER_POLICY_FIELDS.items()
+                   if key != "fold_batchnorm")
 
 
 @dataclass(frozen=True)
@@ -189,6 +227,10 @@ class RegularizerSpec:
     class_name: str
     terms: tuple[tuple[str, float, str], ...]  # (parameter, strength, group: elements / filters / channels)
     window: Window
+    # Distiller's thresholding (RegularizationPolicy.on_minibatch_end): after every step, elements or groups whose
+    # |w| (Mean_Abs: mean |w| of the group, Max: largest |w|) is not above the strength are zeroed.
+    threshold_criteria: str | None = None
+    keep_mask: bool = False  # the threshold mask of the policy's last minibatch becomes permanent
 
 
 @dataclass(frozen=True)
@@ -247,7 +289,7 @@ class Schedule:
 
     def active(self) -> Schedule:
         """The same pruning without pruners at sparsity 0 (no-ops that generated schedules carry)."""
-        kept = tuple(p for p in self.pruners if p.desired_sparsity > 0)
+        kept = tuple(p for p in self.pruners if p.prunes)
         names = {p.name for p in kept}
         return replace(self, pruners=kept, pruner_policies=tuple(p for p in self.pruner_policies if p.pruner in names))
 
@@ -269,7 +311,7 @@ class Schedule:
     def describe(self) -> list[str]:
         """One line per pruner that removes something: name, kind, ranker, sparsity, layers."""
         return [f"{p.name}: {p.kind} {p.ranker} {p.desired_sparsity:g} ({', '.join(p.layers)})"
-                for p in self.pruners if p.desired_sparsity > 0]
+                for p in self.pruners if p.prunes]
 
     def content(self) -> dict[str, Any]:
         """`asdict`, without fields added later that hold their defaults (see _LATER_PRUNER_FIELDS)."""
@@ -278,12 +320,18 @@ class Schedule:
             for key, default in _LATER_PRUNER_FIELDS.items():
                 if pruner[key] == default:
                     pruner.pop(key)
-        for policy in content["pruner_policies"]:
-            if not policy["fold_batchnorm"]:
-                policy.pop("fold_batchnorm")
+        for entries, later in (("pruner_policies", _LATER_POLICY_FIELDS), ("regularizers", _LATER_REGULARIZER_FIELDS)):
+            for entry in content[entries]:
+                for key, default in later.items():
+                    if entry[key] == default:
+                        entry.pop(key)
         if not content["regularizers"]:
             content.pop("regularizers")
         return content
+
+    def policy(self, pruner: str) -> PrunerPolicy:
+        """The pruner's first policy (a SplicingPruner's sensitivity grows from its starting_epoch)."""
+        return next(p for p in self.pruner_policies if p.pruner == pruner)
 
     def folds_batchnorm(self, pruner: str) -> bool:
         """Whether any policy of this pruner ranks BN-folded weights."""
@@ -423,6 +471,10 @@ def _safe_loader() -> type:
     return SafeLoader
 
 
+# A regularizer as defined under `regularizers:`: (class, terms, threshold_criteria).
+RegularizerParts = tuple[str, tuple[tuple[str, float, str], ...], str | None]
+
+
 class _Reader:
     """Validates one document section by section; every error names the file and the key."""
 
@@ -494,6 +546,8 @@ class _Reader:
         if not _one_of(class_name, PRUNER_CLASSES):
             raise self.fail(f"{where}.class", f"unknown pruner class {shown(class_name)} "
                                               f"(supported: {', '.join(SUPPORTED_PRUNERS)})")
+        if class_name == "SplicingPruner":
+            return self.splicing_pruner(name, spec, where)
         cls = PRUNER_CLASSES[class_name]
         targets = ("initial_sparsity", "final_sparsity") if cls.agp else ("desired_sparsity",)
         targets = ("sparsity_range",) if cls.level_range else targets
@@ -528,6 +582,35 @@ class _Reader:
                           layers=self.layer_names(spec.get("weights"), f"{where}.weights"),
                           leader=dependency == "Leader", initial_sparsity=initial,
                           sparsity_range=span if cls.level_range else None)
+
+    def splicing_pruner(self, name: str, spec: dict[str, Any], where: str) -> PrunerSpec:
+        """SplicingPruner (dynamic network surgery): `sensitivities: {weight: s}`, low_thresh_mult, hi_thresh_mult
+        and an optional sensitivity_multiplier, the arguments of Distiller's SplicingPruner.__init__."""
+        allowed = {"class", "sensitivities", "low_thresh_mult", "hi_thresh_mult", "sensitivity_multiplier"}
+        extra = sorted(set(spec) - allowed)
+        if extra:
+            raise self.fail(f"{where}.{extra[0]}", f"unknown key for SplicingPruner (allowed: {sorted(allowed)})")
+        sensitivities = spec.get("sensitivities")
+        if not isinstance(sensitivities, Mapping) or not sensitivities:
+            raise self.fail(f"{where}.sensitivities", "must be a mapping of weight names to sensitivities "
+                                                      "(e.g. module.layer1.0.conv1.weight: 0.05)")
+        if "*" in sensitivities:
+            raise self.fail(f"{where}.sensitivities.*", "a sensitivity for every parameter (Distiller's `*`, biases "
+                                                        "and BN included) is not supported; name the weights")
+        layers = self.layer_names(list(sensitivities), f"{where}.sensitivities")
+        values = tuple(self.number(v, f"{where}.sensitivities.{k}") for k, v in sensitivities.items())
+        low, high = (self.positive(spec.get(k), f"{where}.{k}") for k in ("low_thresh_mult", "hi_thresh_mult"))
+        if low > high:
+            raise self.fail(f"{where}.low_thresh_mult", f"{low:g} is above hi_thresh_mult {high:g}: the band between "
+                                                        f"them is where a weight keeps its previous mask")
+        multiplier = self.number(spec.get("sensitivity_multiplier", 0), f"{where}.sensitivity_multiplier")
+        if multiplier < 0:
+            raise self.fail(f"{where}.sensitivity_multiplier", f"must be >= 0, got {multiplier:g} (Distiller grows "
+                                                               f"the sensitivity only when it is > 0 and would ignore "
+                                                               f"it)")
+        return PrunerSpec(name=name, class_name="SplicingPruner", kind="elements", ranker="splicing",
+                          desired_sparsity=0.0, layers=layers,
+                          splicing=SplicingParams(low, high, multiplier, values))
 
     def sparsity_range(self, value: Any, where: str) -> tuple[float, float]:
         if not isinstance(value, list) or len(value) != 2:
@@ -634,7 +717,7 @@ class _Reader:
 
     def policies(
         self, policies: list[Any], pruners: dict[str, PrunerSpec], extensions: dict[str, Any],
-        schedulers: dict[str, Any], regularizers: dict[str, tuple[str, tuple[tuple[str, float, str], ...]]],
+        schedulers: dict[str, Any], regularizers: dict[str, RegularizerParts],
     ) -> tuple[list[PrunerPolicy], list[ThinningSpec], list[LRSchedulerSpec], list[RegularizerSpec]]:
         pruner_policies: list[PrunerPolicy] = []
         thinning: list[ThinningSpec] = []
@@ -654,8 +737,11 @@ class _Reader:
             if extra:
                 raise self.fail(f"{where}.{extra[0]}", "unknown policy key (allowed: epochs, starting_epoch, "
                                                        "ending_epoch, frequency)")
-            instance, fold = self.instance_name(policy[target], f"{where}.{target}", target == "pruner")
+            instance, args = self.instance_name(policy[target], f"{where}.{target}")
             window = self.window(policy, where)
+            if args and target not in ("pruner", "regularizer"):
+                raise self.fail(f"{where}.{target}.args.{next(iter(args))}",
+                                f"policy arguments ({', '.join(args)}) are not supported for a {target} policy")
             if target == "pruner":
                 if instance not in pruners:
                     raise self.fail(f"{where}.pruner.instance_name",
@@ -664,7 +750,8 @@ class _Reader:
                     raise self.fail(where, f"{pruners[instance].class_name} {instance!r} follows Distiller's AGP "
                                            f"schedule: it needs starting_epoch, ending_epoch (exclusive) and a "
                                            f"frequency that fire it at least twice, not {_window_text(window)}")
-                pruner_policies.append(PrunerPolicy(instance, window, fold))
+                fields = self.pruner_args(args, f"{where}.pruner.args", pruners[instance], window)
+                pruner_policies.append(PrunerPolicy(instance, window, **fields))
             elif target == "extension":
                 if instance not in extensions:
                     raise self.fail(f"{where}.extension.instance_name",
@@ -676,7 +763,9 @@ class _Reader:
                 if instance not in regularizers:
                     raise self.fail(f"{where}.regularizer.instance_name",
                                     f"{instance!r} is not defined under `regularizers:`")
-                regularized.append(RegularizerSpec(instance, *regularizers[instance], window))
+                keep = self.regularizer_args(args, f"{where}.regularizer.args", regularizers[instance], window)
+                class_name, terms, criteria = regularizers[instance]
+                regularized.append(RegularizerSpec(instance, class_name, terms, window, criteria, keep))
             else:
                 if instance not in schedulers:
                     raise self.fail(f"{where}.lr_scheduler.instance_name",
@@ -684,51 +773,146 @@ class _Reader:
                 spec = schedulers[instance]
                 kwargs = tuple(sorted((k, _freeze(v)) for k, v in spec.items() if k != "class"))
                 lr_schedulers.append(LRSchedulerSpec(instance, spec["class"], kwargs, window))
+        self.check_masking(pruner_policies, pruners, regularized)
         return pruner_policies, thinning, lr_schedulers, regularized
 
-    def instance_name(self, value: Any, where: str, pruner: bool) -> tuple[str, bool]:
-        """The policy's instance name, and whether it folds BN into the weights it ranks (pruner policies only)."""
+    def instance_name(self, value: Any, where: str) -> tuple[str, dict[str, Any]]:
+        """The policy's instance name and its `args` (checked by pruner_args / regularizer_args)."""
         if not isinstance(value, Mapping) or not isinstance(value.get("instance_name"), str):
             raise self.fail(where, "must be a mapping with `instance_name: NAME`")
         extra = sorted(str(key) for key in value if key not in ("instance_name", "args"))
         args = value.get("args")
         if args is not None and not isinstance(args, Mapping):
             raise self.fail(f"{where}.args", f"must be a mapping of policy arguments, got {shown(args)}")
-        names = sorted(map(str, args or {}))
-        dynamic = sorted(set(names) & MINIBATCH_MASK_ARGS)
-        if "discard_masks_at_minibatch_end" in dynamic:
+        args = {str(key): arg for key, arg in (args or {}).items()}
+        if "discard_masks_at_minibatch_end" in args:
+            dynamic = sorted(set(args) & MINIBATCH_MASK_ARGS)
             raise self.fail(f"{where}.args.discard_masks_at_minibatch_end", f"per-minibatch masking "
                             f"({', '.join(dynamic)}) is DropFilter-style regularisation: masks drawn every few "
                             f"minibatches and discarded at each minibatch's end, so the trained model is not pruned "
                             f"by them and there is nothing to thin; not supported")
-        if dynamic:
-            raise self.fail(f"{where}.args.{dynamic[0]}", f"per-minibatch masking ({', '.join(dynamic)}) is not "
-                            f"supported yet: masks here are computed at epoch begin and zero the weights after "
-                            f"every minibatch")
         if extra:
             raise self.fail(f"{where}.{extra[0]}", f"unknown key {shown(extra[0])} (a policy names instance_name and, "
-                                                   f"for a pruner, args)")
-        unsupported = [name for name in names if not (pruner and name == "fold_batchnorm")]
-        if unsupported:
-            raise self.fail(f"{where}.args.{unsupported[0]}", f"policy arguments ({', '.join(unsupported)}) are not "
-                                                              f"supported yet (pruner policies take fold_batchnorm)")
-        fold = (args or {}).get("fold_batchnorm", False)
-        if not isinstance(fold, bool):
-            raise self.fail(f"{where}.args.fold_batchnorm", f"must be true or false, got {shown(fold)}")
-        return value["instance_name"], fold
+                                                   f"for a pruner or regularizer, args)")
+        return value["instance_name"], args
 
-    def regularizer(self, name: str, spec: Any) -> tuple[str, tuple[tuple[str, float, str], ...]]:
+    def pruner_args(self, args: dict[str, Any], where: str, pruner: PrunerSpec, window: Window) -> dict[str, Any]:
+        """A pruner policy's `args` as PrunerPolicy fields: fold_batchnorm and Distiller's per-minibatch masking."""
+        known = {"fold_batchnorm", "mini_batch_pruning_frequency", "keep_mask", *MASKER_FLAGS}
+        unsupported = sorted(set(args) - known)
+        if unsupported:
+            raise self.fail(f"{where}.{unsupported[0]}", f"policy arguments ({', '.join(unsupported)}) are not "
+                                                         f"supported yet (pruner policies take "
+                                                         f"{', '.join(sorted(known))})")
+        fields: dict[str, Any] = {key: self.boolean(args[key], f"{where}.{key}")
+                                  for key in ("fold_batchnorm", "keep_mask", *MASKER_FLAGS) if key in args}
+        if "mini_batch_pruning_frequency" in args:
+            fields["minibatch_frequency"] = self.count(args["mini_batch_pruning_frequency"],
+                                                       f"{where}.mini_batch_pruning_frequency")
+        dynamic = sorted(set(args) & MINIBATCH_MASK_ARGS)
+        if dynamic and pruner.kind != "elements":
+            raise self.fail(f"{where}.{dynamic[0]}", f"per-minibatch masking ({', '.join(dynamic)}) applies to "
+                                                     f"fine-grained pruners (AutomatedGradualPruner, "
+                                                     f"SparsityLevelParameterPruner, SplicingPruner); "
+                                                     f"{pruner.class_name} masks {pruner.kind}, which thinning removes")
+        if fields.get("mask_gradients") and not fields.get("mask_on_forward_only"):
+            raise self.fail(f"{where}.mask_gradients", "needs mask_on_forward_only: true (Distiller refuses it "
+                                                       "otherwise: 'mask_gradients and (not mask_on_forward_only) "
+                                                       "are mutually exclusive', policy.py PruningPolicy)")
+        if fields.get("fold_batchnorm") and pruner.splicing is not None:
+            raise self.fail(f"{where}.fold_batchnorm", "SplicingPruner with fold_batchnorm is not supported: Distiller "
+                                                       "caches |w|'s mean and std on the tensor it is given, and a "
+                                                       "BN-folded tensor is new at every call, so its thresholds move "
+                                                       "with the BN statistics")
+        if fields.get("keep_mask"):
+            self.check_keep_mask(window, f"{where}.keep_mask")
+        return fields
+
+    def regularizer_args(self, args: dict[str, Any], where: str, parts: RegularizerParts, window: Window) -> bool:
+        """A regularizer policy's `args`: Distiller's RegularizationPolicy takes keep_mask only."""
+        unsupported = sorted(set(args) - {"keep_mask"})
+        if unsupported:
+            raise self.fail(f"{where}.{unsupported[0]}", "regularizer policies take keep_mask only (Distiller's "
+                                                         "RegularizationPolicy(regularizer, keep_mask))")
+        keep = self.boolean(args.get("keep_mask", False), f"{where}.keep_mask")
+        if keep and parts[2] is None:
+            raise self.fail(f"{where}.keep_mask", "keeps the masks of threshold_criteria, and this regularizer has "
+                                                  "none: it would do nothing")
+        if keep:
+            self.check_keep_mask(window, f"{where}.keep_mask")
+            biases = [name for name, _strength, _group in parts[1] if not name.endswith(".weight")]
+            if biases:
+                raise self.fail(f"{where}.keep_mask", f"kept threshold masks are supported on weights, not on "
+                                                      f"{biases[0]!r}")
+        return keep
+
+    def check_keep_mask(self, window: Window, where: str) -> None:
+        """keep_mask acts at the end of epoch ending_epoch - 1 (policy.py: is_last_epoch), if the policy runs then."""
+        why = "keep_mask acts at epoch ending_epoch - 1 (Distiller's is_last_epoch, policy.py)"
+        if window.epochs is not None:
+            raise self.fail(where, f"{why}, and Distiller gives a policy with an `epochs` list ending_epoch 1 "
+                                   f"(CompressionScheduler.add_policy's default), so it would act at epoch 0 only: "
+                                   f"use starting_epoch / ending_epoch")
+        if window.ending_epoch is None:
+            raise self.fail(where, f"{why}: give the policy an ending_epoch")
+        if not window.fires(window.ending_epoch - 1):
+            raise self.fail(where, f"{why}, {window.ending_epoch - 1} here, an epoch this policy does not run in "
+                                   f"(frequency {window.frequency}): it would never act")
+
+    def check_masking(self, policies: list[PrunerPolicy], pruners: dict[str, PrunerSpec],
+                      regularized: list[RegularizerSpec]) -> None:
+        """What Distiller's one-masker-per-parameter design makes unfaithful here is refused (scheduler.py
+        ParameterMasker): masker flags set for the whole model, SplicingPruner's masks under thinning, and a
+        regularizer's threshold mask replacing a pruner's mask."""
+        flagged = [(i, p) for i, p in enumerate(policies) if any(getattr(p, flag) for flag in MASKER_FLAGS)]
+        if flagged and (len(policies) > 1 or any(r.threshold_criteria for r in regularized)):
+            flags = [flag for flag in MASKER_FLAGS if getattr(flagged[0][1], flag)]
+            raise self.fail(f"pruners.{flagged[0][1].pruner}", f"its policy sets {', '.join(flags)}, which Distiller "
+                            f"sets on the masker of every parameter (policy.py PruningPolicy.on_epoch_begin), with one "
+                            f"unmasked copy per parameter: they would act on the masks of the schedule's other "
+                            f"pruner policies and regularizer thresholds; supported in a schedule whose only mask "
+                            f"comes from that one pruner policy")
+        thinned = [p for p in pruners.values() if p.kind in ("filters", "channels")]
+        spliced = [p for p in pruners.values() if p.splicing is not None]
+        if spliced and thinned:
+            raise self.fail(f"pruners.{spliced[0].name}.class", f"SplicingPruner carries each weight's mask from "
+                            f"minibatch to minibatch, and the thinning of {thinned[0].name}'s {thinned[0].kind} would "
+                            f"reshape the weights under it: not supported in one schedule")
+        masked = {layer: p.name for p in pruners.values() for layer in p.layers}
+        for regularizer in regularized:
+            for parameter, _strength, _group in regularizer.terms if regularizer.threshold_criteria else ():
+                if parameter.removesuffix(".weight") in masked:
+                    raise self.fail(f"regularizers.{regularizer.name}.threshold_criteria", f"{parameter!r} is also "
+                                    f"pruned by {masked[parameter.removesuffix('.weight')]}: Distiller's threshold "
+                                    f"mask replaces the pruner's mask of that parameter (one mask per parameter, "
+                                    f"RegularizationPolicy.on_minibatch_end); not supported")
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, f"must be true or false, got {shown(value)}")
+        return value
+
+    def count(self, value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(where, f"must be a whole number >= 0 (0: masks at epoch begin only), got {shown(value)}")
+        return value
+
+    def regularizer(self, name: str, spec: Any) -> RegularizerParts:
         """(class, terms) of an L1Regularizer (`reg_regims: {weight: strength}`) or GroupLassoRegularizer
         (`reg_regims: {weight: [strength, Filters | 3D | Channels]}`)."""
         where = f"regularizers.{name}"
         spec = self.mapping(spec, where)
         class_name = self.allowed_class(spec, where, REGULARIZERS, "regularizer")
-        if spec.get("threshold_criteria") is not None:
-            raise self.fail(f"{where}.threshold_criteria", "thresholding regularized weights into masks is not "
-                                                           "supported yet; remove threshold_criteria")
         extra = sorted(set(spec) - {"class", "reg_regims", "threshold_criteria"})
         if extra:
-            raise self.fail(f"{where}.{extra[0]}", "unknown key (allowed: class, reg_regims)")
+            raise self.fail(f"{where}.{extra[0]}", "unknown key (allowed: class, reg_regims, threshold_criteria)")
+        criteria = spec.get("threshold_criteria")
+        if criteria is not None and not _one_of(criteria, THRESHOLD_CRITERIA):
+            single = (" (L1Regularizer thresholds single elements at their strength, |w| > strength, where both "
+                      "agree)" if class_name == "L1Regularizer" else "")
+            raise self.fail(f"{where}.threshold_criteria", f"must be Mean_Abs or Max (as Distiller's "
+                                                           f"GroupLassoRegularizer asserts), got {shown(criteria)}"
+                                                           f"{single}")
         regims = spec.get("reg_regims")
         if not isinstance(regims, Mapping) or not regims:
             raise self.fail(f"{where}.reg_regims", "must be a mapping of parameter names to strengths")
@@ -742,7 +926,7 @@ class _Reader:
                                          f"{', '.join(sorted(LASSO_GROUPS))}, got {shown(value)}")
                 value, group = value[0], LASSO_GROUPS[value[1]]
             terms.append((str(parameter).removeprefix("module."), self.positive(value, key), group))
-        return class_name, tuple(terms)
+        return class_name, tuple(terms), criteria
 
     def window(self, policy: Mapping[str, Any], where: str) -> Window:
         if "epochs" in policy:
@@ -889,9 +1073,10 @@ def schedule_document(schedule: Schedule) -> dict[str, Any]:
     if schedule.regularizers:
         document["regularizers"] = {r.name: _regularizer_document(r) for r in schedule.regularizers}
     document["policies"] = (
-        [{"pruner": {"instance_name": p.pruner, **({"args": {"fold_batchnorm": True}} if p.fold_batchnorm else {})},
-          **_window_document(p.window)} for p in schedule.pruner_policies]
-        + [{"regularizer": {"instance_name": r.name}, **_window_document(r.window)} for r in schedule.regularizers]
+        [{"pruner": _instance(p.pruner, _policy_args(p)), **_window_document(p.window)}
+         for p in schedule.pruner_policies]
+        + [{"regularizer": _instance(r.name, {"keep_mask": True} if r.keep_mask else {}),
+            **_window_document(r.window)} for r in schedule.regularizers]
         + [{"extension": {"instance_name": t.name}, **_window_document(t.window)} for t in schedule.thinning]
         + [{"lr_scheduler": {"instance_name": s.name}, **_window_document(s.window)} for s in schedule.lr_schedulers]
     )
@@ -903,8 +1088,27 @@ def schedule_document(schedule: Schedule) -> dict[str, Any]:
     return document
 
 
+# PrunerPolicy fields under their names in Distiller's policy `args`.
+POLICY_ARG_NAMES = {"fold_batchnorm": "fold_batchnorm", "minibatch_frequency": "mini_batch_pruning_frequency",
+                    "keep_mask": "keep_mask", **{flag: flag for flag in MASKER_FLAGS}}
+
+
+def _policy_args(policy: PrunerPolicy) -> dict[str, Any]:
+    return {name: getattr(policy, key) for key, name in POLICY_ARG_NAMES.items()
+            if getattr(policy, key) != _LATER_POLICY_FIELDS[key]}
+
+
+def _instance(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"instance_name": name, **({"args": args} if args else {})}
+
+
 def _pruner_document(pruner: PrunerSpec) -> dict[str, Any]:
     weights = [f"module.{layer}.weight" for layer in pruner.layers]
+    if pruner.splicing is not None:
+        params = pruner.splicing
+        return {"class": pruner.class_name, "low_thresh_mult": params.low_thresh_mult,
+                "hi_thresh_mult": params.hi_thresh_mult, "sensitivity_multiplier": params.sensitivity_multiplier,
+                "sensitivities": dict(zip(weights, params.sensitivities, strict=True))}
     if pruner.levels:
         return {"class": pruner.class_name, "levels": dict(zip(weights, pruner.levels, strict=True))}
     document: dict[str, Any] = {"class": pruner.class_name}
@@ -927,7 +1131,10 @@ def _regularizer_document(regularizer: RegularizerSpec) -> dict[str, Any]:
     group_type = {group: name for name, group in LASSO_GROUPS.items() if name != "3D"}
     regims = {f"module.{parameter}": [strength, group_type[group]] if lasso else strength
               for parameter, strength, group in regularizer.terms}
-    return {"class": regularizer.class_name, "reg_regims": regims}
+    document: dict[str, Any] = {"class": regularizer.class_name, "reg_regims": regims}
+    if regularizer.threshold_criteria is not None:
+        document["threshold_criteria"] = regularizer.threshold_criteria
+    return document
 
 
 def _thinning_document(thinning: ThinningSpec) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -17,14 +18,15 @@ from torch import nn
 
 from .data import Dataset
 from .lock import cpu_work, worker_threads
+from .masking import Masks, MinibatchMasking, compute_for
 from .models import evaluating
 from .pruning import (
     Mask,
     apply_masks,
+    final_masks,
     follow_thinning,
     layer_sizes,
     probe_images,
-    rank_pruner,
     reached_sparsity,
     replay_thinning,
     thin,
@@ -121,25 +123,40 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return EvalResult(100.0 * correct1 / n, 100.0 * correct5 / n, loss_sum / n, len(predictions))
 
 
+class StepHooks(Protocol):
+    """Callbacks around each training step, in Distiller's order (masking.MinibatchMasking)."""
+
+    def minibatch_begin(self, index: int, per_epoch: int) -> None: ...
+    def before_step(self) -> None: ...
+    def minibatch_end(self, index: int, per_epoch: int) -> None: ...
+
+
 def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimizer, config: TrainConfig, epoch: int,
                 after_step: Callable[[], None] | None = None,
-                penalty: Callable[[], torch.Tensor] | None = None) -> float:
+                penalty: Callable[[], torch.Tensor] | None = None, hooks: StepHooks | None = None) -> float:
     """One pass over the shuffled training set; returns the mean loss (with the regularizers' `penalty`)."""
     model.train()
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
     order = torch.randperm(len(data.train_x), generator=generator)
     loss_sum, seen = 0.0, 0
-    for start in range(0, len(order), config.batch_size):
+    per_epoch = -(-len(order) // config.batch_size)
+    for index, start in enumerate(range(0, len(order), config.batch_size)):
         batch = order[start:start + config.batch_size]
         with cpu_work():  # a safe point per step: a measurement on this host pauses training here
+            if hooks is not None:
+                hooks.minibatch_begin(index, per_epoch)
             loss = F.cross_entropy(model(data.train_x[batch]), data.train_y[batch])
             if penalty is not None:
                 loss = loss + penalty()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if hooks is not None:
+                hooks.before_step()
             optimizer.step()
             if after_step is not None:
                 after_step()
+            if hooks is not None:
+                hooks.minibatch_end(index, per_epoch)
         loss_sum += loss.item() * len(batch)
         seen += len(batch)
     return loss_sum / max(seen, 1)
@@ -207,27 +224,6 @@ class _LRSchedules:
         self.schedulers = rebuilt
 
 
-class _Masks:
-    """Each pruner's masks from its latest firing (a firing replaces the pruner's earlier masks, as in Distiller)."""
-
-    def __init__(self) -> None:
-        self.by_pruner: dict[str, list[Mask]] = {}
-
-    def replace(self, pruner: str, masks: list[Mask]) -> None:
-        self.by_pruner[pruner] = masks
-
-    def all(self) -> list[Mask]:
-        return [mask for masks in self.by_pruner.values() for mask in masks]
-
-    def pending_thinning(self) -> bool:
-        return any(mask.thinned and mask.count for mask in self.all())
-
-    def after_thinning(self, model: nn.Module) -> None:
-        """Thinned structures are gone; the other masks (elements, fc inputs) follow the new shapes."""
-        self.by_pruner = {name: follow_thinning(model, [m for m in masks if not m.thinned])
-                          for name, masks in self.by_pruner.items()}
-
-
 def firing_target(schedule: Schedule, policy: PrunerPolicy, epoch: int, seed: int = 0) -> float:
     """The sparsity a pruner's firing aims at: AGP's cubic target for this epoch, a level drawn from a
     RandomLevelStructureParameterPruner's range (seeded by the case's seed, the epoch and the pruner), else its
@@ -245,30 +241,24 @@ def firing_target(schedule: Schedule, policy: PrunerPolicy, epoch: int, seed: in
 def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainConfig,
             progress: Progress = _quiet) -> RetrainOutcome:
     """Follow the schedule epoch by epoch, in Distiller's order: pruners compute their masks at epoch begin,
-    thinning runs at the first minibatch of its epoch, masks are re-applied after every minibatch, LR schedulers
-    step at epoch end."""
+    thinning runs at the first minibatch of its epoch, masks are handled around every minibatch as Distiller's
+    policies say (masking.py), LR schedulers step at epoch end."""
     torch.manual_seed(config.seed)
     outcome = RetrainOutcome()
     optimizer = _sgd(model, config, config.lr)
     lr_schedules = _LRSchedules(schedule.lr_schedulers, optimizer)
     dense = layer_sizes(model, schedule)
-    masks = _Masks()
+    masks = Masks()
     images = probe_images(data.train_x, config.seed)  # what activation rankers collect their statistics on
-
-    def reapply_masks() -> None:
-        apply_masks(model, masks.all())
+    masking = MinibatchMasking(model, schedule, masks, compute_for(
+        model, schedule, images, schedule.round_to, lambda policy, epoch: firing_target(schedule, policy, epoch,
+                                                                                        config.seed)))
 
     for epoch in range(config.epochs):
         started = time.perf_counter()
         # Phase 1 (epoch begin): pruners that fire this epoch choose and mask their structures or elements.
-        fired = [p for p in schedule.pruner_policies if p.window.fires(epoch)]
-        for policy in fired:
-            chosen = rank_pruner(model, schedule.pruner(policy.pruner), firing_target(schedule, policy, epoch,
-                                 config.seed), round_to=schedule.round_to, images=images,
-                                 fold_batchnorm=policy.fold_batchnorm)
-            apply_masks(model, chosen)
-            masks.replace(policy.pruner, chosen)
-            outcome.masks.extend(chosen)
+        fired = masking.active(epoch)
+        outcome.masks.extend(masking.epoch_begin(epoch))
         # Phase 2 (first minibatch): thinning where the schedule says (right away when it names no thinning
         # extension); the optimizer's momentum follows the thinned shapes.
         thinning_now = any(t.window.fires(epoch) for t in schedule.thinning) or (
@@ -284,18 +274,17 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
             if reason and config.stop_on_collapse:
                 progress(f"collapsed: {reason}; retraining skipped")
                 for pruner in schedule.pruners:  # latency must reflect the whole schedule: every final target
-                    chosen = rank_pruner(model, pruner, round_to=schedule.round_to, images=images,
-                                         fold_batchnorm=schedule.folds_batchnorm(pruner.name))
+                    chosen = final_masks(model, schedule, pruner, images)
                     apply_masks(model, chosen)
                     masks.replace(pruner.name, chosen)
                     outcome.masks.extend(chosen)
                 outcome.stopped_at = epoch
                 break
-        # Phase 3: one epoch of training, masks re-applied after every step.
+        # Phase 3: one epoch of training, masks handled around every step.
         lr = optimizer.param_groups[0]["lr"]
-        loss = train_epoch(model, data, optimizer, config, epoch,
-                           after_step=reapply_masks if masks.all() else None,
-                           penalty=regularization(model, schedule, epoch))
+        loss = train_epoch(model, data, optimizer, config, epoch, penalty=regularization(model, schedule, epoch),
+                           hooks=masking)
+        masking.epoch_end()
         # Phase 4: LR schedulers whose window includes this epoch.
         lr_schedules.step(epoch)
         # Phase 5: evaluation and a progress line.
@@ -305,8 +294,10 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
         progress(f"retrain epoch {epoch + 1}/{config.epochs}: loss {loss:.3f}, top1 {result.top1:.2f}%, "
                  f"lr {lr:.4g}, {seconds:.1f} s")
     # The timeline ended before its thinning epoch: thin anyway, latency must reflect the pruning.
-    thin(model, masks.all())
-    apply_masks(model, follow_thinning(model, [m for m in masks.all() if not m.thinned]))
+    kept = masking.final_masks()
+    outcome.masks.extend(m for m in kept if m.kind == "elements")  # recomputed within epochs: the latest count
+    thin(model, kept)
+    apply_masks(model, follow_thinning(model, [m for m in kept if not m.thinned]))
     outcome.reached = reached_sparsity(model, schedule, dense)
     if outcome.stopped_at is None:  # a stopped timeline pruned every pruner to its target
         _warn_cut(schedule, config.epochs, outcome.reached)
@@ -376,8 +367,9 @@ def _warn_cut(schedule: Schedule, epochs: int, reached: dict[str, float]) -> Non
     horizon = schedule.pruning_horizon()
     if epochs >= horizon and not never:
         return
-    sparsity = "; sparsity reached: " + ", ".join(f"{p.name} {reached[p.name]:.3f} of {p.desired_sparsity:g}"
-                                                  for p in schedule.pruners) if schedule.pruners else ""
+    sparsity = "; sparsity reached: " + ", ".join(
+        f"{p.name} {reached[p.name]:.3f} " + ("(splicing: no target)" if p.splicing else f"of {p.desired_sparsity:g}")
+        for p in schedule.pruners) if schedule.pruners else ""
     thinned = " (masked structures were thinned at the end)" if any(
         "extension" in name for name in never) else ""
     cut = (f"is cut at {epochs} epoch(s), before its pruning ends (epoch {horizon})" if epochs < horizon

@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 import pytest
 from onnx import numpy_helper
-from tiny import AGP_SCHEDULE, CHANNELS_SCHEDULE, FILTERS_SCHEDULE, write_schedules
+from tiny import AGP_SCHEDULE, CHANNELS_SCHEDULE, FILTERS_SCHEDULE, SPLICING_SCHEDULE, write_schedules
 
 from pytest_prunebench.case import CaseRunner
 from pytest_prunebench.data import DataSpec
@@ -229,3 +229,18 @@ def test_a_cut_agp_case_records_the_sparsity_reached_and_exports_its_zeros(setti
     assert shares[-1] == pytest.approx(info["reached.fine"]) and shares[-2] == 0
     (fc,) = [w for w in weights if w.shape == (10, 64)]  # every class kept; half the input features zero
     assert int((fc == 0).all(axis=0).sum()) == 32
+
+
+def test_a_splicing_case_keeps_its_masks_and_exports_their_zeros(settings: Settings) -> None:
+    schedule = load_schedule(write_schedules(settings.artifacts.parent, splicing=SPLICING_SCHEDULE) / "splicing.yaml")
+    result = CaseRunner(replace(settings, epochs=1)).run(schedule, stop_on_collapse=False)
+    info = result.extra_info()
+    assert (info["kind.surgery"], info["ranker.surgery"]) == ("elements", "splicing")
+    assert "sparsity.surgery" not in info  # SplicingPruner has no target sparsity
+    # |w| below 0.9 * (mean + 0.5 std) of the dense weights goes: about half of a trained conv's weights.
+    assert 0.2 < info["reached.surgery"] < 0.9
+    # keep_mask applied the masks at the end of epoch 0, the policy's last, after weights revived during it: the
+    # exported conv holds exactly the recorded zeros; no other 64x64 conv has any.
+    weights = [numpy_helper.to_array(init) for init in onnx.load(result.onnx_path).graph.initializer]
+    shares = sorted(float((w == 0).mean()) for w in weights if w.shape == (64, 64, 3, 3))
+    assert shares[-1] == pytest.approx(info["reached.surgery"]) and shares[-2] == 0

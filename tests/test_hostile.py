@@ -347,11 +347,14 @@ KEYS = ("version", "pruners", "policies", "extensions", "lr_schedulers", "regula
         "ending_epoch", "frequency", "instance_name", "pruner", "extension", "lr_scheduler", "thinning_func_str",
         "arch", "dataset", "model", "lr", "round_to", "min_top1", "max_top1_drop", "max_latency_ms",
         "min_latency_speedup", "step_size", "gamma", "milestones", "T_max", "factor", "total_iters", "power",
-        "lr_lambda", "head", "tail", "decay", "thin")
+        "lr_lambda", "head", "tail", "decay", "thin", "args", "sensitivities", "low_thresh_mult", "hi_thresh_mult",
+        "sensitivity_multiplier", "mini_batch_pruning_frequency", "mask_on_forward_only", "use_double_copies",
+        "mask_gradients", "keep_mask", "threshold_criteria", "reg_regims")
 WORDS = (*SUPPORTED_PRUNERS, *LR_SCHEDULERS, "AutomatedGradualPruner", "SplicingPruner", "LambdaLR", "Filters",
          "Channels", "Rows", "Leader", "FilterRemover", "ChannelRemover", "remove_filters", "remove_channels",
          "module.layer1.0.conv1.weight", "layer3.1.conv2.weight", "module.conv1.bias", "resnet20", "resnet56_cifar",
-         "os:system", "os.system", "digits", "synthetic", "cifar10:/nonexistent", "head", "tail", "x.yaml")
+         "os:system", "os.system", "digits", "synthetic", "cifar10:/nonexistent", "head", "tail", "x.yaml",
+         "Mean_Abs", "Max", "L1Regularizer", "GroupLassoRegularizer")
 NAMES = st.sampled_from(("head", "tail", "decay", "thin"))
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(-(10**400), 10**400), st.floats(), st.text(max_size=12),
@@ -384,9 +387,15 @@ PRUNER_FIELDS = {
     "weights": _either(st.lists(st.sampled_from(("module.layer1.0.conv1.weight", "layer3.1.conv2", "conv1.bias",
                                                  "fc.weight", "")) | SCALARS, min_size=1, max_size=3)),
 }
+SPLICING_FIELDS = {
+    "sensitivities": _either(st.dictionaries(st.sampled_from(("module.layer1.0.conv1.weight", "fc.weight", "*")),
+                                             NUMBERS, max_size=2)),
+    "low_thresh_mult": NUMBERS, "hi_thresh_mult": NUMBERS, "sensitivity_multiplier": NUMBERS,
+}
 PRUNER = st.one_of(
     st.fixed_dictionaries(PRUNER_FIELDS, optional={"group_dependency": _either(st.just("Leader")), "extra": SCALARS}),
     st.fixed_dictionaries({}, optional=PRUNER_FIELDS),
+    st.fixed_dictionaries({"class": _either(st.just("SplicingPruner"))}, optional=SPLICING_FIELDS),
 )
 LR_SCHEDULER = st.one_of(  # each allowed class with its own arguments (so torch gets to judge the values)
     *(st.fixed_dictionaries({"class": st.just(name)},
@@ -405,7 +414,11 @@ WINDOW = st.one_of(
     st.dictionaries(st.sampled_from(("epochs", "starting_epoch", "ending_epoch", "frequency", "every")), NODES,
                     max_size=3),
 )
-INSTANCE = _either(st.fixed_dictionaries({"instance_name": _either(NAMES)}, optional={"extra": SCALARS}))
+POLICY_ARGS = st.dictionaries(st.sampled_from(("mini_batch_pruning_frequency", "mask_on_forward_only", "keep_mask",
+                                               "use_double_copies", "mask_gradients", "fold_batchnorm",
+                                               "discard_masks_at_minibatch_end")), SCALARS, max_size=3)
+INSTANCE = _either(st.fixed_dictionaries({"instance_name": _either(NAMES)},
+                                         optional={"extra": SCALARS, "args": _either(POLICY_ARGS)}))
 SECTION = st.fixed_dictionaries({}, optional={
     "model": _either(st.sampled_from(("resnet20", "resnet99", "os:system"))),
     "dataset": _either(st.sampled_from(("digits", "imagenet", "cifar10:", "cifar10:/x"))),

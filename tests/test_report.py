@@ -158,6 +158,8 @@ def test_markdown_says_fine_grained_masks_do_not_shrink_dense_latency_and_shows_
     assert "| agp | low | filters | 0.5 | 0.094 |  |" in text  # a cut timeline: far short of its target
     assert "| agp | fine | elements | 0.7 | 0.050 | fine-grained zeros: the tensor keeps its dense shape" in text
     assert "they do not shrink dense latency" in text
+    surgery = Case("surgery", {"top1": 90.0, "latency_ms": 1.0, "reached.dns": 0.61, "kind.dns": "elements"})
+    assert "| surgery | dns | elements | – | 0.610 | fine-grained zeros" in markdown([surgery])  # no target
     plain = markdown([Case("old", {"top1": 90.0, "latency_ms": 1.0, "sparsity.p": 0.5, "kind.p": "filters"})])
     assert "desired and reached" not in plain and "do not shrink" not in plain
 

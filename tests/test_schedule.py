@@ -16,7 +16,7 @@ ACCEPTED = ("resnet56_cifar_filter_rank.yaml", "resnet56_cifar_filter_rank_v2.ya
             "resnet20_filters.schedule_agp.yaml", "resnet20_filters.schedule_agp_2.yaml",
             "resnet20_filters.schedule_agp_3.yaml", "resnet20_filters.schedule_agp_4.yaml",
             "resnet56_cifar_activation_apoz.yaml", "resnet56_cifar_activation_apoz_v2.yaml",
-            "resnet20_filters.bn_fold.schedule_agp.yaml", "resnet20_slimming.yaml")
+            "resnet20_filters.bn_fold.schedule_agp.yaml", "resnet20_slimming.yaml", "resnet20.network_surgery.yaml")
 # Accepted with warnings, and no pruner: Distiller's network-slimming file defines an L1Regularizer on the BN
 # weights, but no policy applies it (Distiller never used it either); what remains is dense training.
 ACCEPTED_WITHOUT_PRUNERS = {"resnet20_slimming.yaml": "regularizers.Channels_groups_regularizer: no policy uses it"}
@@ -32,7 +32,7 @@ CORPUS_OUTCOME: dict[str, list[str] | None] = {
     "resnet56_cifar_channel_rank.yaml": None,
     "resnet20_cifar_baseline_training.yaml": NOT_A_MAPPING,
     "resnet56_cifar_baseline_training.yaml": NOT_A_MAPPING,
-    "resnet20.network_surgery.yaml": ["pruners.pruner1.class", "SplicingPruner is not supported yet"],
+    "resnet20.network_surgery.yaml": None,
     "resnet20_cifar_randomlevel_training.yaml": [
         "policies[1].pruner.args.discard_masks_at_minibatch_end", "per-minibatch masking", "nothing to thin"],
     "resnet20_filters.bn_fold.schedule_agp.yaml": None,
@@ -393,6 +393,36 @@ policies:
 """
 
 
+def splicing_doc(sensitivities: str = "{module.layer1.0.conv1.weight: 0.05}", low: str = "0.9",
+                 multiplier: str = "0.015", args: str = "{}",
+                 window: str = "starting_epoch: 0\n    ending_epoch: 10\n    frequency: 1") -> str:
+    return f"""\
+pruners:
+  p1:
+    class: SplicingPruner
+    low_thresh_mult: {low}
+    hi_thresh_mult: 1.1
+    sensitivity_multiplier: {multiplier}
+    sensitivities: {sensitivities}
+policies:
+  - pruner:
+      instance_name: p1
+      args: {args}
+    {window}
+"""
+
+
+# A regularizer and its policy, after pruner_doc's policy (format: criteria, args).
+REGULARIZED = """\
+  - regularizer:
+      instance_name: r
+      args: {args}
+    starting_epoch: 0
+    ending_epoch: 4
+regularizers:
+  r: {{class: L1Regularizer, {criteria}reg_regims: {{conv1.weight: 0.1}}}}
+"""
+
 LR_TAIL = """\
   - lr_scheduler:
       instance_name: lr
@@ -410,8 +440,37 @@ BAD_SCHEDULES: list[tuple[str, str, list[str]]] = [
     ("missing-pruner-class", pruner_doc(cls="null"), ["pruners.p1.class", "unknown pruner class None"]),
     ("unsupported-bernoulli", pruner_doc(cls="BernoulliFilterPruner_AGP"),
      ["pruners.p1.class", "BernoulliFilterPruner_AGP is not supported yet"]),
-    ("unsupported-splicing", pruner_doc(cls="SplicingPruner"),
-     ["pruners.p1.class", "SplicingPruner is not supported yet"]),
+    ("splicing-group-type", pruner_doc(cls="SplicingPruner"),
+     ["pruners.p1.desired_sparsity", "unknown key for SplicingPruner", "sensitivities"]),
+    ("splicing-star", splicing_doc(sensitivities="{'*': 0.1}"), ["pruners.p1.sensitivities.*", "name the weights"]),
+    ("splicing-band-reversed", splicing_doc(low="1.2"),
+     ["pruners.p1.low_thresh_mult", "1.2 is above hi_thresh_mult 1.1"]),
+    ("splicing-negative-multiplier", splicing_doc(multiplier="-0.1"),
+     ["pruners.p1.sensitivity_multiplier", "must be >= 0", "ignore it"]),
+    ("splicing-missing-mult", splicing_doc().replace("    hi_thresh_mult: 1.1\n", ""),
+     ["pruners.p1.hi_thresh_mult", "must be a finite number, got None"]),
+    ("splicing-fold", splicing_doc(args="{fold_batchnorm: true}"),
+     ["policies[0].pruner.args.fold_batchnorm", "SplicingPruner with fold_batchnorm is not supported"]),
+    ("keep-mask-epoch-list", splicing_doc(args="{keep_mask: true}", window="epochs: [0, 1]"),
+     ["policies[0].pruner.args.keep_mask", "acts at epoch ending_epoch - 1", "use starting_epoch / ending_epoch"]),
+    ("keep-mask-open-ended", splicing_doc(args="{keep_mask: true}", window="starting_epoch: 0"),
+     ["policies[0].pruner.args.keep_mask", "give the policy an ending_epoch"]),
+    ("keep-mask-never-last", splicing_doc(args="{keep_mask: true}",
+                                          window="starting_epoch: 0\n    ending_epoch: 10\n    frequency: 2"),
+     ["policies[0].pruner.args.keep_mask", "9 here, an epoch this policy does not run in (frequency 2)"]),
+    ("mask-gradients-alone", splicing_doc(args="{mask_gradients: true}"),
+     ["policies[0].pruner.args.mask_gradients", "needs mask_on_forward_only: true", "mutually exclusive"]),
+    ("minibatch-frequency-text", splicing_doc(args="{mini_batch_pruning_frequency: often}"),
+     ["policies[0].pruner.args.mini_batch_pruning_frequency", "whole number >= 0", "got 'often'"]),
+    ("forward-only-text", splicing_doc(args="{mask_on_forward_only: 1}"),
+     ["policies[0].pruner.args.mask_on_forward_only", "must be true or false, got 1"]),
+    ("masker-flags-two-policies", splicing_doc(args="{mask_on_forward_only: true}") + (
+        "  - pruner: {instance_name: p1}\n    epochs: [5]\n"),
+     ["pruners.p1", "sets mask_on_forward_only", "masker of every parameter", "one pruner policy"]),
+    ("splicing-with-thinning", splicing_doc().replace("policies:\n", (
+        "  f1: {class: L1RankedStructureParameterPruner, group_type: Filters, desired_sparsity: 0.5, weights: "
+        "[layer2.0.conv1]}\npolicies:\n  - pruner: {instance_name: f1}\n    epochs: [0]\n")),
+     ["pruners.p1.class", "thinning of f1's filters would reshape"]),
     ("sparsity-one", pruner_doc(sparsity="1.0"), ["pruners.p1.desired_sparsity", "1.0 is outside [0, 1)"]),
     ("sparsity-negative", pruner_doc(sparsity="-0.1"), ["pruners.p1.desired_sparsity", "-0.1 is outside [0, 1)"]),
     ("sparsity-nan", pruner_doc(sparsity=".nan"), ["pruners.p1.desired_sparsity", "nan is outside [0, 1)"]),
@@ -475,9 +534,9 @@ BAD_SCHEDULES: list[tuple[str, str, list[str]]] = [
      ["pruners.p1.sparsity_range", "low 0.3 is above high 0.1"]),
     ("random-level-range-scalar", pruner_doc(cls="RandomLevelStructureParameterPruner").replace(
         "desired_sparsity: 0.5", "sparsity_range: 0.2"), ["pruners.p1.sparsity_range", "must be [low, high]"]),
-    ("minibatch-masking", pruner_doc(instance="p1\n      args: {mini_batch_pruning_frequency: 16}"),
+    ("minibatch-masking-filters", pruner_doc(instance="p1\n      args: {mini_batch_pruning_frequency: 16}"),
      ["policies[0].pruner.args.mini_batch_pruning_frequency", "per-minibatch masking (mini_batch_pruning_frequency) "
-      "is not supported yet", "computed at epoch begin"]),
+      "applies to fine-grained pruners", "masks filters, which thinning removes"]),
     ("policy-args", pruner_doc(instance="p1\n      args: {skip_first_minibatch: true}"),
      ["policies[0].pruner.args.skip_first_minibatch", "policy arguments (skip_first_minibatch) are not supported yet",
       "pruner policies take fold_batchnorm"]),
@@ -485,9 +544,20 @@ BAD_SCHEDULES: list[tuple[str, str, list[str]]] = [
      ["policies[0].pruner.args.fold_batchnorm", "must be true or false, got 'yes please'"]),
     ("regularizer-unknown-class", pruner_doc(tail="regularizers:\n  r: {class: DropFilterRegularizer}\n"),
      ["regularizers.r.class", "'DropFilterRegularizer' is not supported", "GroupLassoRegularizer, L1Regularizer"]),
-    ("regularizer-threshold", pruner_doc(tail="regularizers:\n  r: {class: L1Regularizer, threshold_criteria: "
-                                              "Mean_Abs, reg_regims: {conv1.weight: 0.1}}\n"),
-     ["regularizers.r.threshold_criteria", "not supported yet"]),
+    ("regularizer-threshold-criteria", pruner_doc(tail="regularizers:\n  r: {class: L1Regularizer, threshold_criteria: "
+                                                       "L2, reg_regims: {conv1.weight: 0.1}}\n"),
+     ["regularizers.r.threshold_criteria", "must be Mean_Abs or Max", "got 'L2'", "where both agree"]),
+    ("regularizer-keep-without-threshold", pruner_doc(tail=REGULARIZED.format(criteria="", args="{keep_mask: true}")),
+     ["policies[1].regularizer.args.keep_mask", "this regularizer has none"]),
+    ("regularizer-other-args", pruner_doc(tail=REGULARIZED.format(criteria="", args="{fold_batchnorm: true}")),
+     ["policies[1].regularizer.args.fold_batchnorm", "regularizer policies take keep_mask only"]),
+    ("regularizer-threshold-on-pruned", pruner_doc(tail=REGULARIZED.format(
+        criteria="threshold_criteria: Max, ", args="{}").replace("conv1.weight", "layer1.0.conv1.weight")),
+     ["regularizers.r.threshold_criteria", "'layer1.0.conv1.weight' is also pruned by p1",
+      "replaces the pruner's mask"]),
+    ("regularizer-keep-bias", pruner_doc(tail=REGULARIZED.format(
+        criteria="threshold_criteria: Max, ", args="{keep_mask: true}").replace("conv1.weight", "fc.bias")),
+     ["policies[1].regularizer.args.keep_mask", "not on 'fc.bias'"]),
     ("regularizer-negative", pruner_doc(tail="regularizers:\n  r: {class: L1Regularizer, reg_regims: "
                                              "{module.conv1.weight: -0.1}}\n"),
      ["regularizers.r.reg_regims.module.conv1.weight", "greater than 0"]),

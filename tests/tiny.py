@@ -86,6 +86,26 @@ policies:
     epochs: [3]
 """
 
+# Dynamic network surgery on one conv, as Distiller's network_surgery example runs it (masks every minibatch, on the
+# forward pass only, kept at the end of the policy's last epoch, 0).
+SPLICING_SCHEDULE = """\
+pruners:
+  surgery:
+    class: SplicingPruner
+    low_thresh_mult: 0.9
+    hi_thresh_mult: 1.1
+    sensitivity_multiplier: 0.015
+    sensitivities: {module.layer3.1.conv1.weight: 0.5}
+policies:
+  - pruner:
+      instance_name: surgery
+      args: {keep_mask: true, mini_batch_pruning_frequency: 1, mask_on_forward_only: true}
+    starting_epoch: 0
+    ending_epoch: 1
+prunebench:
+  model: resnet20
+"""
+
 
 def seed_baselines(shared_cache: Path, cache: Path) -> None:
     """Give a run's own cache the session's trained baselines (entries only: no locks, no partial builds)."""
