@@ -21,7 +21,7 @@ from typing import Any
 from .data import Dataset, DataSpec, parse_data_spec
 from .errors import ModelError, PrunebenchError, ScheduleError
 from .schedule import Schedule
-from .settings import Settings, canonical_model_name
+from .settings import Settings, canonical_model_name, model_from_file_name
 
 CASE_ONNX, CASE_MODEL, CASE_DOCUMENT = "model.onnx", "model.pt", "case.json"  # a pruned case's cache entry
 DEFAULT_FINE_TUNE_EPOCHS = 2  # after the last pruning/thinning epoch, when a schedule does not say
@@ -149,9 +149,10 @@ class CaseRunner:
     def model_name(self, schedule: Schedule) -> str:
         name = self.settings.model or schedule.model_hint()
         if not name:
-            raise ScheduleError(schedule.path, "prunebench.model", "the schedule names no model: add "
-                                "`prunebench: {model: resnet56}` or a thinning extension `arch:`, or pass "
-                                "--prunebench-model")
+            model = model_from_file_name(schedule.path) or "resnet56"
+            raise ScheduleError(schedule.path, "prunebench.model", f"the schedule names no model: add "
+                                f"`prunebench: {{model: {model}}}` or a thinning extension `arch:`, or pass "
+                                f"--prunebench-model {model}")
         return canonical_model_name(name)
 
     def data_spec(self, schedule: Schedule) -> DataSpec:

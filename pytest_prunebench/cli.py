@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DeviceError, PrunebenchError
-from .settings import Settings, canonical_model_name, device_name, model_name, positive_int, precision
+from .settings import (
+    Settings,
+    canonical_model_name,
+    device_name,
+    model_from_file_name,
+    model_name,
+    positive_int,
+    precision,
+)
 
 LOCK_TIMEOUT = Settings().lock_timeout
 
@@ -91,8 +99,9 @@ def _check(args: argparse.Namespace) -> int:
             schedule = load_schedule(path)
             name = args.model or schedule.model_hint()
             if not name:
-                raise PrunebenchError(f"{path}: the schedule names no model; add `prunebench: {{model: resnet56}}` "
-                                      f"or pass --model")
+                model = model_from_file_name(path) or "resnet56"
+                raise PrunebenchError(f"{path}: the schedule names no model; add `prunebench: {{model: {model}}}` "
+                                      f"or pass --model {model}")
             name = canonical_model_name(name)
             check_layers(schedule, build_model(name, 10), name)
         except PrunebenchError as exc:

@@ -128,6 +128,13 @@ def canonical_model_name(name: str) -> str:
     return name if ":" in name else re.sub(r"_cifar(10)?$", "", name.lower())
 
 
+def model_from_file_name(path: str | Path) -> str | None:
+    """The built-in model a schedule's file name starts with (`resnet20.network_surgery.yaml`), for the hint of
+    a schedule that names no model: Distiller took the model from its command line, and named files after it."""
+    stem = Path(path).name.lower()
+    return next((name for name in BUILTIN_MODELS if re.match(rf"{name}(?![0-9])", stem)), None)
+
+
 def model_name(text: str) -> str:
     name = canonical_model_name(text)
     if name in BUILTIN_MODELS or _FACTORY.match(name):

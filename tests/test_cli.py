@@ -152,8 +152,11 @@ def test_check_a_schedule_naming_no_model(tmp_path: Path, capsys: pytest.Capture
     assert main(["check", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: the schedule names no model")
-    assert "--model" in err
+    assert "--model resnet56" in err
     assert err.count("\n") == 1
+    named = write(tmp_path, "resnet20.surgery.yaml", GOOD_LAYER)  # Distiller's files: the model's name first
+    assert main(["check", str(named)]) == 1
+    assert "`prunebench: {model: resnet20}` or pass --model resnet20" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from pytest_prunebench.settings import (
     data_spec,
     device_name,
     gate_mode,
+    model_from_file_name,
     model_name,
     non_negative_int,
     positive_float,
@@ -362,3 +363,19 @@ def test_no_cache_with_a_cache_dir_is_a_usage_error(pytester: pytest.Pytester) -
     result = pytester.runpytest_inprocess("--prunebench-no-cache", "--prunebench-cache=elsewhere")
     assert_one_line_usage_error(result, "--prunebench-no-cache",
                                 "*--prunebench-no-cache and --prunebench-cache DIR: use one of them")
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("../shared/distiller-schedules/resnet20.network_surgery.yaml", "resnet20"),
+        ("resnet20_slimming.yaml", "resnet20"),
+        ("ResNet56_cifar_filter_rank.yaml", "resnet56"),
+        ("resnet110.yaml", "resnet110"),
+        ("resnet1100.yaml", None),  # a longer number is another name
+        ("my_resnet20.yaml", None),
+        ("anonymous.yaml", None),
+    ],
+)
+def test_a_schedule_file_name_suggests_the_model_it_starts_with(path: str, model: str | None) -> None:
+    assert model_from_file_name(path) == model
