@@ -179,13 +179,11 @@ def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray
     lap("compile")
     samples = _interleaved_latency(timed, images[:1], rounds, warmup)
     lap("latency")
-    profiler = Profiler.compile(model, device, precision)  # not before: its threads would share the timed rounds
-    if profiler is not None:
-        profiler.run(images[:1], profiled_rounds(rounds))
+    counters = _profiled(model, device, precision, images[:1], rounds)  # not before: its threads would share them
     lap("profile")
     return DeviceMeasurement(device, _precision_of(latency_model), samples[0], fps, top1, top5,
                              (started, time.time()), samples[1] if reference is not None else (),
-                             profiler.result() if profiler else None, len(np.unique(top[:, 0])), laps)
+                             counters, len(np.unique(top[:, 0])), laps)
 
 
 def profiled_rounds(rounds: int) -> int:
@@ -251,11 +249,18 @@ def profile(model: Any, device: str, precision: str | None, sample: np.ndarray,
             rounds: int) -> tuple[float, DeviceCounters | None]:
     """`rounds` timed inferences, then profiled ones: (end-to-end median ms, counters)."""
     (samples,) = _interleaved_latency([_compile(model, device, "LATENCY", precision)], sample, rounds, 10)
+    return float(np.median(samples) * 1000.0), _profiled(model, device, precision, sample, rounds)
+
+
+def _profiled(model: Any, device: str, precision: str | None, sample: np.ndarray,
+              rounds: int) -> DeviceCounters | None:
+    """The counters of `profiled_rounds(rounds)` inferences of a profiling compile, after the timed rounds; None
+    where the device reports none."""
     profiler = Profiler.compile(model, device, precision)
     if profiler is None:
-        return float(np.median(samples) * 1000.0), None
+        return None
     profiler.run(sample, profiled_rounds(rounds))
-    return float(np.median(samples) * 1000.0), profiler.result()
+    return profiler.result()
 
 
 def _original_layers(compiled: Any) -> dict[str, tuple[str, ...]]:

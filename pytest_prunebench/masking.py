@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .pruning import Mask, apply_masks, follow_thinning, rank_pruner
+from .pruning import STRUCTURE_DIMS, Mask, apply_masks, follow_thinning, rank_pruner
 from .schedule import MASKER_FLAGS, PrunerPolicy, RegularizerSpec, Schedule, Window
 
 
@@ -189,10 +189,6 @@ class MinibatchMasking:
             self.masks.replace(f"regularizer {regularizer.name}", kept)
 
 
-# Per group of a regularizer term, the dimensions a group reduces over (distiller/norms.py: filters, channels).
-GROUP_DIMS = {"filters": (1, 2, 3), "channels": (0, 2, 3)}
-
-
 def threshold_zeros(weight: torch.Tensor, strength: float, group: str, criteria: str) -> torch.Tensor:
     """Where a threshold mask is 0: L1Regularizer.threshold masks each element with |w| <= strength
     (thresholding.threshold_mask keeps |w| > strength); GroupLassoRegularizer a whole filter / channel whose mean |w|
@@ -200,7 +196,7 @@ def threshold_zeros(weight: torch.Tensor, strength: float, group: str, criteria:
     magnitude = weight.abs()
     if group == "elements":
         return magnitude <= strength
-    dims = GROUP_DIMS[group]
+    dims = STRUCTURE_DIMS[group]  # what a filter / channel reduces over, as the rankers' norms
     norms = magnitude.mean(dim=dims) if criteria == "Mean_Abs" else magnitude.amax(dim=dims)
     shape = [1] * weight.dim()
     shape[0 if group == "filters" else 1] = -1

@@ -22,11 +22,10 @@ from torch import nn
 from .errors import PrunebenchError, ScheduleError
 from .lock import cpu_work
 from .models import INPUT_SHAPE
-from .schedule import PrunerKind, PrunerSpec, Schedule
+from .schedule import THINNED_KINDS, PrunerKind, PrunerSpec, Schedule
 
 # The dimensions a structure's norm reduces over: a conv's filters / input channels, a Linear's input features.
 STRUCTURE_DIMS: dict[PrunerKind, tuple[int, ...]] = {"filters": (1, 2, 3), "channels": (0, 2, 3), "rows": (0,)}
-THINNED_KINDS = frozenset({"filters", "channels"})  # the others stay masks: zeros in a dense tensor
 
 
 @dataclass(frozen=True)

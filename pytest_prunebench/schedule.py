@@ -19,6 +19,8 @@ from typing import Any, Literal
 from .errors import ScheduleError, shown
 
 PrunerKind = Literal["filters", "channels", "rows", "elements"]
+# Kinds whose structures are physically removed; the others stay masks: zeros in a dense tensor.
+THINNED_KINDS: frozenset[PrunerKind] = frozenset({"filters", "channels"})
 Ranker = Literal["l1", "l2"]
 
 
@@ -872,7 +874,7 @@ class _Reader:
                             f"unmasked copy per parameter: they would act on the masks of the schedule's other "
                             f"pruner policies and regularizer thresholds; supported in a schedule whose only mask "
                             f"comes from that one pruner policy")
-        thinned = [p for p in pruners.values() if p.kind in ("filters", "channels")]
+        thinned = [p for p in pruners.values() if p.kind in THINNED_KINDS]
         spliced = [p for p in pruners.values() if p.splicing is not None]
         if spliced and thinned:
             raise self.fail(f"pruners.{spliced[0].name}.class", f"SplicingPruner carries each weight's mask from "
