@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Dataset, DataSpec, parse_data_spec
-from .errors import ModelError, PrunebenchError, ScheduleError
+from .errors import ModelError, PrunebenchError, PrunebenchWarning, ScheduleError, WeakBaselineError
 from .schedule import Schedule
 from .settings import Settings, canonical_model_name, model_from_file_name
 
@@ -72,6 +72,8 @@ class CaseResult:
     round_to: int = 1  # kept structures rounded up to a multiple of this
     artifact_cache: str = "off"  # the pruned + retrained model: "hit" (from the cache), "built", or "off"
     reached: dict[str, float] = field(default_factory=dict)  # per pruner, the sparsity its layers really reached
+    top1_dense_torch: float | None = None  # the dense model in torch (f32), beside top1_dense on the device
+    baseline_epochs: int = 0  # epochs the dense baseline trained
 
     @property
     def collapsed(self) -> bool:
@@ -104,6 +106,8 @@ class CaseResult:
             "layers_path_dense": self.layers_path_dense,
             "device_ms": None if self.device_ms is None else float(self.device_ms),
             "e2e_ms": float(self.latency_ms), "round_to": self.round_to, "artifact_cache": self.artifact_cache,
+            "top1_dense_torch": None if self.top1_dense_torch is None else float(self.top1_dense_torch),
+            "baseline_epochs": int(self.baseline_epochs),
         }
         info.update({f"seconds.{stage}": float(seconds) for stage, seconds in self.seconds.items()})
         for pruner, sparsity in self.sparsities.items():
@@ -126,6 +130,9 @@ class _Dense:
     layers_path: str  # its per-layer device times ("" without counters)
     key: str  # its artifact cache key: part of every pruned model's key
     compiled: Any  # compiled for latency once per process: every case times it again, interleaved
+    training: Any  # baseline.BaselineTraining: how it was trained
+    top1_torch: float  # its test top1 in torch, beside `top1` on the device
+    weak: str | None  # why it is below the session's quality floor (--prunebench-min-dense-top1), or None
 
 
 class CaseRunner:
@@ -186,16 +193,17 @@ class CaseRunner:
         key = (model_name, spec)
         if key not in self._dense:
             from . import device
-            from .baseline import baseline_key, load_or_train_baseline
+            from .baseline import baseline_key, baseline_recipe, load_or_train_baseline
             from .lock import cpu_work
             from .models import count_macs, count_params, count_weights
-            from .training import share_cpus_with_workers
+            from .training import evaluate, share_cpus_with_workers
 
-            share_cpus_with_workers(self.settings.xdist_workers)
+            threads = share_cpus_with_workers(self.settings.xdist_workers)
             data = self.dataset(spec)
-            cache_key = baseline_key(model_name, spec, self.data_digest(spec), self.settings)
-            model, onnx, _ = load_or_train_baseline(model_name, data, spec, cache_key, self.settings, self.cache,
-                                                    self.progress)
+            recipe = baseline_recipe(model_name, spec.kind, self.settings.baseline_epochs)
+            cache_key = baseline_key(model_name, spec, self.data_digest(spec), recipe, self.settings, threads)
+            model, onnx, training, _ = load_or_train_baseline(model_name, data, spec, cache_key, recipe,
+                                                              self.settings, self.cache, self.progress)
             onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{cache_key[:16]}.onnx"
             _place(onnx, onnx_path)
             with cpu_work():  # compiled once: its own measurement and every case's interleaved timing use it
@@ -208,12 +216,23 @@ class CaseRunner:
                               f"cases are not checked for collapse; train a longer baseline "
                               f"(--prunebench-baseline-epochs)", stacklevel=4)
             layers_path = _write_layer_profile(model, onnx_path, measurement)
-            self.progress(f"dense {model_name} on {self.settings.device}: top1 {measurement.top1:.2f}%, "
-                          f"latency {measurement.median_ms:.3f} ms")
+            top1_torch = evaluate(model, data.test_x, data.test_y).top1
+            self.progress(f"dense {model_name} on {spec.label}: top1 {top1_torch:.2f}% in torch, "
+                          f"{measurement.top1:.2f}% on {self.settings.device} ({measurement.precision}); latency "
+                          f"{measurement.median_ms:.3f} ms; baseline of {training.epochs} epoch(s)")
+            gap_warning = precision_gap(model_name, self.settings.device, measurement.precision, top1_torch,
+                                        measurement.top1)
+            if gap_warning:
+                warnings.warn(PrunebenchWarning(gap_warning), stacklevel=4)
+            weak = weak_baseline(model_name, spec, measurement.top1, training.epochs, self.settings.min_dense_top1)
             self._dense[key] = _Dense(model, onnx_path, measurement.top1, count_params(model),
                                       count_weights(model), count_macs(model), collapse_reason,
-                                      str(layers_path.resolve()) if layers_path else "", cache_key, compiled)
-        return self._dense[key]
+                                      str(layers_path.resolve()) if layers_path else "", cache_key, compiled,
+                                      training, top1_torch, weak)
+        dense = self._dense[key]
+        if dense.weak:
+            raise WeakBaselineError(dense.weak)
+        return dense
 
     def data_digest(self, spec: DataSpec) -> str:
         if spec not in self._data_digests:
@@ -397,7 +416,41 @@ class CaseRunner:
             round_to=schedule.round_to or 1,
             layers_path_dense=dense.layers_path, artifact_cache=pruned.cache,
             reached=reached_sparsity(model, schedule, layer_sizes(dense.model, schedule)),
+            top1_dense_torch=dense.top1_torch, baseline_epochs=dense.training.epochs,
         )
+
+
+# Below these, a dense baseline fails the session (--prunebench-min-dense-top1): its pruned copies would say
+# nothing about pruning. None: no floor (synthetic data is for smoke tests, with baselines untrained on purpose).
+DENSE_TOP1_FLOORS: dict[str, float | None] = {"digits": 90.0, "cifar10": 80.0, "synthetic": None}
+PRECISION_GAP_POINTS = 1.0  # a dense model this much less accurate on the device than in torch is a warning
+
+
+def dense_floor(spec: DataSpec, configured: float | None) -> float | None:
+    """--prunebench-min-dense-top1 (0 = off), else the dataset's default floor."""
+    if configured is not None:
+        return configured or None
+    return DENSE_TOP1_FLOORS.get(spec.kind)
+
+
+def weak_baseline(model_name: str, spec: DataSpec, top1: float, epochs: int, configured: float | None) -> str | None:
+    """The one line that stops the session when a dense baseline is below the quality floor, else None."""
+    floor = dense_floor(spec, configured)
+    if floor is None or top1 >= floor:
+        return None
+    return (f"dense {model_name} on {spec.label} reached {top1:.2f}% top1 after {epochs} epoch(s), below the floor of "
+            f"{floor:g}% (--prunebench-min-dense-top1): its pruned copies would measure nothing about pruning; train "
+            f"it longer (--prunebench-baseline-epochs N, or the default recipe without that option), or lower the "
+            f"floor (--prunebench-min-dense-top1 P, or off to study weak baselines)")
+
+
+def precision_gap(model_name: str, device: str, precision: str, top1_torch: float, top1_device: float) -> str | None:
+    """A warning when the deployed dense model is over a point less accurate than in torch, naming the precision."""
+    if top1_torch - top1_device <= PRECISION_GAP_POINTS:
+        return None
+    return (f"dense {model_name}: top1 {top1_device:.2f}% on {device} at {precision} is "
+            f"{top1_torch - top1_device:.2f} points below {top1_torch:.2f}% in torch (f32); every case is measured "
+            f"at {precision} (--prunebench-precision f32 measures at torch's precision)")
 
 
 def _write_layer_profile(model: Any, onnx_path: Path, measurement: Any) -> Path | None:

@@ -56,6 +56,10 @@ class DeviceError(PrunebenchError):
     """An OpenVINO device that is missing or cannot run the model."""
 
 
+class WeakBaselineError(PrunebenchError):
+    """A dense baseline below the session's quality floor (--prunebench-min-dense-top1): the session stops."""
+
+
 class ThresholdError(PrunebenchError):
     """A declarative threshold from a schedule's `prunebench:` section that a case did not meet."""
 

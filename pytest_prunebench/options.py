@@ -60,8 +60,11 @@ OPTIONS = (
            parsers.model_name, "NAME"),
     Option("--prunebench-precision", "precision", "inference precision hint: f32, bf16, f16 (default: the "
            "device's own)", parsers.precision, "P"),
-    Option("--prunebench-baseline-epochs", "baseline_epochs", "epochs to train a dense baseline (default 5)",
-           parsers.positive_int, "N"),
+    Option("--prunebench-baseline-epochs", "baseline_epochs", "train each dense baseline exactly N epochs (default: "
+           "its model family's recipe, until its test top1 stops improving)", parsers.positive_int, "N"),
+    Option("--prunebench-min-dense-top1", "min_dense_top1", "stop the session when a dense baseline's top1 is below "
+           "P percent (default: 90 on digits, 80 on cifar10, none on synthetic; off to study weak baselines)",
+           parsers.top1_floor, "P|off"),
     Option("--prunebench-seed", "seed", "seed for training and data order (default 0)", parsers.non_negative_int,
            "N"),
     Option("--prunebench-rounds", "rounds", "timed batch-1 inferences per model (default 200)",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import PrunebenchError, PrunebenchWarning
+from .errors import PrunebenchError, PrunebenchWarning, WeakBaselineError
 from .schedule import Schedule, Thresholds, find_yaml_files, load_schedule, schedule_yaml
 from .settings import Settings
 from .thresholds import threshold_failures
@@ -184,6 +184,10 @@ class PrunebenchSession:
             loaded = schedule if isinstance(schedule, Schedule) else load_schedule(schedule)
             suffix = self._record_suffix(node, loaded, name)
             result = self.runner.run(loaded, node.name + suffix)
+        except WeakBaselineError as exc:
+            # No case of this session is worth running on it: stop here (pytest, and xdist's controller, end the
+            # session after this test, with exit code 1).
+            error = node.session.shouldfail = str(exc)
         except PrunebenchError as exc:
             error = str(exc)
         else:
@@ -479,6 +483,9 @@ class PrunebenchSession:
         rows = [_summary_cells(r) for r in sorted(self.rows, key=lambda row: row["name"])]
         for line in text_table(header, rows):
             reporter.write_line(line)
+        baselines = sorted({(r["model"], r["dataset"], r["top1_dense"], r.get("baseline_epochs")) for r in self.rows})
+        reporter.write_line("dense baselines: " + "; ".join(
+            f"{model} on {dataset} {top1:.2f}% top1 ({epochs} epoch(s))" for model, dataset, top1, epochs in baselines))
         precision = sorted({r["precision"] for r in self.rows})
         reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
                             f"timed interleaved in each case's window")

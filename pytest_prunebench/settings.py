@@ -77,6 +77,20 @@ def threshold(text: str) -> tuple[str, float]:
     return key, number
 
 
+def top1_floor(text: str) -> float:
+    """A percentage in [0, 100], or `off` (0: no floor)."""
+    value = text.strip().lower()
+    if value in ("off", "none"):
+        return 0.0
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage; use a number from 0 to 100, or off") from None
+    if not 0 <= number <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a top1 percentage from 0 to 100 (or off)")
+    return number
+
+
 def gate_mode(text: str) -> str:
     value = text.strip().lower()
     if value not in GATE_MODES:
@@ -170,7 +184,8 @@ class Settings:
     data: DataSpec | None = None  # None: the schedule's dataset, else digits
     model: str | None = None  # None: the model the schedule names
     precision: str | None = None  # None: the device's default
-    baseline_epochs: int = 5
+    baseline_epochs: int | None = None  # None: the model family's recipe, with its early stop (baseline.py)
+    min_dense_top1: float | None = None  # None: the dataset's floor (case.DENSE_TOP1_FLOORS); 0: no floor
     seed: int = 0
     rounds: int = 200
     warmup: int = 20

@@ -166,15 +166,37 @@ def _sgd(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimi
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
-def train_dense(model: nn.Module, data: Dataset, config: TrainConfig, progress: Progress = _quiet) -> EvalResult:
-    """The dense baseline: SGD, one epoch of linear warm-up, then a per-step cosine learning rate.
+@dataclass(frozen=True)
+class EarlyStop:
+    """When a dense baseline ends before its epoch budget: its test top1 has not improved for `patience` epochs,
+    or it reached `target_top1`. The weights of its best epoch are kept."""
 
-    Without the warm-up a ResNet-56 at lr 0.1 stays at chance for the few epochs a baseline gets here.
+    patience: int
+    target_top1: float | None = None
+
+
+@dataclass(frozen=True)
+class DenseOutcome:
+    """How a dense baseline's training went: every epoch, the epoch whose weights were kept, why it stopped."""
+
+    history: tuple[EpochRecord, ...]
+    kept_epoch: int  # 1-based; 0 = untrained
+    result: EvalResult  # of the kept weights, in torch
+    stopped: str  # "budget", "patience" or "target"
+
+
+def train_dense(model: nn.Module, data: Dataset, config: TrainConfig, warmup_epochs: int = 1,
+                early_stop: EarlyStop | None = None, progress: Progress = _quiet) -> DenseOutcome:
+    """The dense baseline: SGD, a linear warm-up of `warmup_epochs`, then a per-step cosine learning rate that
+    reaches 0 at `config.epochs` (the budget). With `early_stop`, training ends early by its rule and the best
+    epoch's weights are kept; without it, exactly `config.epochs` run and the last weights are kept.
+
+    Without the warm-up a ResNet-56 at lr 0.1 stays at chance for its first epochs.
     """
     torch.manual_seed(config.seed)
     optimizer = _sgd(model, config, config.lr)
     steps_per_epoch = -(-len(data.train_x) // config.batch_size)
-    warmup = steps_per_epoch if config.epochs > 1 else 0
+    warmup = steps_per_epoch * min(warmup_epochs, config.epochs - 1) if config.epochs > 1 else 0
     total = max(config.epochs * steps_per_epoch, 1)
 
     def lr_factor(step: int) -> float:
@@ -183,14 +205,34 @@ def train_dense(model: nn.Module, data: Dataset, config: TrainConfig, progress: 
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
 
     cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    result = evaluate(model, data.test_x, data.test_y) if config.epochs == 0 else None
+    best = evaluate(model, data.test_x, data.test_y) if config.epochs == 0 else None
+    best_state: dict[str, torch.Tensor] | None = None
+    kept, stopped, history = 0, "budget", []
     for epoch in range(config.epochs):
         started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
         loss = train_epoch(model, data, optimizer, config, epoch, after_step=cosine.step)
         result = evaluate(model, data.test_x, data.test_y)
+        seconds = time.perf_counter() - started
+        history.append(EpochRecord(epoch, loss, result.top1, lr, seconds))
         progress(f"dense epoch {epoch + 1}/{config.epochs}: loss {loss:.3f}, top1 {result.top1:.2f}%, "
-                 f"{time.perf_counter() - started:.1f} s")
-    return result
+                 f"{seconds:.1f} s")
+        if early_stop is None:
+            best, kept = result, epoch + 1
+            continue
+        if best is None or result.top1 > best.top1:
+            best, kept = result, epoch + 1
+            best_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        if early_stop.target_top1 is not None and best.top1 >= early_stop.target_top1:
+            stopped = "target"
+            break
+        if epoch + 1 - kept >= early_stop.patience:
+            stopped = "patience"
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    assert best is not None
+    return DenseOutcome(tuple(history), kept, best, stopped)
 
 
 class _LRSchedules:
