@@ -173,3 +173,34 @@ def test_records_and_the_summary_carry_the_baseline(pytester: pytest.Pytester, t
     assert info["baseline_epochs"] == 1 and isinstance(info["top1_dense_torch"], float)
     assert f"dense baselines: resnet20 on synthetic {info['top1_dense']:.2f}% top1 (1 epoch(s))" in output
     assert "% in torch," in output  # the once-per-session torch / device line
+
+
+BLIND_MODEL = """
+from pytest_prunebench.models import ResNetCifar
+
+
+class Blind(ResNetCifar):
+    \"\"\"A ResNet-20 whose logits ignore the image: it predicts one class for all of them, however trained.\"\"\"
+
+    def forward(self, x):
+        return super().forward(x) * 0 + self.fc.bias
+
+
+def net(num_classes):
+    return Blind(20, num_classes)
+"""
+
+
+def test_a_collapsed_dense_model_is_a_warning_and_its_cases_are_not_judged(pytester: pytest.Pytester,
+                                                                          tiny_args: list[str]) -> None:
+    pytester.makepyfile(test_suite="def test_one(prunebench):\n    prunebench.run('filters.yaml')\n",
+                        blind_model=BLIND_MODEL)
+    pytester.path.joinpath("filters.yaml").write_text(FILTERS_SCHEDULE, encoding="utf-8")
+    result = pytester.runpytest_subprocess(*tiny_args, "--prunebench-model", "blind_model:net",
+                                           "--benchmark-json=run.json", "--prunebench-artifacts=artifacts")
+    output = "\n".join(result.outlines)
+    assert result.ret == pytest.ExitCode.OK, output
+    result.stdout.fnmatch_lines(["*dense blind_model:net on synthetic is itself collapsed: it predicts a single "
+                                 "class*"])
+    (record,) = json.loads(Path(pytester.path, "run.json").read_text())["benchmarks"]
+    assert record["extra_info"]["collapsed"] is False and "0 collapsed" in output

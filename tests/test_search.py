@@ -1,7 +1,7 @@
 """End-to-end runs of hypothesis-generated cases, collapse handling and the seed's three suites.
 
 Generated cases run on tiny settings (conftest.tiny_args). Collapse is only judged against a dense model that is
-not itself at chance, and the tiny 1-epoch synthetic baseline is at chance: the collapse runs use digits and a
+not itself at chance, and the tiny 1-epoch synthetic baseline is barely above it: the collapse runs use digits and a
 5-epoch baseline, trained once per session in `shared_cache`.
 """
 
@@ -122,9 +122,8 @@ def test_every_example_is_its_own_case_and_record(pytester: pytest.Pytester, tin
     assert len(started) == 3, f"--prunebench-examples 3 over the suite's max_examples=20: {started}"
     found = records(pytester.path / "out.json")
     assert set(found) == set(started)
-    result.stdout.fnmatch_lines([f"*prunebench: {len(found)} case(s) on CPU, 0 collapsed*"])
-    # The tiny baseline is at chance: its cases are never called collapsed, and the run says why.
-    result.stdout.fnmatch_lines(["*dense resnet20 on synthetic is itself collapsed*"])
+    collapsed = sum(record["extra_info"]["collapsed"] for record in found.values())
+    result.stdout.fnmatch_lines([f"*prunebench: {len(found)} case(s) on CPU, {collapsed} collapsed*"])
     for name, record in found.items():
         info = record["extra_info"]
         assert name == f"test_search::{info['schedule']}" and record["fullname"] == f"test_search.py::{name}"
