@@ -62,7 +62,8 @@ settings.register_profile("search", phases=[Phase.explicit, Phase.reuse, Phase.g
                           database=database, derandomize=False)
 settings.register_profile("replay", phases=[Phase.explicit, Phase.reuse], database=database, derandomize=False)
 """
-# Measured: 90% of two convs' filters leave the 5-epoch digits resnet20 (~97% top1) predicting one class.
+# Measured: 90% of five convs' filters leave the 5-epoch digits resnet20 (99.4% top1) predicting one class, on one
+# thread and on two (two convs were enough for the 97% baseline of batch 128, not for this one: 18% top1).
 COLLAPSE_SCHEDULE = """\
 version: 1
 pruners:
@@ -70,7 +71,8 @@ pruners:
     class: L1RankedStructureParameterPruner
     group_type: Filters
     desired_sparsity: 0.9
-    weights: [module.layer2.0.conv1.weight, module.layer3.0.conv1.weight]
+    weights: [module.layer1.0.conv1.weight, module.layer2.0.conv1.weight, module.layer3.0.conv1.weight,
+              module.layer3.1.conv1.weight, module.layer3.2.conv1.weight]
 policies:
   - pruner: {instance_name: wide}
     epochs: [0]
