@@ -35,6 +35,8 @@ def openvino() -> Any:
         sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
     import openvino as ov
 
+    if not hasattr(ov, "Core"):  # OpenVINO 2022.3 (the NCS2's last release): the API is openvino.runtime
+        import openvino.runtime as ov  # type: ignore[no-redef]
     return ov
 
 
@@ -268,7 +270,8 @@ def _original_layers(compiled: Any) -> dict[str, tuple[str, ...]]:
     layers = {}
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
-        names = str(info["originalLayersNames"].astype(str)) if "originalLayersNames" in info else ""
+        value = info["originalLayersNames"] if "originalLayersNames" in info else ""  # noqa: SIM401 (RTMap)
+        names = str(value.astype(str) if hasattr(value, "astype") else value)  # OpenVINO 2022.3 gives a str
         if names:
             layers[op.get_friendly_name()] = tuple(n for n in names.split(",") if n)
     return layers
