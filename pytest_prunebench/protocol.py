@@ -22,7 +22,7 @@ from .errors import PrunebenchError
 VERSION = 1
 MAX_META_BYTES = 64 * 1024  # a job's JSON: names and numbers only
 DEFAULT_MAX_PAYLOAD = 256 * 1024 * 1024  # per blob: ResNet-110's ONNX is ~7 MB, CIFAR-10's test set 123 MB
-ARRAY_DTYPES = frozenset({"float32", "float16", "int64", "int32", "uint8"})
+ARRAY_DTYPES = frozenset({"float64", "float32", "float16", "int64", "int32", "uint8"})
 KEY_PREFIX = "prunebench"
 JOB_FIELDS = frozenset({"v", "job", "case", "device", "precision", "rounds", "warmup", "model", "reference",
                         "images", "labels", "producer"})

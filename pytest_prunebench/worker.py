@@ -176,6 +176,9 @@ class Worker:
                          f"{backoff:g} s")
                 self.stopping.wait(backoff)
                 backoff = min(30.0, backoff * 2)
+            except Exception as exc:  # noqa: BLE001 - one line, and the device stays served (the job is retaken)
+                self.say(f"worker {self.name}: {device}: {type(exc).__name__}: {str(exc)[:300]}")
+                self.stopping.wait(backoff)
 
     def _next(self, device: str, own_pending: bool) -> tuple[bytes, dict[bytes, bytes]] | None:
         key = protocol.stream_key(device)
@@ -200,6 +203,7 @@ class Worker:
         current = _Current(stream_id, fields, job_id or stream_id.decode())
         with self._state:
             self.current[device] = current
+        self._beat_quietly()  # others see at once that this device is busy, and with what
         started = time.perf_counter()
         measurement, error = None, None
         try:
@@ -222,6 +226,7 @@ class Worker:
         self._finish(device, key, stream_id, job_id, current.case, measurement, error, seconds)
         with self._state:
             self.current.pop(device, None)
+        self._beat_quietly()
 
     def _finish(self, device: str, key: str, stream_id: bytes, job_id: str | None, case: str, measurement: Any,
                 error: str | None, seconds: float) -> None:

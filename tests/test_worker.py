@@ -1,0 +1,291 @@
+"""Device workers for real: a redis-server, `prunebench worker` subprocesses, OpenVINO measuring on the CPU.
+
+Jobs are this project's own exports (ResNet-20, random weights) and tiny test sets; small round counts keep
+each job well under a second, except where a test needs a job long enough to kill a worker in the middle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+import torch
+
+from pytest_prunebench import protocol
+from pytest_prunebench.broker import Broker, BrokerError, connect, store_result
+from pytest_prunebench.export import export_onnx
+from pytest_prunebench.models import build_model
+
+PRUNEBENCH = Path(sys.executable).parent / "prunebench"
+
+
+@pytest.fixture(scope="module")
+def onnx_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    """A dense and a second model, as the project exports them."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("worker-onnx")
+    export_onnx(build_model("resnet20", 10), folder / "dense.onnx")
+    export_onnx(build_model("resnet20", 10), folder / "other.onnx")
+    return (folder / "dense.onnx").read_bytes(), (folder / "other.onnx").read_bytes()
+
+
+class WorkerProcess:
+    """A real worker subprocess whose output lines the test reads."""
+
+    def __init__(self, command: list[str], log: Path) -> None:
+        self.log = log
+        self.command = command
+        self.process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited ({self.process.returncode}) before {text!r}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} after {timeout} s:\n{self.output()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(*extra: str, url: str = redis_url, console: bool = False, python: str = sys.executable,
+              ready: bool = True) -> WorkerProcess:
+        base = [str(PRUNEBENCH), "worker"] if console else [python, "-m", "pytest_prunebench.worker"]
+        worker = WorkerProcess([*base, "--broker", url, "--device", "CPU", *extra],
+                               tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        if ready:
+            worker.wait_for("serving CPU")
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def _submit(broker: Broker, onnx: bytes, dense: bytes | None = None, rounds: int = 20, case: str = "case",
+            images: int = 32) -> str:
+    rng = np.random.default_rng(0)
+    x = broker.put_array(rng.normal(size=(images, 3, 32, 32)).astype(np.float32))
+    y = broker.put_array((np.arange(images) % 10).astype(np.int64))
+    reference = broker.put_blob(dense) if dense is not None else None
+    return broker.submit(case, "CPU", "f32", rounds, 2, onnx, reference, x, y, "tests")
+
+
+def _heartbeat_state(client: redis.Redis, name_part: str) -> str:
+    for key in client.scan_iter(match=protocol.heartbeat_key("*")):
+        beat = json.loads(client.get(key) or b"{}")
+        if name_part in beat.get("worker", ""):
+            return beat["state"].get("CPU", "")
+    return ""
+
+
+def _wait_measuring(client: redis.Redis, worker: str, timeout: float = 30) -> None:
+    """Until the worker's heartbeat (renewed every 5 s) or its log says it took the job."""
+    deadline = time.monotonic() + timeout
+    while not _heartbeat_state(client, worker).startswith("measuring"):
+        assert time.monotonic() < deadline, "the worker never took the job"
+        time.sleep(0.05)
+
+
+def _pending(client: redis.Redis) -> int:
+    return int(client.xpending(protocol.stream_key("CPU"), protocol.GROUP)["pending"])
+
+
+def test_worker_measures_a_job_with_its_reference(redis_url: str, start_worker: Callable[..., WorkerProcess],
+                                                  onnx_files: tuple[bytes, bytes]) -> None:
+    dense, other = onnx_files
+    worker = start_worker(console=True)  # the console script, as the README starts it
+    broker = Broker(redis_url)
+    job = _submit(broker, other, dense, rounds=30, case="resnet20-other")
+    result = broker.wait(job, "CPU", timeout=60)
+    assert result.error is None, result.error
+    m = result.measurement
+    assert len(m.latencies_s) == len(m.reference_latencies_s) == 30
+    assert m.precision == "f32" and m.throughput_fps > 0 and m.device_ms is not None
+    assert m.counters is not None and m.counters.nodes
+    assert 0 <= m.top1 <= 100 and m.distinct_predictions >= 1
+    assert result.worker_openvino.startswith("2026.") and ":" in result.worker
+    worker.wait_for("resnet20-other CPU median ")
+    assert _pending(broker.client) == 0  # acknowledged once stored
+    # The heartbeat others see: which devices this worker serves.
+    beats = [b for b in broker.client.scan_iter(match=protocol.heartbeat_key("*"))]
+    assert len(beats) == 1 and json.loads(broker.client.get(beats[0]))["devices"] == ["CPU"]
+
+
+def test_hostile_messages_are_error_results_and_the_worker_keeps_serving(
+        redis_url: str, start_worker: Callable[..., WorkerProcess], onnx_files: tuple[bytes, bytes]) -> None:
+    import onnx
+
+    dense, other = onnx_files
+    worker = start_worker("--max-bytes", "2000000")
+    broker = Broker(redis_url)
+    client = broker.client
+    stream = protocol.stream_key("CPU")
+    good = _submit(broker, other)  # a first job stores the test set blobs the hostile ones reuse
+    assert broker.wait(good, "CPU", 60).error is None
+    template = json.loads(client.xrange(stream)[0][1][b"meta"])
+
+    def push(meta: bytes, **fields: bytes) -> None:
+        client.xadd(stream, {"meta": meta, **fields})
+
+    def job(job_id: str, model: bytes, declared: int | None = None, **changes: object) -> bytes:
+        body = {**template, "job": job_id, "case": job_id, "reference": None, **changes}
+        body["model"] = {"sha256": protocol.sha256(model), "bytes": declared or len(model), "inline": "onnx"}
+        return json.dumps(body).encode()
+
+    push(b"{not json")
+    client.xadd(stream, {"no-meta": b"x"})
+    push(job("unknown-version", other, v=99), onnx=other)
+    push(job("unknown-field", other, run="rm -rf /"), onnx=other)
+    push(job("truncated", other), onnx=other[: len(other) // 2])
+    hostile = onnx.load_from_string(other)
+    tensor = hostile.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "/etc/passwd"
+    external = hostile.SerializeToString()
+    push(job("external-data", external), onnx=external)
+    big = other + b"\0" * 1_500_000
+    push(job("oversized", big), onnx=big)
+    push(job("declared-oversized", other, declared=3_000_000), onnx=other)
+    push(job("not-onnx", b"\xff" * 64), onnx=b"\xff" * 64)
+    after = _submit(broker, other, case="after-hostile")
+
+    expected = {"unknown-version": "protocol version 99", "unknown-field": "unknown field(s) run",
+                "truncated": "truncated", "external-data": "external data", "oversized": "over this worker's limit",
+                "declared-oversized": "over this worker's limit", "not-onnx": "not a valid protobuf"}
+    for job_id, message in expected.items():
+        result = broker.wait(job_id, "CPU", 60)
+        assert result.measurement is None and message in (result.error or ""), (job_id, result.error)
+    assert broker.wait(after, "CPU", 60).error is None
+    worker.wait_for("after-hostile CPU median")
+    assert worker.process.poll() is None
+    log = worker.output()
+    assert "Traceback" not in log and log.count("refused:") == 2  # no job id to answer: logged and dropped
+    assert _pending(client) == 0
+
+
+def test_kill_9_mid_job_a_second_worker_takes_it_over(redis_url: str, start_worker: Callable[..., WorkerProcess],
+                                                       onnx_files: tuple[bytes, bytes]) -> None:
+    _, other = onnx_files
+    first = start_worker("--claim-idle", "1", "--name", "first")
+    broker = Broker(redis_url)
+    job = _submit(broker, other, rounds=6000, case="long")  # a few seconds of timed inferences
+    _wait_measuring(broker.client, "first")
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(10)
+    second = start_worker("--claim-idle", "1", "--name", "second")
+    result = broker.wait(job, "CPU", 120)
+    assert result.error is None and result.worker == "second"
+    assert len(result.measurement.latencies_s) == 6000
+    second.wait_for("long CPU median")
+    assert _pending(broker.client) == 0
+
+
+def test_worker_restarted_after_kill_9_finishes_its_own_job(
+        redis_url: str, start_worker: Callable[..., WorkerProcess], onnx_files: tuple[bytes, bytes]) -> None:
+    _, other = onnx_files
+    first = start_worker("--name", "device-host")  # default --claim-idle 60: only its own restart takes it now
+    broker = Broker(redis_url)
+    job = _submit(broker, other, rounds=6000, case="long")
+    _wait_measuring(broker.client, "device-host")
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(10)
+    again = start_worker("--name", "device-host")
+    result = broker.wait(job, "CPU", 120)
+    assert result.error is None and result.worker == "device-host"
+    again.wait_for("long CPU median")
+    assert _pending(broker.client) == 0
+
+
+def test_a_job_measured_twice_is_recorded_once(redis_url: str, start_worker: Callable[..., WorkerProcess],
+                                               onnx_files: tuple[bytes, bytes]) -> None:
+    """A worker paused (SIGSTOP) past the claim bound loses its job to another; resumed, both finish it."""
+    _, other = onnx_files
+    paused = start_worker("--claim-idle", "1", "--name", "paused")
+    broker = Broker(redis_url)
+    job = _submit(broker, other, rounds=3000, case="twice")
+    _wait_measuring(broker.client, "paused")
+    paused.process.send_signal(signal.SIGSTOP)
+    try:
+        other_worker = start_worker("--claim-idle", "1", "--name", "other")
+        _wait_measuring(broker.client, "other")  # it took the job over (and waits for the device lock)
+    finally:
+        paused.process.send_signal(signal.SIGCONT)
+    result = broker.wait(job, "CPU", 120)
+    assert result.error is None
+    for worker in (paused, other_worker):
+        worker.wait_for("twice CPU")
+    deadline = time.monotonic() + 60
+    while _pending(broker.client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    logs = paused.output() + other_worker.output()
+    assert logs.count("was stored already; this one is discarded") == 1, logs
+    assert logs.count("twice CPU median") == 1
+    assert broker.client.llen(protocol.done_key(job)) == 0  # signalled once, and that once was consumed
+
+
+def test_store_result_keeps_the_first(redis_url: str) -> None:
+    client = connect(redis_url)
+    first = protocol.encode_result("job1", "a", "2026.4", error="first")
+    assert store_result(client, "job1", first)
+    assert not store_result(client, "job1", protocol.encode_result("job1", "b", "2026.4", error="second"))
+    assert protocol.decode_result(client.hgetall(protocol.result_key("job1"))).error == "first"
+
+
+def test_no_worker_for_the_device_fails_with_the_command_that_starts_one(
+        redis_url: str, onnx_files: tuple[bytes, bytes]) -> None:
+    broker = Broker(redis_url)
+    job = _submit(broker, onnx_files[1])
+    with pytest.raises(BrokerError, match=r"no worker served device CPU on the broker redis://127.0.0.1:\d+/0 "
+                                          r"for 1 s .*prunebench worker --broker redis://127.0.0.1:\d+/0 --device CPU"):
+        broker.wait(job, "CPU", timeout=1)
+    assert broker.client.xlen(protocol.stream_key("CPU")) == 0  # withdrawn: no later worker measures it
+
+
+def test_broker_errors_are_one_line_without_the_password(redis_server: int, redis_url: str,
+                                                         start_worker: Callable[..., WorkerProcess]) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    with pytest.raises(BrokerError, match=r"cannot reach the broker redis://:\*\*\*@127.0.0.1:\d+/0"):
+        connect(f"redis://:hunter2@127.0.0.1:{free}/0")
+    admin = redis.Redis(port=redis_server)
+    admin.acl_setuser("tester", enabled=True, passwords=["+right-secret"], keys=["*"], commands=["+@all"])
+    try:
+        wrong = start_worker(url=f"redis://tester:wrong-secret@127.0.0.1:{redis_server}/0", ready=False)
+        assert wrong.process.wait(60) == 2
+        out = wrong.output()
+        assert out.strip() == (f"prunebench worker: error: the broker redis://tester:***@127.0.0.1:{redis_server}/0 "
+                               f"refused the password (wrong password or user)")
+        right = start_worker(url=f"redis://tester:right-secret@127.0.0.1:{redis_server}/0")
+        right.process.send_signal(signal.SIGINT)  # Ctrl-C while idle: stops at once
+        assert right.process.wait(30) == 0
+        assert "right-secret" not in right.output() and "stopped after 0 job(s)" in right.output()
+    finally:
+        admin.acl_deluser("tester")
