@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,11 +85,14 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
         worker.stop()
 
 
+def _test_set(images: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(images, 3, 32, 32)).astype(np.float32), (np.arange(images) % 10).astype(np.int64)
+
+
 def _submit(broker: Broker, onnx: bytes, dense: bytes | None = None, rounds: int = 20, case: str = "case",
             images: int = 32) -> str:
-    rng = np.random.default_rng(0)
-    x = broker.put_array(rng.normal(size=(images, 3, 32, 32)).astype(np.float32))
-    y = broker.put_array((np.arange(images) % 10).astype(np.int64))
+    x, y = (broker.put_array(array) for array in _test_set(images))
     reference = broker.put_blob(dense) if dense is not None else None
     return broker.submit(case, "CPU", "f32", rounds, 2, onnx, reference, x, y, "tests")
 
@@ -289,3 +293,89 @@ def test_broker_errors_are_one_line_without_the_password(redis_server: int, redi
         assert "right-secret" not in right.output() and "stopped after 0 job(s)" in right.output()
     finally:
         admin.acl_deluser("tester")
+
+
+# -- the NCS2's software: OpenVINO 2022.3 on Python 3.10 ------------------------------------------------------------
+
+OPENVINO_2022 = "2022.3.2"
+PY310 = "3.10.13"
+VENV_PACKAGES = (f"openvino=={OPENVINO_2022}", "numpy<1.25", "redis", "filelock")
+
+
+def _python310() -> str | None:
+    """pyenv's 3.10 (its bare `python3.10` shim refuses while 3.11 is the global version)."""
+    import shutil
+
+    env = {**os.environ, "PYENV_VERSION": PY310}
+    for candidate in (shutil.which("python3.10"), f"/root/.pyenv/versions/{PY310}/bin/python3.10"):
+        if candidate and subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 10)"],
+                                        env=env, capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def venv310() -> Path:
+    """A Python 3.10 venv with only numpy, redis, filelock and OpenVINO 2022.3, built once per machine (cached
+    under ~/.cache, keyed by the versions), and this package installed into it with --no-deps for this session."""
+    import hashlib
+    import shutil
+
+    from filelock import FileLock
+
+    python = _python310()
+    if python is None:
+        pytest.skip(f"no Python 3.10 here (tried python3.10 with PYENV_VERSION={PY310}): the OpenVINO 2022.3 "
+                    f"wheels exist for CPython <= 3.10 only")
+    key = hashlib.sha256(" ".join((PY310, *VENV_PACKAGES)).encode()).hexdigest()[:12]
+    root = Path.home() / ".cache" / "prunebench-test-venvs"
+    root.mkdir(parents=True, exist_ok=True)
+    venv = root / f"py{PY310}-openvino{OPENVINO_2022}-{key}"
+    env = {**os.environ, "PYENV_VERSION": PY310}
+    with FileLock(str(venv) + ".lock"):
+        if not (venv / ".complete").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([python, "-m", "venv", str(venv)], env=env, check=True)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                            *VENV_PACKAGES], check=True, capture_output=True)
+            (venv / ".complete").touch()
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                        "--no-deps", "--force-reinstall", str(Path(__file__).parent.parent)],
+                       check=True, capture_output=True)
+    return venv
+
+
+def test_openvino_2022_worker_on_python_310_measures_this_projects_export(
+        venv310: Path, redis_url: str, start_worker: Callable[..., WorkerProcess],
+        onnx_files: tuple[bytes, bytes]) -> None:
+    """The NCS2 host's software (on its CPU: the MYRIAD plugin is only in Intel's archive distribution)."""
+    python = str(venv310 / "bin" / "python")
+    # The environment holds nothing else: no torch, onnx, pytest, wandb, yaml.
+    missing = subprocess.run([python, "-c", "import importlib.util as u; print([m for m in ('torch', 'onnx', "
+                              "'pytest', 'wandb', 'yaml', 'torch_pruning') if u.find_spec(m)])"],
+                             capture_output=True, text=True, check=True)
+    assert missing.stdout.strip() == "[]"
+    worker = start_worker(console=False, python=python)
+    assert f"OpenVINO {OPENVINO_2022}" in worker.output()
+    dense, other = onnx_files
+    broker = Broker(redis_url)
+    results = [broker.wait(_submit(broker, onnx, dense, rounds=30, case=name), "CPU", 120)
+               for name, onnx in (("dense", dense), ("other", other))]
+    for result in results:
+        assert result.error is None, result.error
+        assert result.worker_openvino == OPENVINO_2022
+        m = result.measurement
+        assert len(m.latencies_s) == len(m.reference_latencies_s) == 30
+        assert m.precision == "f32" and m.counters is not None and m.device_ms is not None
+    # The same ONNX and images through this interpreter's OpenVINO 2026: the same predictions (up to near-ties of
+    # random weights' logits: at most 2 of 32 images).
+    from pytest_prunebench import device
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "other.onnx"
+        path.write_bytes(other)
+        images, labels = _test_set(32)
+        local = device.measure(path, "CPU", images, labels, "f32", 5, 1)
+    assert abs(local.top1 - results[1].measurement.top1) <= 2 * 100 / 32
+    console = venv310 / "bin" / "prunebench"  # the console script of the --no-deps install
+    assert subprocess.run([str(console), "worker", "--help"], capture_output=True).returncode == 0
