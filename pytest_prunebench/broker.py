@@ -142,9 +142,12 @@ class Broker:
         return ref
 
     def _put(self, ref: protocol.BlobRef, raw: bytes) -> None:
-        key = protocol.blob_key(ref.sha256)
-        if not self.client.expire(key, BLOB_TTL_S):  # not there yet (or expired): send it
-            self.client.set(key, raw, ex=BLOB_TTL_S)
+        if not self.renew(ref):  # not there yet (or expired): send it
+            self.client.set(protocol.blob_key(ref.sha256), raw, ex=BLOB_TTL_S)
+
+    def renew(self, ref: protocol.BlobRef) -> bool:
+        """Another day for a stored blob; False when it is not stored (any more)."""
+        return bool(self.client.expire(protocol.blob_key(ref.sha256), BLOB_TTL_S))
 
     def submit(self, case: str, device: str, precision: str | None, rounds: int, warmup: int, onnx: bytes,
                reference: protocol.BlobRef | None, images: protocol.BlobRef, labels: protocol.BlobRef,
@@ -186,3 +189,44 @@ class Broker:
         for entry_id, fields in self.client.xrange(key, count=1000):
             if protocol.job_id_of(fields.get(b"meta")) == job:
                 self.client.xdel(key, entry_id)
+
+
+class RemoteMeasurer:
+    """What a CaseRunner measures through with --prunebench-broker: one job per measurement, the test set and
+    the dense model sent once (by content hash), the answer a device.DeviceMeasurement as a local one."""
+
+    def __init__(self, url: str) -> None:
+        import os
+        import socket
+
+        self.broker = Broker(url)
+        self.producer = f"{socket.gethostname()}:{os.getpid()}"
+        # Blobs already sent, by where they live in this process: a dataset's tensors and the dense ONNX files
+        # live as long as the runner, so hashing 100 MB of test images happens once, not per case.
+        self._sent: dict[tuple[Any, ...], protocol.BlobRef] = {}
+
+    def _blob(self, key: tuple[Any, ...], send: Any) -> protocol.BlobRef:
+        ref = self._sent.get(key)
+        if ref is None or not self.broker.renew(ref):  # renewing fails when it expired: send it again
+            ref = self._sent[key] = send()
+        return ref
+
+    def _array(self, array: Any) -> protocol.BlobRef:
+        key = ("array", array.__array_interface__["data"][0], array.shape, array.dtype.str)
+        return self._blob(key, lambda: self.broker.put_array(array))
+
+    def measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any) -> Any:
+        """`reference`: the dense model's ONNX path (CaseRunner keeps it where a local run keeps its compile)."""
+        from pathlib import Path
+
+        ref = None
+        if reference is not None:
+            ref = self._blob(("file", str(reference)), lambda: self.broker.put_blob(Path(reference).read_bytes()))
+        job = self.broker.submit(Path(onnx_path).stem, settings.device, settings.precision, settings.rounds,
+                                 settings.warmup, Path(onnx_path).read_bytes(), ref, self._array(images),
+                                 self._array(labels), self.producer)
+        result = self.broker.wait(job, settings.device, settings.lock_timeout)
+        if result.error is not None:
+            raise BrokerError(f"worker {result.worker} could not measure {Path(onnx_path).name} on "
+                              f"{settings.device}: {result.error}")
+        return result.measurement

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import PrunebenchError
@@ -292,7 +292,7 @@ def decode_result(fields: dict[bytes, bytes]) -> Result:
         raise
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise ProtocolError(f"malformed result ({type(exc).__name__}: {exc})") from None
-    return Result(job, worker, openvino, measurement, None)
+    return Result(job, worker, openvino, replace(measurement, worker=worker, worker_openvino=openvino), None)
 
 
 # -- ONNX files a worker accepts -------------------------------------------------------------------------------------

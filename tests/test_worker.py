@@ -379,3 +379,56 @@ def test_openvino_2022_worker_on_python_310_measures_this_projects_export(
     assert abs(local.top1 - results[1].measurement.top1) <= 2 * 100 / 32
     console = venv310 / "bin" / "prunebench"  # the console script of the --no-deps install
     assert subprocess.run([str(console), "worker", "--help"], capture_output=True).returncode == 0
+
+
+# -- the producer side: --prunebench-broker ------------------------------------------------------------------------
+
+def test_a_pytest_run_under_xdist_measures_every_case_on_workers(
+        pytester: pytest.Pytester, tiny_args: list[str], redis_url: str,
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    """Two producers (-n 2) and two workers: every record present once, as local plus the worker's name."""
+    from tiny import run_schedule_suite
+
+    workers = [start_worker("--name", "w1"), start_worker("--name", "w2")]
+    result = run_schedule_suite(pytester, tiny_args, "-n", "2", "--prunebench-epochs", "0",
+                                f"--prunebench-broker={redis_url}")
+    result.assert_outcomes(passed=2)
+    records = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    assert sorted(r["name"] for r in records) == ["test_schedule[channels]", "test_schedule[filters]"]
+    for record in records:
+        info = record["extra_info"]
+        assert info["worker"] in ("w1", "w2") and info["worker_openvino"].startswith("2026.")
+        assert record["stats"]["rounds"] == 20 and 0 < record["stats"]["median"] < 1
+        assert info["latency_speedup"] > 0 and info["throughput_fps"] > 0 and info["device_ms"] is not None
+        assert info["top1_pruned"] == info["top1"]
+    logs = "".join(w.output() for w in workers)
+    for case in ("test_schedule_filters", "test_schedule_channels"):
+        assert logs.count(f"{case} CPU median") == 1, logs  # the job's case is its ONNX file's stem
+    assert logs.count("resnet20-") >= 1, logs  # the dense baseline measured on a worker too (once per producer)
+    assert _pending(connect(redis_url)) == 0
+
+
+def test_a_broker_that_is_down_at_session_start_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest_subprocess(f"--prunebench-broker=redis://:s3cret@127.0.0.1:{free}/0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: cannot reach the broker redis://:***@127.0.0.1:{free}/0 (*)*"])
+    assert "s3cret" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_case_with_no_worker_for_its_device_fails_with_one_line(pytester: pytest.Pytester, tiny_args: list[str],
+                                                                    redis_url: str) -> None:
+    from tiny import run_schedule_suite
+
+    result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0", f"--prunebench-broker={redis_url}",
+                                "--prunebench-lock-timeout", "1", "-k", "filters")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no worker served device CPU on the broker redis://127.0.0.1:*/0 for 1 s "
+                                 "(--prunebench-lock-timeout); start one on the host that has the device: "
+                                 "prunebench worker --broker redis://127.0.0.1:*/0 --device CPU*"])
+    assert "Traceback" not in result.stdout.str()
