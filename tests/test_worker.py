@@ -432,3 +432,38 @@ def test_a_case_with_no_worker_for_its_device_fails_with_one_line(pytester: pyte
                                  "(--prunebench-lock-timeout); start one on the host that has the device: "
                                  "prunebench worker --broker redis://127.0.0.1:*/0 --device CPU*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_the_worker_imports_no_heavy_library() -> None:
+    """`prunebench worker` and `python -m pytest_prunebench.worker` on a host without torch, onnx, pytest, wandb."""
+    code = ("import sys; import pytest_prunebench.cli as c, pytest_prunebench.worker as w; "
+            "c.build_parser().parse_args(['worker', '--broker', 'redis://h:1/0']); "
+            "print(sorted(m for m in ('torch', 'torch_pruning', 'onnx', 'wandb', 'pytest', 'yaml', 'sklearn') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_ctrl_c_finishes_the_current_job_and_sigterm_hands_it_back(
+        redis_url: str, start_worker: Callable[..., WorkerProcess], onnx_files: tuple[bytes, bytes]) -> None:
+    _, other = onnx_files
+    broker = Broker(redis_url)
+    first = start_worker("--name", "interrupted")
+    job = _submit(broker, other, rounds=3000, case="finish-me")
+    _wait_measuring(broker.client, "interrupted")
+    first.process.send_signal(signal.SIGINT)
+    assert first.process.wait(60) == 0
+    assert broker.wait(job, "CPU", 10).worker == "interrupted"  # finished before it stopped
+    assert "finish-me CPU median" in first.output() and "stopped after 1 job(s)" in first.output()
+
+    second = start_worker("--name", "terminated")
+    job = _submit(broker, other, rounds=6000, case="hand-me-back")
+    _wait_measuring(broker.client, "terminated")
+    second.process.send_signal(signal.SIGTERM)
+    assert second.process.wait(30) == 143
+    assert "hand-me-back CPU: handed back" in second.output()
+    assert _pending(broker.client) == 0 and broker.client.xlen(protocol.stream_key("CPU")) >= 1
+    third = start_worker("--name", "third")  # takes the handed-back job at once (no claim bound to wait out)
+    result = broker.wait(job, "CPU", 120)
+    assert result.error is None and result.worker == "third"
+    third.wait_for("hand-me-back CPU median")
