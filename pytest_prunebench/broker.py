@@ -217,6 +217,15 @@ class RemoteMeasurer:
 
     def measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any) -> Any:
         """`reference`: the dense model's ONNX path (CaseRunner keeps it where a local run keeps its compile)."""
+        import redis
+
+        try:
+            return self._measure(onnx_path, reference, images, labels, settings)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BrokerError(f"lost the broker {self.broker.shown} ({reason})") from None
+
+    def _measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any) -> Any:
         from pathlib import Path
 
         ref = None

@@ -177,6 +177,12 @@ class Worker:
                 self.stopping.wait(backoff)
                 backoff = min(30.0, backoff * 2)
             except Exception as exc:  # noqa: BLE001 - one line, and the device stays served (the job is retaken)
+                if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
+                    from .broker import ensure_group
+
+                    with contextlib.suppress(Exception):  # the broker restarted empty: serve its new stream
+                        ensure_group(self.client, device)
+                    continue
                 self.say(f"worker {self.name}: {device}: {type(exc).__name__}: {str(exc)[:300]}")
                 self.stopping.wait(backoff)
 

@@ -467,3 +467,42 @@ def test_ctrl_c_finishes_the_current_job_and_sigterm_hands_it_back(
     result = broker.wait(job, "CPU", 120)
     assert result.error is None and result.worker == "third"
     third.wait_for("hand-me-back CPU median")
+
+
+def test_the_worker_survives_a_broker_restart(tmp_path: Path, start_worker: Callable[..., WorkerProcess],
+                                              onnx_files: tuple[bytes, bytes]) -> None:
+    """A broker of its own (the session's one stays up): stopped mid-run, the worker retries; restarted empty,
+    the worker serves it again."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+               "--dir", str(tmp_path)]
+
+    def server() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        return process
+
+    url = f"redis://127.0.0.1:{port}/0"
+    first = server()
+    try:
+        worker = start_worker(url=url)
+        first.terminate()
+        first.wait(10)
+        worker.wait_for("unreachable")
+        with pytest.raises(BrokerError, match=r"cannot reach the broker redis://127.0.0.1:\d+/0"):
+            Broker(url)
+        first = server()
+        broker = Broker(url)
+        result = broker.wait(_submit(broker, onnx_files[1], case="after-restart"), "CPU", 60)
+        assert result.error is None
+        assert "Traceback" not in worker.output()
+    finally:
+        first.terminate()
+        first.wait(10)
