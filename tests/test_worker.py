@@ -506,3 +506,40 @@ def test_the_worker_survives_a_broker_restart(tmp_path: Path, start_worker: Call
     finally:
         first.terminate()
         first.wait(10)
+
+
+def test_kill_9_of_a_worker_mid_run_keeps_every_record_once(
+        pytester: pytest.Pytester, tiny_args: list[str], redis_url: str,
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    """A -n 2 run with two workers; the first worker to measure anything is killed with SIGKILL mid-job."""
+    import threading
+
+    workers = {name: start_worker("--name", name, "--claim-idle", "2") for name in ("w1", "w2")}
+    client = connect(redis_url)
+    killed: list[str] = []
+
+    def kill_the_first_busy_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for name, worker in workers.items():
+                if _heartbeat_state(client, name).startswith("measuring"):
+                    worker.process.send_signal(signal.SIGKILL)
+                    killed.append(name)
+                    return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_the_first_busy_worker)
+    killer.start()
+    from tiny import run_schedule_suite
+
+    # 2000 rounds: each measurement lasts long enough (about a second) to be killed in the middle.
+    result = run_schedule_suite(pytester, tiny_args, "-n", "2", "--prunebench-epochs", "0",
+                                f"--prunebench-broker={redis_url}", "--prunebench-rounds", "2000")
+    killer.join()
+    assert len(killed) == 1
+    result.assert_outcomes(passed=2)
+    records = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    assert sorted(r["name"] for r in records) == ["test_schedule[channels]", "test_schedule[filters]"]
+    survivor = next(name for name in workers if name not in killed)
+    assert all(r["extra_info"]["worker"] == survivor for r in records)
+    assert _pending(client) == 0
