@@ -239,17 +239,18 @@ class Worker:
         from .broker import store_result
 
         if job_id is None:  # nobody to answer: say so here, and drop it
-            self.say(f"{stream_id.decode()} {device} refused: {error}")
+            line = f"{stream_id.decode()} {device} refused: {error}"
         else:
             fields = protocol.encode_result(job_id, self.name, self.openvino, measurement, error)
             if not store_result(self.client, job_id, fields):
-                self.say(f"{case} {device}: a result for job {job_id} was stored already; this one is discarded")
+                line = f"{case} {device}: a result for job {job_id} was stored already; this one is discarded"
             elif measurement is not None:
-                self.say(RESULT_LINE.format(case=case, device=device, median=measurement.median_ms, seconds=seconds))
+                line = RESULT_LINE.format(case=case, device=device, median=measurement.median_ms, seconds=seconds)
             else:
-                self.say(f"{case} {device} error: {error}")
+                line = f"{case} {device} error: {error}"
         self.client.xack(key, protocol.GROUP, stream_id)  # only now: the result is stored
         self.jobs_done += 1
+        self.say(line)  # after the XACK: a printed job is finished on the broker too
 
     def _deliveries(self, key: str, stream_id: bytes) -> int:
         pending = self.client.xpending_range(key, protocol.GROUP, min=stream_id, max=stream_id, count=1)
@@ -367,8 +368,11 @@ def check_devices(devices: Sequence[str]) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .settings import positive_float, positive_int  # stdlib-only parsers, shared with the plugin's options
 
-    parser.add_argument("--broker", required=True, metavar="URL",
-                        help="redis://[:password@]host:port/db (rediss:// for TLS); the password is never printed")
+    # From the environment too: a password on the command line is visible to every user of the host (ps).
+    from_env = os.environ.get("PRUNEBENCH_BROKER") or None
+    parser.add_argument("--broker", required=from_env is None, default=from_env, metavar="URL",
+                        help="redis://[:password@]host:port/db (rediss:// for TLS; default $PRUNEBENCH_BROKER); "
+                             "the password is never printed")
     parser.add_argument("--device", action="append", default=[], metavar="NAME",
                         help="an OpenVINO device to serve (repeatable; default: every device OpenVINO sees)")
     parser.add_argument("--name", default=None, help="consumer name (default host:pid); a worker restarted under "

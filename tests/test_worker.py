@@ -113,8 +113,15 @@ def _wait_measuring(client: redis.Redis, worker: str, timeout: float = 30) -> No
         time.sleep(0.05)
 
 
-def _pending(client: redis.Redis) -> int:
-    return int(client.xpending(protocol.stream_key("CPU"), protocol.GROUP)["pending"])
+def _pending(client: redis.Redis, settle: float = 10) -> int:
+    """Jobs taken and not yet acknowledged, once that count is 0 or `settle` seconds have passed (a producer sees
+    a result as soon as it is stored, a moment before the worker acknowledges the job)."""
+    deadline = time.monotonic() + settle
+    while True:
+        count = int(client.xpending(protocol.stream_key("CPU"), protocol.GROUP)["pending"])
+        if count == 0 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
 
 
 def test_worker_measures_a_job_with_its_reference(redis_url: str, start_worker: Callable[..., WorkerProcess],
@@ -243,9 +250,7 @@ def test_a_job_measured_twice_is_recorded_once(redis_url: str, start_worker: Cal
     assert result.error is None
     for worker in (paused, other_worker):
         worker.wait_for("twice CPU")
-    deadline = time.monotonic() + 60
-    while _pending(broker.client) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert _pending(broker.client, settle=60) == 0
     logs = paused.output() + other_worker.output()
     assert logs.count("was stored already; this one is discarded") == 1, logs
     assert logs.count("twice CPU median") == 1
@@ -287,6 +292,11 @@ def test_broker_errors_are_one_line_without_the_password(redis_server: int, redi
         out = wrong.output()
         assert out.strip() == (f"prunebench worker: error: the broker redis://tester:***@127.0.0.1:{redis_server}/0 "
                                f"refused the password (wrong password or user)")
+        from_env = subprocess.run([sys.executable, "-m", "pytest_prunebench.worker", "--device", "CPU"],
+                                  env={**os.environ, "PRUNEBENCH_BROKER": f"redis://tester:wrong-secret@127.0.0.1:"
+                                                                          f"{redis_server}/0"},
+                                  capture_output=True, text=True, timeout=60)
+        assert from_env.returncode == 2 and from_env.stderr.strip() == out.strip()  # --broker from the environment
         right = start_worker(url=f"redis://tester:right-secret@127.0.0.1:{redis_server}/0")
         right.process.send_signal(signal.SIGINT)  # Ctrl-C while idle: stops at once
         assert right.process.wait(30) == 0
