@@ -204,14 +204,14 @@ def test_kill_9_mid_job_a_second_worker_takes_it_over(redis_url: str, start_work
     _, other = onnx_files
     first = start_worker("--claim-idle", "1", "--name", "first")
     broker = Broker(redis_url)
-    job = _submit(broker, other, rounds=6000, case="long")  # a few seconds of timed inferences
+    job = _submit(broker, other, rounds=1500, case="long")  # about a second of timed inferences
     _wait_measuring(broker.client, "first")
     first.process.send_signal(signal.SIGKILL)
     first.process.wait(10)
     second = start_worker("--claim-idle", "1", "--name", "second")
     result = broker.wait(job, "CPU", 120)
     assert result.error is None and result.worker == "second"
-    assert len(result.measurement.latencies_s) == 6000
+    assert len(result.measurement.latencies_s) == 1500
     second.wait_for("long CPU median")
     assert _pending(broker.client) == 0
 
@@ -221,7 +221,7 @@ def test_worker_restarted_after_kill_9_finishes_its_own_job(
     _, other = onnx_files
     first = start_worker("--name", "device-host")  # default --claim-idle 60: only its own restart takes it now
     broker = Broker(redis_url)
-    job = _submit(broker, other, rounds=6000, case="long")
+    job = _submit(broker, other, rounds=1500, case="long")
     _wait_measuring(broker.client, "device-host")
     first.process.send_signal(signal.SIGKILL)
     first.process.wait(10)
@@ -238,7 +238,7 @@ def test_a_job_measured_twice_is_recorded_once(redis_url: str, start_worker: Cal
     _, other = onnx_files
     paused = start_worker("--claim-idle", "1", "--name", "paused")
     broker = Broker(redis_url)
-    job = _submit(broker, other, rounds=3000, case="twice")
+    job = _submit(broker, other, rounds=1500, case="twice")
     _wait_measuring(broker.client, "paused")
     paused.process.send_signal(signal.SIGSTOP)
     try:
@@ -399,7 +399,9 @@ def test_a_pytest_run_under_xdist_measures_every_case_on_workers(
     """Two producers (-n 2) and two workers: every record present once, as local plus the worker's name."""
     from tiny import run_schedule_suite
 
-    workers = [start_worker("--name", "w1"), start_worker("--name", "w2")]
+    workers = [start_worker("--name", name, ready=False) for name in ("w1", "w2")]  # both start at once
+    for worker in workers:
+        worker.wait_for("serving CPU")
     result = run_schedule_suite(pytester, tiny_args, "-n", "2", "--prunebench-epochs", "0",
                                 f"--prunebench-broker={redis_url}")
     result.assert_outcomes(passed=2)
@@ -459,7 +461,7 @@ def test_ctrl_c_finishes_the_current_job_and_sigterm_hands_it_back(
     _, other = onnx_files
     broker = Broker(redis_url)
     first = start_worker("--name", "interrupted")
-    job = _submit(broker, other, rounds=3000, case="finish-me")
+    job = _submit(broker, other, rounds=1500, case="finish-me")
     _wait_measuring(broker.client, "interrupted")
     first.process.send_signal(signal.SIGINT)
     assert first.process.wait(60) == 0
@@ -467,7 +469,7 @@ def test_ctrl_c_finishes_the_current_job_and_sigterm_hands_it_back(
     assert "finish-me CPU median" in first.output() and "stopped after 1 job(s)" in first.output()
 
     second = start_worker("--name", "terminated")
-    job = _submit(broker, other, rounds=6000, case="hand-me-back")
+    job = _submit(broker, other, rounds=1500, case="hand-me-back")
     _wait_measuring(broker.client, "terminated")
     second.process.send_signal(signal.SIGTERM)
     assert second.process.wait(30) == 143
@@ -524,7 +526,9 @@ def test_kill_9_of_a_worker_mid_run_keeps_every_record_once(
     """A -n 2 run with two workers; the first worker to measure anything is killed with SIGKILL mid-job."""
     import threading
 
-    workers = {name: start_worker("--name", name, "--claim-idle", "2") for name in ("w1", "w2")}
+    workers = {name: start_worker("--name", name, "--claim-idle", "2", ready=False) for name in ("w1", "w2")}
+    for worker in workers.values():
+        worker.wait_for("serving CPU")
     client = connect(redis_url)
     killed: list[str] = []
 
@@ -542,9 +546,9 @@ def test_kill_9_of_a_worker_mid_run_keeps_every_record_once(
     killer.start()
     from tiny import run_schedule_suite
 
-    # 2000 rounds: each measurement lasts long enough (about a second) to be killed in the middle.
+    # 1000 rounds: each measurement lasts long enough (over half a second) to be killed in the middle.
     result = run_schedule_suite(pytester, tiny_args, "-n", "2", "--prunebench-epochs", "0",
-                                f"--prunebench-broker={redis_url}", "--prunebench-rounds", "2000")
+                                f"--prunebench-broker={redis_url}", "--prunebench-rounds", "1000")
     killer.join()
     assert len(killed) == 1
     result.assert_outcomes(passed=2)
