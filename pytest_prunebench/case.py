@@ -74,6 +74,8 @@ class CaseResult:
     reached: dict[str, float] = field(default_factory=dict)  # per pruner, the sparsity its layers really reached
     top1_dense_torch: float | None = None  # the dense model in torch (f32), beside top1_dense on the device
     baseline_epochs: int = 0  # epochs the dense baseline trained
+    worker: str = ""  # with --prunebench-broker: the device worker that measured it, and its OpenVINO version
+    worker_openvino: str = ""
 
     @property
     def collapsed(self) -> bool:
@@ -109,6 +111,8 @@ class CaseResult:
             "top1_dense_torch": None if self.top1_dense_torch is None else float(self.top1_dense_torch),
             "baseline_epochs": int(self.baseline_epochs),
         }
+        if self.worker:
+            info.update(worker=self.worker, worker_openvino=self.worker_openvino)
         info.update({f"seconds.{stage}": float(seconds) for stage, seconds in self.seconds.items()})
         for pruner, sparsity in self.sparsities.items():
             info[f"sparsity.{pruner}"] = float(sparsity)
@@ -150,6 +154,7 @@ class CaseRunner:
         self._dense: dict[tuple[str, DataSpec], _Dense] = {}
         gated = settings.host_gate == "on" or (settings.host_gate == "auto" and shares_host(settings.device))
         self.gate = HostGate(default_gate_path(), settings.lock_timeout) if gated else None
+        self._remote: Any = None  # broker.RemoteMeasurer, with --prunebench-broker
 
     # -- resolution -------------------------------------------------------------------------------------------
 
@@ -206,8 +211,11 @@ class CaseRunner:
                                                               self.settings, self.cache, self.progress)
             onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{cache_key[:16]}.onnx"
             _place(onnx, onnx_path)
-            with cpu_work():  # compiled once: its own measurement and every case's interleaved timing use it
-                compiled = device.compile_for_latency(onnx_path, self.settings.device, self.settings.precision)
+            if self.settings.broker:  # the worker compiles it (once per worker): the reference travels as its file
+                compiled: Any = onnx_path
+            else:
+                with cpu_work():  # compiled once: its own measurement and every case's interleaved timing use it
+                    compiled = device.compile_for_latency(onnx_path, self.settings.device, self.settings.precision)
             measurement = self._measure(onnx_path, data, compiled=compiled)
             # The exported model as compiled, over the whole test set: what a collapse is judged on.
             collapse_reason = _deployed_eval(measurement).collapse_reason(data.num_classes)
@@ -247,6 +255,12 @@ class CaseRunner:
 
         images = data.test_x.numpy()
         labels = data.test_y.numpy()
+        if self.settings.broker:  # no local lock: the worker takes its device's lock and its host's gate
+            if self._remote is None:
+                from .broker import RemoteMeasurer
+
+                self._remote = RemoteMeasurer(self.settings.broker)
+            return self._remote.measure(onnx_path, reference, images, labels, self.settings)
         with exclusive_measurement(self.settings.device, self.settings.lock_path, self.settings.lock_timeout,
                                    self.gate):
             return device.measure(onnx_path, self.settings.device, images, labels, self.settings.precision,
@@ -415,6 +429,7 @@ class CaseRunner:
             pruner_rankers={p.name: p.ranker for p in schedule.pruners}, device_ms=measurement.device_ms,
             round_to=schedule.round_to or 1,
             layers_path_dense=dense.layers_path, artifact_cache=pruned.cache,
+            worker=measurement.worker, worker_openvino=measurement.worker_openvino,
             reached=reached_sparsity(model, schedule, layer_sizes(dense.model, schedule)),
             top1_dense_torch=dense.top1_torch, baseline_epochs=dense.training.epochs,
         )

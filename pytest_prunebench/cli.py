@@ -241,7 +241,24 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "case on the Pareto front)")
     report.set_defaults(handler=_report)
     _add_cache_verbs(verbs)
+    _add_worker_verb(verbs)
     return parser
+
+
+def _add_worker_verb(verbs: Any) -> None:
+    """`prunebench worker`: runs where the device is, with numpy, redis and OpenVINO only (worker.py)."""
+    from .worker import add_arguments
+
+    worker = verbs.add_parser("worker", help="measure jobs from a Redis broker on this host's OpenVINO devices "
+                                             "(the NCS2's host included)")
+    add_arguments(worker)
+    worker.set_defaults(handler=_worker)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from .worker import run
+
+    return run(args)
 
 
 def _add_cache_verbs(verbs: Any) -> None:

@@ -35,6 +35,8 @@ def openvino() -> Any:
         sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
     import openvino as ov
 
+    if not hasattr(ov, "Core"):  # OpenVINO 2022.3 (the NCS2's last release): the API is openvino.runtime
+        import openvino.runtime as ov  # type: ignore[no-redef]
     return ov
 
 
@@ -63,7 +65,8 @@ def check_device(device: str) -> None:
             f"--ncs: no MYRIAD device (Neural Compute Stick 2) is visible to OpenVINO {version()} "
             f"(devices: {', '.join(available) or 'none'}). The NCS2 needs OpenVINO 2022.3 LTS from the archive "
             f"distribution, which runs on Python <= 3.10 (this is Python {platform.python_version()}); "
-            f"use --prunebench-device NPU (Intel NPU) or --prunebench-device CPU instead."
+            f"use --prunebench-device NPU (Intel NPU) or --prunebench-device CPU instead, or run "
+            f"`prunebench worker --device MYRIAD` on the stick's host and pass --prunebench-broker URL."
         )
     raise DeviceError(f"--prunebench-device {device}: OpenVINO {version()} has no such device "
                       f"(available: {', '.join(available) or 'none'}); pick one of those")
@@ -110,6 +113,8 @@ class DeviceMeasurement:
     counters: DeviceCounters | None = None  # performance counters, from rounds of their own; None: not reported
     distinct_predictions: int = 0  # how many classes the model predicted over the test set (collapse check)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time: accuracy pass, compiles, timed rounds
+    worker: str = ""  # measured by a device worker (worker.py): its name; "" in this process
+    worker_openvino: str = ""  # that worker's OpenVINO version
 
     @property
     def median_ms(self) -> float:
@@ -268,7 +273,8 @@ def _original_layers(compiled: Any) -> dict[str, tuple[str, ...]]:
     layers = {}
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
-        names = str(info["originalLayersNames"].astype(str)) if "originalLayersNames" in info else ""
+        value = info["originalLayersNames"] if "originalLayersNames" in info else ""  # noqa: SIM401 (RTMap)
+        names = str(value.astype(str) if hasattr(value, "astype") else value)  # OpenVINO 2022.3 gives a str
         if names:
             layers[op.get_friendly_name()] = tuple(n for n in names.split(",") if n)
     return layers

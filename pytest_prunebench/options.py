@@ -78,6 +78,9 @@ OPTIONS = (
     Option("--prunebench-lock-timeout", "lock_timeout", "seconds to wait for the device lock, the host gate, or a "
            "cache entry another process is building, e.g. a dense baseline (default 900)",
            parsers.positive_float, "S"),
+    Option("--prunebench-broker", "broker", "measure every case on a device worker through this Redis broker, "
+           "redis://[:password@]host:port/db (rediss:// for TLS); start workers with `prunebench worker`",
+           str, "URL"),
     Option("--prunebench-host-gate", "host_gate", "pause CPU-heavy work of other processes during a measurement: "
            "auto (when the device shares the host CPU: CPU, GPU, AUTO...), on, off (default auto)",
            parsers.gate_mode, "MODE"),

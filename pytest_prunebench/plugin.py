@@ -32,8 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "prunebench(on_collapse='fail', sweep=None): a pruning case measured on an "
                             "OpenVINO device; on_collapse='record' records a collapsed case without failing it; "
                             "sweep='file.yaml' names the W&B sweep file(s) of a sweep suite")
-    if session.settings.device != "CPU" and not hasattr(config, "workerinput"):
-        session.check_device()  # an explicitly chosen device must exist before any training starts
+    if (session.settings.device != "CPU" or session.settings.broker) and not hasattr(config, "workerinput"):
+        session.check_device()  # an explicitly chosen device (or the broker) must exist before any training starts
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -88,6 +88,11 @@ class PrunebenchSession:
         from . import device
 
         try:
+            if self.settings.broker:  # the device is on the workers' hosts: the broker must answer now
+                from .broker import connect
+
+                connect(self.settings.broker).close()
+                return
             device.check_device(self.settings.device)
         except PrunebenchError as exc:
             raise pytest.UsageError(str(exc)) from None

@@ -193,6 +193,7 @@ class Settings:
     lr: float = 0.01  # fine-tuning: 0.05 left pruned ResNets 4-20 points short after 3 epochs
     lock_path: Path | None = None  # None: one per device in the temp dir
     lock_timeout: float = 900.0
+    broker: str | None = None  # redis://...: every measurement goes to a device worker (worker.py); None: local
     xdist_workers: int = 0  # on a pytest-xdist worker: how many workers share this host (torch threads split)
     host_gate: str = "auto"  # auto: measurements pause other processes' CPU work when the device shares the host
     report: Path | None = None  # where the session writes its report; None: no report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy  # noqa: F401
@@ -35,3 +36,45 @@ def tiny_args(shared_cache: Path) -> list[str]:
         # count as a test path.
         "--prunebench-warmup", "2", f"--prunebench-cache={shared_cache}", "-p", "no:cacheprovider",
     ]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real redis-server (Debian's package; .ci/run installs it) on a free loopback port, for the session."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        pytest.fail("redis-server is not installed: apt-get install -y redis-server (.ci/run does)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                               "no", "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"redis-server did not start on port {port}")
+        time.sleep(0.05)
+    yield port
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture
+def redis_url(redis_server: int) -> str:
+    """The session's redis-server, emptied for this test."""
+    import redis
+
+    client = redis.Redis(port=redis_server)
+    client.flushall()
+    client.close()
+    return f"redis://127.0.0.1:{redis_server}/0"

@@ -1,0 +1,241 @@
+"""The producer side of device workers, and the Redis connection both sides share.
+
+Jobs go to one Redis stream per device with one consumer group (`workers`): XREADGROUP hands an entry to one
+worker and keeps it pending until that worker XACKs it, which it does only after the result is stored; an entry
+left pending longer than the workers' claim bound (its worker was killed) is taken over with XAUTOCLAIM. Results
+are keyed by job id and written once (a later write of the same job is discarded), so a job measured twice is
+recorded once. Workers announce themselves with heartbeat keys that expire: a producer sees which devices are
+served.
+
+Imports redis (and nothing heavy) only inside functions: the plugin imports this module's users lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from . import protocol
+from .errors import PrunebenchError
+
+BLOB_TTL_S = 24 * 3600  # a blob unused for a day expires; every job that references it renews it
+RESULT_TTL_S = 24 * 3600
+
+
+class BrokerError(PrunebenchError):
+    """The broker cannot be reached or used, or no worker served a job in time."""
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for every message and log line."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable broker URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def connect(url: str) -> Any:
+    """A checked Redis client for `url`, or one BrokerError line that names the broker without its password."""
+    try:
+        import redis
+    except ImportError:
+        raise BrokerError("the redis package is not installed: pip install redis") from None
+    shown = redact(url)
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise BrokerError(f"broker {shown}: use redis://[:password@]host:port/db (rediss:// for TLS)")
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        client.ping()
+    except redis.AuthenticationError:
+        if urlsplit(url).password is None:
+            raise BrokerError(f"the broker {shown} needs a password: redis://:PASSWORD@host:port/db") from None
+        raise BrokerError(f"the broker {shown} refused the password (wrong password or user)") from None
+    except redis.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "AUTH" in str(exc):
+            raise BrokerError(f"the broker {shown} needs a password: redis://:PASSWORD@host:port/db") from None
+        raise BrokerError(f"the broker {shown} answered: {str(exc).splitlines()[0]}") from None
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BrokerError(f"cannot reach the broker {shown} ({reason}); is redis-server running there?") from None
+    except ValueError as exc:
+        raise BrokerError(f"broker {shown}: {exc}") from None
+    return client
+
+
+def ensure_group(client: Any, device: str) -> None:
+    import redis
+
+    try:
+        client.xgroup_create(protocol.stream_key(device), protocol.GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+# Stores a result unless one is stored for the job already, and signals the producer; atomic, so a job measured
+# twice (a worker paused past the claim bound and a second worker) is recorded once.
+STORE_ONCE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[2], '1')
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+def store_result(client: Any, job: str, fields: dict[str, bytes]) -> bool:
+    """Store the result of `job` once; False: one was stored already (this one is discarded)."""
+    args: list[Any] = [RESULT_TTL_S]
+    for key, value in fields.items():
+        args += [key, value]
+    return bool(client.eval(STORE_ONCE, 2, protocol.result_key(job), protocol.done_key(job), *args))
+
+
+def workers(client: Any) -> list[dict[str, Any]]:
+    """The heartbeats of live workers (each expires a few beats after its worker stopped)."""
+    found = []
+    for key in client.scan_iter(match=protocol.heartbeat_key("*"), count=100):
+        raw = client.get(key)
+        try:
+            beat = json.loads(raw) if raw else None
+        except ValueError:
+            beat = None
+        if isinstance(beat, dict):
+            found.append(beat)
+    return found
+
+
+def serving(client: Any, device: str) -> list[dict[str, Any]]:
+    return [beat for beat in workers(client) if device in beat.get("devices", ())]
+
+
+class Broker:
+    """Submit measurement jobs and wait for their results."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.shown = redact(url)
+        self.client = connect(url)
+        self._groups: set[str] = set()
+
+    def put_blob(self, raw: bytes) -> protocol.BlobRef:
+        """Store `raw` under its SHA-256 once (renewing its expiry) and return its reference."""
+        ref = protocol.bytes_ref(raw)
+        self._put(ref, raw)
+        return ref
+
+    def put_array(self, array: Any) -> protocol.BlobRef:
+        ref, raw = protocol.array_ref(array)
+        self._put(ref, raw)
+        return ref
+
+    def _put(self, ref: protocol.BlobRef, raw: bytes) -> None:
+        if not self.renew(ref):  # not there yet (or expired): send it
+            self.client.set(protocol.blob_key(ref.sha256), raw, ex=BLOB_TTL_S)
+
+    def renew(self, ref: protocol.BlobRef) -> bool:
+        """Another day for a stored blob; False when it is not stored (any more)."""
+        return bool(self.client.expire(protocol.blob_key(ref.sha256), BLOB_TTL_S))
+
+    def submit(self, case: str, device: str, precision: str | None, rounds: int, warmup: int, onnx: bytes,
+               reference: protocol.BlobRef | None, images: protocol.BlobRef, labels: protocol.BlobRef,
+               producer: str) -> str:
+        """Queue one measurement of `onnx` (sent inline) on `device`; returns the job id."""
+        if device not in self._groups:
+            ensure_group(self.client, device)
+            self._groups.add(device)
+        job = protocol.Job(uuid.uuid4().hex, case, device, precision, rounds, warmup,
+                           protocol.bytes_ref(onnx, inline="onnx"), reference, images, labels, producer)
+        self.client.xadd(protocol.stream_key(device), {"meta": job.meta(), "onnx": onnx})
+        return job.job
+
+    def wait(self, job: str, device: str, timeout: float) -> protocol.Result:
+        """The job's result. Fails when no worker has served `device` for `timeout` seconds."""
+        import redis
+
+        last_served = time.monotonic()
+        try:
+            while True:
+                if self.client.blpop([protocol.done_key(job)], timeout=1):
+                    # Kept until it expires: a late duplicate of this job then finds it and is discarded.
+                    return protocol.decode_result(self.client.hgetall(protocol.result_key(job)))
+                if serving(self.client, device):
+                    last_served = time.monotonic()
+                elif time.monotonic() - last_served > timeout:
+                    self._withdraw(job, device)
+                    raise BrokerError(
+                        f"no worker served device {device} on the broker {self.shown} for {timeout:g} s "
+                        f"(--prunebench-lock-timeout); start one on the host that has the device: "
+                        f"prunebench worker --broker {self.shown} --device {device}")
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BrokerError(f"lost the broker {self.shown} while waiting for job {job} "
+                              f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+    def _withdraw(self, job: str, device: str) -> None:
+        """Remove a job nobody took, so a worker started later does not measure it for nobody."""
+        key = protocol.stream_key(device)
+        for entry_id, fields in self.client.xrange(key, count=1000):
+            if protocol.job_id_of(fields.get(b"meta")) == job:
+                self.client.xdel(key, entry_id)
+
+
+class RemoteMeasurer:
+    """What a CaseRunner measures through with --prunebench-broker: one job per measurement, the test set and
+    the dense model sent once (by content hash), the answer a device.DeviceMeasurement as a local one."""
+
+    def __init__(self, url: str) -> None:
+        import os
+        import socket
+
+        self.broker = Broker(url)
+        self.producer = f"{socket.gethostname()}:{os.getpid()}"
+        # Blobs already sent, by where they live in this process: a dataset's tensors and the dense ONNX files
+        # live as long as the runner, so hashing 100 MB of test images happens once, not per case.
+        self._sent: dict[tuple[Any, ...], protocol.BlobRef] = {}
+
+    def _blob(self, key: tuple[Any, ...], send: Any) -> protocol.BlobRef:
+        ref = self._sent.get(key)
+        if ref is None or not self.broker.renew(ref):  # renewing fails when it expired: send it again
+            ref = self._sent[key] = send()
+        return ref
+
+    def _array(self, array: Any) -> protocol.BlobRef:
+        key = ("array", array.__array_interface__["data"][0], array.shape, array.dtype.str)
+        return self._blob(key, lambda: self.broker.put_array(array))
+
+    def measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any) -> Any:
+        """`reference`: the dense model's ONNX path (CaseRunner keeps it where a local run keeps its compile)."""
+        import redis
+
+        try:
+            return self._measure(onnx_path, reference, images, labels, settings)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BrokerError(f"lost the broker {self.broker.shown} ({reason})") from None
+
+    def _measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any) -> Any:
+        from pathlib import Path
+
+        ref = None
+        if reference is not None:
+            ref = self._blob(("file", str(reference)), lambda: self.broker.put_blob(Path(reference).read_bytes()))
+        job = self.broker.submit(Path(onnx_path).stem, settings.device, settings.precision, settings.rounds,
+                                 settings.warmup, Path(onnx_path).read_bytes(), ref, self._array(images),
+                                 self._array(labels), self.producer)
+        result = self.broker.wait(job, settings.device, settings.lock_timeout)
+        if result.error is not None:
+            raise BrokerError(f"worker {result.worker} could not measure {Path(onnx_path).name} on "
+                              f"{settings.device}: {result.error}")
+        return result.measurement

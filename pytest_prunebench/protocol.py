@@ -1,0 +1,372 @@
+"""What travels between producers and device workers: no pickles, nothing a receiver executes.
+
+A job is one Redis stream entry: a `meta` field (JSON, with the protocol version) and, inline, the pruned ONNX
+as raw bytes. Large inputs that repeat across jobs (the test images and labels, the dense ONNX) travel once, as
+blobs stored under their SHA-256 and referenced by it. Every binary field is described in the JSON by its size
+and SHA-256 (and arrays by dtype and shape), so a truncated or substituted payload is refused, not measured.
+
+A result is a Redis hash: `meta` (JSON) and the latency samples as raw float64 bytes.
+
+Import-light: stdlib and numpy only (the device worker imports it on a host without torch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .errors import PrunebenchError
+
+VERSION = 1
+MAX_META_BYTES = 64 * 1024  # a job's JSON: names and numbers only
+DEFAULT_MAX_PAYLOAD = 256 * 1024 * 1024  # per blob: ResNet-110's ONNX is ~7 MB, CIFAR-10's test set 123 MB
+ARRAY_DTYPES = frozenset({"float64", "float32", "float16", "int64", "int32", "uint8"})
+KEY_PREFIX = "prunebench"
+JOB_FIELDS = frozenset({"v", "job", "case", "device", "precision", "rounds", "warmup", "model", "reference",
+                        "images", "labels", "producer"})
+MAX_ROUNDS = 100_000
+
+
+class ProtocolError(PrunebenchError):
+    """A message that is malformed, of another protocol version, or too large."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stream_key(device: str) -> str:
+    """One stream (and one consumer group) per device: a worker reads only the devices it serves."""
+    return f"{KEY_PREFIX}:jobs:{device}"
+
+
+def blob_key(digest: str) -> str:
+    return f"{KEY_PREFIX}:blob:{digest}"
+
+
+def result_key(job: str) -> str:
+    return f"{KEY_PREFIX}:result:{job}"
+
+
+def done_key(job: str) -> str:
+    """A list the worker pushes to once the result is stored: the producer waits on it with BLPOP."""
+    return f"{KEY_PREFIX}:done:{job}"
+
+
+def heartbeat_key(worker: str) -> str:
+    return f"{KEY_PREFIX}:worker:{worker}"
+
+
+GROUP = "workers"
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """A binary payload: inline (a field of the stream entry) or stored once under its SHA-256."""
+
+    sha256: str
+    size: int
+    inline: str | None = None  # the stream entry's field that holds it; None: the blob key
+    dtype: str | None = None  # arrays only
+    shape: tuple[int, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"sha256": self.sha256, "bytes": self.size}
+        if self.inline:
+            out["inline"] = self.inline
+        if self.dtype is not None:
+            out["dtype"], out["shape"] = self.dtype, list(self.shape or ())
+        return out
+
+
+@dataclass(frozen=True)
+class Job:
+    job: str
+    case: str
+    device: str
+    precision: str | None
+    rounds: int
+    warmup: int
+    model: BlobRef  # the ONNX to measure
+    reference: BlobRef | None  # the dense ONNX timed interleaved with it; None: the dense model itself
+    images: BlobRef
+    labels: BlobRef
+    producer: str
+
+    def meta(self) -> bytes:
+        body = {"v": VERSION, "job": self.job, "case": self.case, "device": self.device, "precision": self.precision,
+                "rounds": self.rounds, "warmup": self.warmup, "model": self.model.to_json(),
+                "reference": self.reference.to_json() if self.reference else None, "images": self.images.to_json(),
+                "labels": self.labels.to_json(), "producer": self.producer}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+def array_ref(array: Any, inline: str | None = None) -> tuple[BlobRef, bytes]:
+    """A C-contiguous little-endian copy of `array` as raw bytes, and its reference."""
+    import numpy as np
+
+    data = np.ascontiguousarray(array)
+    data = data.astype(data.dtype.newbyteorder("<"), copy=False)
+    if data.dtype.name not in ARRAY_DTYPES:
+        raise ProtocolError(f"arrays of {data.dtype.name} do not travel; use one of {', '.join(sorted(ARRAY_DTYPES))}")
+    raw = data.tobytes()
+    return BlobRef(sha256(raw), len(raw), inline, data.dtype.name, tuple(int(d) for d in data.shape)), raw
+
+
+def bytes_ref(raw: bytes, inline: str | None = None) -> BlobRef:
+    return BlobRef(sha256(raw), len(raw), inline)
+
+
+def decode_array(ref: BlobRef, raw: bytes) -> Any:
+    """The array `raw` holds, after checking its size and hash against `ref` (a truncated payload fails here)."""
+    import numpy as np
+
+    check_payload(ref, raw)
+    assert ref.dtype is not None and ref.shape is not None  # parse_job checked both for arrays
+    dtype = np.dtype(ref.dtype).newbyteorder("<")
+    if int(np.prod(ref.shape, dtype=np.int64)) * dtype.itemsize != len(raw):
+        raise ProtocolError(f"array of {ref.dtype} {list(ref.shape)} does not fill its {len(raw)} bytes")
+    return np.frombuffer(raw, dtype=dtype).reshape(ref.shape)
+
+
+def check_payload(ref: BlobRef, raw: bytes | None) -> bytes:
+    if raw is None:
+        raise ProtocolError(f"payload {ref.sha256[:12]} is missing (expired, or never stored)")
+    if len(raw) != ref.size:
+        raise ProtocolError(f"payload {ref.sha256[:12]} has {len(raw)} bytes, its job says {ref.size} (truncated?)")
+    if sha256(raw) != ref.sha256:
+        raise ProtocolError(f"payload {ref.sha256[:12]} does not match its SHA-256")
+    return raw
+
+
+def _field(body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ProtocolError(f"field {key!r} is missing or not a {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _ref(body: dict[str, Any], key: str, limit: int, array: bool) -> BlobRef:
+    raw = _field(body, key, dict)
+    digest = _field(raw, "sha256", str)
+    size = _field(raw, "bytes", int)
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ProtocolError(f"{key}: sha256 is not 64 hex digits")
+    if not 0 <= size <= limit:
+        raise ProtocolError(f"{key}: {size} bytes is over this worker's limit of {limit} bytes (--max-bytes)")
+    inline = raw.get("inline")
+    if inline is not None and (not isinstance(inline, str) or inline == "meta" or len(inline) > 32):
+        raise ProtocolError(f"{key}: inline must name a field of the stream entry")
+    if not array:
+        return BlobRef(digest, size, inline)
+    dtype = raw.get("dtype")
+    shape = raw.get("shape")
+    if dtype not in ARRAY_DTYPES:
+        raise ProtocolError(f"{key}: dtype must be one of {', '.join(sorted(ARRAY_DTYPES))}")
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 8
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 2**31 for d in shape)):
+        raise ProtocolError(f"{key}: shape must be a list of 1 to 8 sizes")
+    return BlobRef(digest, size, inline, dtype, tuple(shape))
+
+
+def job_id_of(meta: bytes | None) -> str | None:
+    """The job id of a message, if it has one worth answering (a message without one is only logged)."""
+    try:
+        body = json.loads(meta or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    job = body.get("job") if isinstance(body, dict) else None
+    return job if isinstance(job, str) and valid_job_id(job) else None
+
+
+def valid_job_id(job: str) -> bool:
+    return 1 <= len(job) <= 64 and all(c.isalnum() or c in "-_" for c in job)
+
+
+def parse_job(meta: bytes | None, limit: int = DEFAULT_MAX_PAYLOAD) -> Job:
+    """A job from its JSON, or a ProtocolError saying what is wrong with it (one line)."""
+    if meta is None:
+        raise ProtocolError("the message has no meta field")
+    if len(meta) > MAX_META_BYTES:
+        raise ProtocolError(f"meta of {len(meta)} bytes is over {MAX_META_BYTES} bytes")
+    try:
+        body = json.loads(meta)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"meta is not JSON ({type(exc).__name__})") from None
+    if not isinstance(body, dict):
+        raise ProtocolError("meta is not a JSON object")
+    version = body.get("v")
+    if version != VERSION:
+        raise ProtocolError(f"protocol version {version!r} is not this worker's {VERSION}; run the same "
+                            f"pytest-prunebench version on producers and workers")
+    unknown = set(body) - JOB_FIELDS
+    if unknown:
+        raise ProtocolError(f"unknown field(s) {', '.join(sorted(unknown)[:5])}")
+    job = _field(body, "job", str)
+    if not valid_job_id(job):
+        raise ProtocolError("job id must be 1-64 letters, digits, - or _")
+    precision = body.get("precision")
+    if precision is not None and precision not in ("f32", "bf16", "f16"):
+        raise ProtocolError("precision must be f32, bf16, f16 or null")
+    rounds, warmup = _field(body, "rounds", int), _field(body, "warmup", int)
+    if not (1 <= rounds <= MAX_ROUNDS and 0 <= warmup <= MAX_ROUNDS):
+        raise ProtocolError(f"rounds must be 1-{MAX_ROUNDS} and warmup 0-{MAX_ROUNDS}")
+    device = _field(body, "device", str)
+    if not 1 <= len(device) <= 64:
+        raise ProtocolError("device name must be 1-64 characters")
+    reference = _ref(body, "reference", limit, False) if body.get("reference") is not None else None
+    return Job(job, _field(body, "case", str)[:200], device, precision, rounds, warmup,
+               _ref(body, "model", limit, False), reference, _ref(body, "images", limit, True),
+               _ref(body, "labels", limit, True), _field(body, "producer", str)[:200])
+
+
+# -- results -------------------------------------------------------------------------------------------------------
+
+def encode_result(job: str, worker: str, openvino_version: str, measurement: Any = None,
+                  error: str | None = None) -> dict[str, bytes]:
+    """The fields of a result hash: a DeviceMeasurement, or one line saying why the job was not measured."""
+    import numpy as np
+
+    body: dict[str, Any] = {"v": VERSION, "job": job, "worker": worker, "worker_openvino": openvino_version}
+    fields: dict[str, bytes] = {}
+    if measurement is None:
+        body["error"] = error or "unknown error"
+    else:
+        m = measurement
+        counters = m.counters
+        body["measurement"] = {
+            "device": m.device, "precision": m.precision, "throughput_fps": m.throughput_fps, "top1": m.top1,
+            "top5": m.top5, "measured_at": list(m.measured_at), "distinct_predictions": m.distinct_predictions,
+            "seconds": dict(m.seconds),
+            "counters": None if counters is None else {
+                "counter_ms": counters.counter_ms, "share": counters.share, "rounds": counters.rounds,
+                "nodes": [[n.name, list(n.originals), n.median_ms, n.exec_type] for n in counters.nodes]},
+        }
+        for name in ("latencies_s", "reference_latencies_s"):
+            ref, raw = array_ref(np.asarray(getattr(m, name), dtype=np.float64).reshape(-1), inline=name)
+            body["measurement"][name] = ref.to_json()
+            fields[name] = raw
+    fields["meta"] = json.dumps(body, separators=(",", ":")).encode()
+    return fields
+
+
+@dataclass(frozen=True)
+class Result:
+    job: str
+    worker: str
+    worker_openvino: str
+    measurement: Any  # a device.DeviceMeasurement; None with an error
+    error: str | None
+
+
+def decode_result(fields: dict[bytes, bytes]) -> Result:
+    from .device import DeviceCounters, DeviceMeasurement, NodeTime
+
+    try:
+        body = json.loads(fields.get(b"meta") or b"")
+        if not isinstance(body, dict) or body.get("v") != VERSION:
+            raise ProtocolError(f"result of protocol version {body.get('v') if isinstance(body, dict) else None!r}, "
+                                f"not {VERSION}")
+        job, worker, openvino = str(body["job"]), str(body["worker"]), str(body["worker_openvino"])
+        if "error" in body:
+            return Result(job, worker, openvino, None, str(body["error"]))
+        m = body["measurement"]
+
+        def samples(name: str) -> tuple[float, ...]:
+            ref = _ref(m, name, DEFAULT_MAX_PAYLOAD, True)
+            return tuple(float(x) for x in decode_array(ref, fields.get(name.encode()) or b""))
+
+        c = m["counters"]
+        counters = None if c is None else DeviceCounters(
+            float(c["counter_ms"]), float(c["share"]),
+            tuple(NodeTime(str(n[0]), tuple(str(o) for o in n[1]), float(n[2]), str(n[3])) for n in c["nodes"]),
+            int(c["rounds"]))
+        measurement = DeviceMeasurement(
+            str(m["device"]), str(m["precision"]), samples("latencies_s"), float(m["throughput_fps"]),
+            float(m["top1"]), float(m["top5"]), (float(m["measured_at"][0]), float(m["measured_at"][1])),
+            samples("reference_latencies_s"), counters, int(m["distinct_predictions"]),
+            {str(k): float(v) for k, v in m["seconds"].items()})
+    except ProtocolError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ProtocolError(f"malformed result ({type(exc).__name__}: {exc})") from None
+    return Result(job, worker, openvino, replace(measurement, worker=worker, worker_openvino=openvino), None)
+
+
+# -- ONNX files a worker accepts -------------------------------------------------------------------------------------
+#
+# An ONNX TensorProto may keep its data outside the file (`external_data` entries with a `location` path, or
+# `data_location: EXTERNAL`): OpenVINO would then read that path on the device host. The worker must not import
+# the onnx package (device hosts do not have it), so it walks the protobuf wire format itself, following every
+# field through which ONNX nests a tensor: initializers, sparse initializers, node attributes (tensor, tensors,
+# sparse tensors, subgraphs: If/Loop/Scan bodies) and model-local functions. Any tensor with external data, or a
+# file that does not parse as that structure, is refused.
+
+_VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
+# message kind -> {field number: nested message kind}
+_ONNX_NESTING: dict[str, dict[int, str]] = {
+    "model": {7: "graph", 25: "function"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "function": {7: "node"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {},
+}
+_TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION, _EXTERNAL = 13, 14, 1
+_MAX_NESTING = 64
+
+
+def _varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise ProtocolError("the ONNX file is not a valid protobuf (truncated varint)")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _scan(data: memoryview, start: int, end: int, kind: str, depth: int) -> None:
+    if depth > _MAX_NESTING:
+        raise ProtocolError(f"the ONNX file nests deeper than {_MAX_NESTING} levels")
+    nested = _ONNX_NESTING[kind]
+    pos = start
+    while pos < end:
+        key, pos = _varint(data, pos, end)
+        number, wire = key >> 3, key & 7
+        if wire == _VARINT:
+            value, pos = _varint(data, pos, end)
+            if kind == "tensor" and number == _TENSOR_DATA_LOCATION and value == _EXTERNAL:
+                raise ProtocolError("the ONNX file keeps tensor data outside itself (data_location EXTERNAL); "
+                                    "a worker reads only self-contained ONNX files")
+        elif wire == _FIXED64:
+            pos += 8
+        elif wire == _FIXED32:
+            pos += 4
+        elif wire == _LENGTH:
+            length, pos = _varint(data, pos, end)
+            if pos + length > end:
+                raise ProtocolError("the ONNX file is not a valid protobuf (a field runs past its end)")
+            if kind == "tensor" and number == _TENSOR_EXTERNAL_DATA:
+                raise ProtocolError("the ONNX file references external data (a tensor's external_data location); "
+                                    "a worker reads only self-contained ONNX files")
+            if number in nested:
+                _scan(data, pos, pos + length, nested[number], depth + 1)
+            pos += length
+        else:
+            raise ProtocolError(f"the ONNX file is not a valid protobuf (wire type {wire})")
+        if pos > end:
+            raise ProtocolError("the ONNX file is not a valid protobuf (truncated)")
+
+
+def check_onnx(raw: bytes) -> None:
+    """Refuse an ONNX file whose tensors reference data outside it, or that is not an ONNX protobuf at all."""
+    if not raw:
+        raise ProtocolError("the ONNX file is empty")
+    _scan(memoryview(raw), 0, len(raw), "model", 0)
