@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import DeviceError, PrunebenchError
 from .settings import (
+    MODELS_HINT,
     Settings,
     canonical_model_name,
     device_name,
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunebench", description="pytest-prunebench tools")
     verbs = parser.add_subparsers(dest="verb", required=True)
     layers = verbs.add_parser("layers", help="list a model's prunable layers (names for schedules) with MACs")
-    layers.add_argument("model", type=model_name, help="resnet20 ... resnet110 or package.module:factory")
+    layers.add_argument("model", type=model_name, help=f"{MODELS_HINT} or package.module:factory")
     layers.add_argument("--classes", type=positive_int, default=10, help="number of classes (default 10)")
     layers.add_argument("--device", type=device_name, default=None, help="also time every layer on this OpenVINO "
                                                                         "device (performance counters), e.g. CPU")
