@@ -14,6 +14,7 @@ from torch import nn
 from .errors import ModelError
 from .settings import BUILTIN_MODELS, canonical_model_name
 
+RESNET_DEPTHS = {name: int(name.removeprefix("resnet")) for name in BUILTIN_MODELS if name.startswith("resnet")}
 INPUT_SHAPE = (3, 32, 32)
 
 
@@ -210,7 +211,7 @@ def _resnet(depth: int) -> Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    **{name: _resnet(int(name.removeprefix("resnet"))) for name in BUILTIN_MODELS if name.startswith("resnet")},
+    **{name: _resnet(depth) for name, depth in RESNET_DEPTHS.items()},
     "mobilenetv2": Architecture(lambda classes: MobileNetV2Cifar(classes), _MOBILENET_INNER),
     "vgg16_bn": Architecture(lambda classes: VGGCifar(classes, batch_norm=True), _VGG_INNER),
 }
@@ -293,6 +294,11 @@ class LayerCost:
     kind: str  # "conv" or "fc"
     weight_shape: tuple[int, ...]
     macs: int
+    groups: int = 1  # a depthwise conv's: one per channel (its weight reads in_channels / groups = 1 channel each)
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight_shape[1] * self.groups
 
 
 def layer_costs(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) -> list[LayerCost]:
@@ -303,8 +309,10 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) ->
     def hook(module: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         weight = module.weight
         if isinstance(module, nn.Conv2d):
+            # weight is [out, in / groups, kh, kw]: its elements are the multiply-adds per output position, grouped
+            # and depthwise convs included.
             macs = output.shape[2] * output.shape[3] * weight.numel()
-            costs.append(LayerCost(names[module], "conv", tuple(weight.shape), int(macs)))
+            costs.append(LayerCost(names[module], "conv", tuple(weight.shape), int(macs), module.groups))
         else:
             costs.append(LayerCost(names[module], "fc", tuple(weight.shape), int(weight.numel())))
 
