@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from pytest_prunebench.data import load_dataset, parse_data_spec  # noqa: E402
+from pytest_prunebench.lock import gate_host_work, host_gate_for  # noqa: E402
 from pytest_prunebench.models import build_model  # noqa: E402
 from pytest_prunebench.training import TrainConfig, train_dense  # noqa: E402
 
@@ -69,8 +70,10 @@ def main() -> None:
             print(f"{message}; with BN statistics recalibrated: {recalibrated:.2f}%", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    result = train_dense(model, data, TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch,
-                                                  seed=args.seed), progress)
+    # Gated as a pytest run's training is: a latency measurement on this host pauses it at its next step.
+    with gate_host_work(host_gate_for("CPU", 900)):
+        result = train_dense(model, data, TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch,
+                                                      seed=args.seed), progress)
     print(json.dumps({**vars(args), "threads": torch.get_num_threads(), "top1": result.top1,
                       "seconds": round(time.perf_counter() - started, 1), "per_epoch": epochs}))
 

@@ -268,3 +268,19 @@ def test_prunebench_layers_lists_mobilenetv2_with_its_depthwise_convs(capsys: py
     assert rows["layer4.1.conv2"][5] == f"{384 * 9 * 8 * 8:,}"
     total = sum(int(row[-1].replace(",", "")) for row in rows.values())
     assert total == count_macs(build_model("mobilenetv2", 10)) and f"{total:,} MACs" in lines[-2]
+
+
+def test_a_sweep_on_mobilenetv2_expands_stages_and_a_depthwise_conv() -> None:
+    from pytest_prunebench.sweep import check_groups, parse_sweep, point_schedule
+
+    sweep = parse_sweep({"method": "grid", "parameters": {
+        "model": {"value": "mobilenetv2"}, "epochs": {"value": 0}, "sparsity.layer3": {"values": [0.25, 0.5]},
+        "sparsity.layer4.1.conv2": {"value": 0.5}}}, "<sweep>")
+    check_groups(sweep, "mobilenetv2")
+    schedule = point_schedule(sweep, {"model": "mobilenetv2", "epochs": 0, "sparsity.layer3": 0.5,
+                                      "sparsity.layer4.1.conv2": 0.5}, "mobilenetv2")
+    assert {p.name: p.layers for p in schedule.pruners} == {
+        "layer3": ("layer3.0.conv1", "layer3.1.conv1", "layer3.2.conv1"), "layer4.1.conv2": ("layer4.1.conv2",)}
+    model = build_model("mobilenetv2", 10)
+    prune_to_final(model, schedule)
+    assert model.layer4[1].conv1.out_channels == model.layer4[1].conv2.groups == 192  # 384 halved, both sides
