@@ -284,3 +284,29 @@ def test_a_sweep_on_mobilenetv2_expands_stages_and_a_depthwise_conv() -> None:
     model = build_model("mobilenetv2", 10)
     prune_to_final(model, schedule)
     assert model.layer4[1].conv1.out_channels == model.layer4[1].conv2.groups == 192  # 384 halved, both sides
+
+
+def activation_schedule(ranker: str, layers: list[str], sparsity: float = 0.25) -> Schedule:
+    name = {"apoz": "ActivationAPoZRankedFilterPruner", "mean": "ActivationMeanRankedFilterPruner"}[ranker]
+    document = distiller_document("mobilenetv2", {"act": {"class": name, "group_type": "Filters",
+                                                          "desired_sparsity": sparsity,
+                                                          "weights": [f"{layer}.weight" for layer in layers]}}, {})
+    return parse_schedule(document, "<test>", name="test")
+
+
+def test_activation_rankers_read_the_relu_after_an_expansion_or_depthwise_conv() -> None:
+    torch.manual_seed(2)
+    model = tiny_mobilenetv2()
+    with torch.no_grad():  # expansion filter 5 of layer3.1 never fires: APoZ removes it first
+        model.layer3[1].bn1.bias[5] = -1e4
+    images = torch.randn(4, 3, 32, 32)
+    schedule = activation_schedule("apoz", ["layer3.1.conv1"], 0.02)
+    check_layers(schedule, model, "mobilenetv2")
+    (mask,) = prune_to_final(model, schedule, images)
+    assert mask.indices == (5,) and model.layer3[1].conv2.out_channels == 95  # the depthwise conv follows
+    depthwise = activation_schedule("mean", ["layer3.2.conv2"])
+    check_layers(depthwise, model, "mobilenetv2")
+    prune_to_final(model, depthwise, images)
+    assert model.layer3[2].conv1.out_channels == model.layer3[2].conv2.out_channels == 72
+    with pytest.raises(ScheduleError, match="'layer3.1.relu3'"):  # the projection is linear: no ReLU to read
+        check_layers(activation_schedule("apoz", ["layer3.1.conv3"]), model, "mobilenetv2")
