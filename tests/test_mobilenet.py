@@ -3,6 +3,7 @@ exported and timed per layer like any other conv."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,6 +226,10 @@ def test_mobilenetv2_cases_record_the_macs_their_onnx_files_hold(shared_cache: P
     assert result.extra_info()["macs"] == onnx_macs(result.onnx_path) < result.macs_dense
     assert result.macs_dense == count_macs(tiny_mobilenetv2())
     assert result.extra_info()["model"] == TINY
+    # The case's per-layer file times the thinned depthwise convs like any other layer.
+    layers = {row["layer"]: row for row in json.loads(Path(result.layers_path).read_text())["layers"]}
+    assert layers["layer3.2.conv2"]["macs"] == 72 * 9 * 16 * 16 and layers["layer3.2.conv2"]["device_ms"] > 0
+    assert sum(row["macs"] for row in layers.values()) == result.macs
 
 
 # --- device time per layer ---------------------------------------------------------------------------------------
