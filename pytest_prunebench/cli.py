@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import DeviceError, PrunebenchError
 from .settings import (
+    MODELS_HINT,
     Settings,
     canonical_model_name,
     device_name,
@@ -32,10 +33,13 @@ def _layers(args: argparse.Namespace) -> int:
     width = max(len(c.name) for c in costs)
     print(f"{'layer'.ljust(width)}  kind  {'weight shape':<16}  {'filters':>7}  {'channels':>8}  {'MACs':>12}")
     for cost in costs:
-        filters, channels = cost.weight_shape[0], cost.weight_shape[1]
+        filters, channels = cost.weight_shape[0], cost.in_channels
         shape = "x".join(str(d) for d in cost.weight_shape)
-        print(f"{cost.name.ljust(width)}  {cost.kind:<4}  {shape:<16}  {filters:>7}  {channels:>8}  {cost.macs:>12,}")
+        kind = "dw" if cost.groups > 1 and cost.groups == channels == filters else cost.kind
+        print(f"{cost.name.ljust(width)}  {kind:<4}  {shape:<16}  {filters:>7}  {channels:>8}  {cost.macs:>12,}")
     print(f"total: {len(costs)} layers, {count_macs(model):,} MACs, {count_weights(model):,} conv+fc weights")
+    if any(cost.groups > 1 for cost in costs):
+        print("dw: a depthwise conv; its channels are its filters, which follow the filters of the conv feeding it")
     return 0
 
 
@@ -219,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunebench", description="pytest-prunebench tools")
     verbs = parser.add_subparsers(dest="verb", required=True)
     layers = verbs.add_parser("layers", help="list a model's prunable layers (names for schedules) with MACs")
-    layers.add_argument("model", type=model_name, help="resnet20 ... resnet110 or package.module:factory")
+    layers.add_argument("model", type=model_name, help=f"{MODELS_HINT} or package.module:factory")
     layers.add_argument("--classes", type=positive_int, default=10, help="number of classes (default 10)")
     layers.add_argument("--device", type=device_name, default=None, help="also time every layer on this OpenVINO "
                                                                         "device (performance counters), e.g. CPU")

@@ -56,7 +56,7 @@ OPTIONS = (
            "multiple of N (SIMD-friendly widths; overrides the schedules' round_to)", parsers.positive_int, "N"),
     Option("--prunebench-data", "data", "dataset: digits (embedded, default), cifar10:DIR, synthetic",
            parsers.data_spec, "SPEC"),
-    Option("--prunebench-model", "model", "model for every case: resnet20 ... resnet110 or package.module:factory",
+    Option("--prunebench-model", "model", f"model for every case: {parsers.MODELS_HINT} or package.module:factory",
            parsers.model_name, "NAME"),
     Option("--prunebench-precision", "precision", "inference precision hint: f32, bf16, f16 (default: the "
            "device's own)", parsers.precision, "P"),

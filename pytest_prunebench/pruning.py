@@ -87,8 +87,7 @@ def check_layers(schedule: Schedule, model: nn.Module, model_name: str) -> None:
                 raise ScheduleError(schedule.path, where, f"{layer!r} is a {type(module).__name__}; "
                                                           f"{KIND_NAMES[pruner.kind]} applies to {allowed} layers "
                                                           f"only")
-            if getattr(module, "groups", 1) != 1 and pruner.kind in THINNED_KINDS:
-                raise ScheduleError(schedule.path, where, f"{layer!r} is a grouped convolution, not supported")
+            _check_grouped(schedule, where, layer, module, pruner.kind)
             if pruner.ranker in ("apoz", "mean") and not isinstance(modules.get(activation_relu(layer)), nn.ReLU):
                 raise ScheduleError(schedule.path, where, f"{layer!r}: {pruner.class_name} ranks filters by the "
                                                           f"output of the ReLU after the conv, which Distiller "
@@ -103,6 +102,26 @@ def check_layers(schedule: Schedule, model: nn.Module, model_name: str) -> None:
                 raise ScheduleError(schedule.path, where, f"a Leader group needs layers with the same number of "
                                                           f"{pruner.kind}, got {sorted(sizes)}")
     _check_regularized(schedule, model, model_name)
+
+
+def is_depthwise(module: nn.Module) -> bool:
+    """A depthwise conv (one filter per input channel, MobileNetV2's 3x3): its filters are its channels, and
+    Torch-Pruning removes them together with the filters of the conv that feeds it."""
+    return (isinstance(module, nn.Conv2d) and module.groups > 1
+            and module.groups == module.in_channels == module.out_channels)
+
+
+def _check_grouped(schedule: Schedule, where: str, layer: str, module: nn.Module, kind: PrunerKind) -> None:
+    """Depthwise convs prune by filters (their input channels go with them); other grouped convs not at all."""
+    if getattr(module, "groups", 1) == 1 or kind not in THINNED_KINDS:
+        return
+    if not is_depthwise(module):
+        raise ScheduleError(schedule.path, where, f"{layer!r} is a grouped convolution ({module.groups} groups), "
+                                                  f"not supported; depthwise convolutions are")
+    if kind == "channels":
+        raise ScheduleError(schedule.path, where, f"{layer!r} is a depthwise convolution: each filter reads one "
+                                                  f"channel, so its channels are its filters; prune its filters (or "
+                                                  f"the filters of the conv that feeds it)")
 
 
 def _check_regularized(schedule: Schedule, model: nn.Module, model_name: str) -> None:
@@ -497,6 +516,7 @@ def filter_groups(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) 
     names = {module: name for name, module in model.named_modules()}
     groups, seen = [], set()
     for name, conv in model.named_modules():
+        # A depthwise conv is a member of the group of the conv that feeds it (its filters follow that conv's).
         if not isinstance(conv, nn.Conv2d) or conv.groups != 1 or name in seen:
             continue
         members, consumers = set(), set()

@@ -969,8 +969,9 @@ class _Reader:
             if key in section and not isinstance(section[key], str):
                 raise self.fail(f"prunebench.{key}", f"must be a name, got {shown(section[key])}")
         if "model" in section and ":" in section["model"]:  # a schedule file never makes pytest import a module
-            raise self.fail("prunebench.model", "schedules name built-in models only (resnet20 ... resnet110); "
-                                                "pass a user factory with --prunebench-model package.module:factory")
+            raise self.fail("prunebench.model", "schedules name built-in models only (resnet20 ... resnet110, "
+                                                "mobilenetv2, vgg16_bn); pass a user factory with --prunebench-model "
+                                                "package.module:factory")
         result: dict[str, Any] = {"model": section.get("model"), "dataset": section.get("dataset")}
         if "epochs" in section:
             result["epochs"] = self.epoch(section["epochs"], "prunebench.epochs")

@@ -20,7 +20,8 @@ from .schedule import THRESHOLD_KEYS
 if TYPE_CHECKING:
     from .gates import Gate
 
-BUILTIN_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
+BUILTIN_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "mobilenetv2", "vgg16_bn")
+MODELS_HINT = "resnet20 ... resnet110, mobilenetv2, vgg16_bn"  # for messages and help texts
 PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO INFERENCE_PRECISION_HINT values
 NCS_DEVICE = "MYRIAD"
 # CPU, GPU.1, HETERO:GPU,CPU, AUTO:-CPU, BATCH:GPU(4)
@@ -146,7 +147,8 @@ def model_from_file_name(path: str | Path) -> str | None:
     """The built-in model a schedule's file name starts with (`resnet20.network_surgery.yaml`), for the hint of
     a schedule that names no model: Distiller took the model from its command line, and named files after it."""
     stem = Path(path).name.lower()
-    return next((name for name in BUILTIN_MODELS if re.match(rf"{name}(?![0-9])", stem)), None)
+    longest_first = sorted(BUILTIN_MODELS, key=len, reverse=True)  # vgg16_bn_filters.yaml is vgg16_bn's
+    return next((name for name in longest_first if re.match(rf"{name}(?![0-9])", stem)), None)
 
 
 def model_name(text: str) -> str:

@@ -41,9 +41,20 @@ GroupBy = Literal["layer", "block", "stage"]
 KINDS: tuple[PrunerKind, ...] = ("filters", "channels")
 RANKERS: tuple[Ranker, ...] = ("l1", "l2")
 # A residual block's inner width, ranked on either side: the first conv's filters or the second conv's input
-# channels. Neither touches the residual stream, so every draw thins cleanly.
+# channels. Neither touches the residual stream, so every draw thins cleanly. Built-in models name their own
+# (models.ARCHITECTURES: MobileNetV2's are the expansion conv's filters and the projection conv's channels); these
+# are for user factories.
 DEFAULT_LAYERS: Mapping[PrunerKind, tuple[str, ...]] = {"filters": ("layer*.*.conv1",),
                                                         "channels": ("layer*.*.conv2",)}
+
+
+def default_layers(model: str) -> Mapping[PrunerKind, tuple[str, ...]]:
+    """The layers a block's inner width is, per kind, for `model`."""
+    from .models import ARCHITECTURES
+    from .settings import canonical_model_name
+
+    found = ARCHITECTURES.get(canonical_model_name(model))
+    return found.inner_layers if found is not None else DEFAULT_LAYERS  # type: ignore[return-value]
 
 # For suites: cases take seconds, so no deadline; the `prunebench` fixture is function-scoped but keeps no
 # per-example state (every example is its own case, named by its configuration), so the health check about
@@ -80,26 +91,28 @@ def _group_key(layer: str, group_by: GroupBy) -> str:
 
 
 @lru_cache(maxsize=32)
-def _conv_names(model_name: str) -> tuple[tuple[str, ...], frozenset[str]]:
+def _conv_names(model_name: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]]:
+    """The model's ordinary convs (groups of their own), the convs reading the image, and its depthwise convs (a
+    group of their own only when named: their filters are those of the conv feeding them)."""
     from torch import nn
 
     from .models import build_model
+    from .pruning import input_convs, is_depthwise
 
     model = build_model(model_name, 10)
     convs = tuple(name for name, module in model.named_modules()
                   if isinstance(module, nn.Conv2d) and module.groups == 1)
-    from .pruning import input_convs
+    depthwise = frozenset(name for name, module in model.named_modules() if is_depthwise(module))
+    return convs, frozenset(input_convs(model)), depthwise
 
-    return convs, frozenset(input_convs(model))
 
-
-def _patterns_per_kind(layers: Sequence[str] | Mapping[str, Sequence[str]] | None,
-                       kinds: Sequence[str]) -> dict[PrunerKind, tuple[str, ...]]:
+def _patterns_per_kind(layers: Sequence[str] | Mapping[str, Sequence[str]] | None, kinds: Sequence[str],
+                       defaults: Mapping[PrunerKind, tuple[str, ...]]) -> dict[PrunerKind, tuple[str, ...]]:
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown or not kinds:
         raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {tuple(kinds)!r}")
     if layers is None:
-        layers = DEFAULT_LAYERS
+        layers = defaults
     if isinstance(layers, str):
         raise ValueError(f"layers must be a list of name patterns, got the string {layers!r}")
     if isinstance(layers, Mapping):
@@ -126,8 +139,8 @@ def layer_groups(model: str = "resnet20", layers: Sequence[str] | Mapping[str, S
         raise ValueError("group_by='layer' with the default layers would make a block's conv1 filters and conv2 "
                          "channels two groups, but they are the same channels: use group_by='block', one kind, "
                          "or layers=... naming convs whose structures are not coupled")
-    patterns = _patterns_per_kind(layers, kinds)
-    convs, input_convs = _conv_names(canonical_model_name(model))
+    patterns = _patterns_per_kind(layers, kinds, default_layers(model))
+    convs, input_convs, _depthwise = _conv_names(canonical_model_name(model))
     grouped: dict[str, dict[PrunerKind, list[str]]] = {}
     for conv in convs:
         for kind, kind_patterns in patterns.items():
@@ -144,10 +157,14 @@ def layer_groups(model: str = "resnet20", layers: Sequence[str] | Mapping[str, S
 
 def group_layers(model: str, name: str, kind: PrunerKind) -> tuple[str, ...]:
     """The convs a group named `name` prunes by `kind`: a conv (`layer1.0.conv1`), a residual block
-    (`layer1.0`) or a stage (`layer1`), with a block's or stage's default layers (DEFAULT_LAYERS)."""
+    (`layer1.0`) or a stage (`layer1`), with a block's or stage's default layers (`default_layers(model)`)."""
     from .settings import canonical_model_name
 
-    convs, input_convs = _conv_names(canonical_model_name(model))
+    convs, input_convs, depthwise = _conv_names(canonical_model_name(model))
+    if name in depthwise:
+        if kind == "channels":
+            raise ValueError(f"{name} is a depthwise conv: its channels are its filters (use filters)")
+        return (name,)
     if name in convs:
         if kind == "channels" and name in input_convs:
             raise ValueError(f"{name} reads the input image: its channels cannot be pruned (use filters)")

@@ -332,8 +332,8 @@ def _check_model(path: str, where: str, parameter: Parameter) -> None:
     if not isinstance(value, str):
         raise SweepError(path, where, f"{shown(value)}: name a built-in model, e.g. {{value: resnet56}}")
     if ":" in value:  # a sweep file never makes pytest import a module: factories come from the command line
-        raise SweepError(path, where, "sweep files name built-in models only (resnet20 ... resnet110); pass a user "
-                                      "factory with --prunebench-model package.module:factory")
+        raise SweepError(path, where, "sweep files name built-in models only (resnet20 ... resnet110, mobilenetv2, "
+                                      "vgg16_bn); pass a user factory with --prunebench-model package.module:factory")
     try:
         model_name(value)
     except argparse.ArgumentTypeError as exc:
