@@ -73,8 +73,8 @@ def main() -> None:
     # Gated as a pytest run's training is: a latency measurement on this host pauses it at its next step.
     with gate_host_work(host_gate_for("CPU", 900)):
         result = train_dense(model, data, TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch,
-                                                      seed=args.seed), progress)
-    print(json.dumps({**vars(args), "threads": torch.get_num_threads(), "top1": result.top1,
+                                                      seed=args.seed), progress=progress)
+    print(json.dumps({**vars(args), "threads": torch.get_num_threads(), "top1": result.result.top1,
                       "seconds": round(time.perf_counter() - started, 1), "per_epoch": epochs}))
 
 
