@@ -74,6 +74,7 @@ class CaseResult:
     reached: dict[str, float] = field(default_factory=dict)  # per pruner, the sparsity its layers really reached
     top1_dense_torch: float | None = None  # the dense model in torch (f32), beside top1_dense on the device
     baseline_epochs: int = 0  # epochs the dense baseline trained
+    bn_recalibration: int = 0  # training images BatchNorm statistics were re-estimated on after pruning (0: off)
     worker: str = ""  # with --prunebench-broker: the device worker that measured it, and its OpenVINO version
     worker_openvino: str = ""
 
@@ -109,7 +110,7 @@ class CaseResult:
             "device_ms": None if self.device_ms is None else float(self.device_ms),
             "e2e_ms": float(self.latency_ms), "round_to": self.round_to, "artifact_cache": self.artifact_cache,
             "top1_dense_torch": None if self.top1_dense_torch is None else float(self.top1_dense_torch),
-            "baseline_epochs": int(self.baseline_epochs),
+            "baseline_epochs": int(self.baseline_epochs), "bn_recalibration": int(self.bn_recalibration),
         }
         if self.worker:
             info.update(worker=self.worker, worker_openvino=self.worker_openvino)
@@ -353,7 +354,8 @@ class CaseRunner:
             content.pop(ignored)
         return artifact_key("cases", {"baseline": baseline_key, "schedule": content, "epochs": epochs,
                                       "lr": schedule.lr or self.settings.lr, "seed": self.settings.seed,
-                                      "stop_on_collapse": stop_on_collapse})
+                                      "stop_on_collapse": stop_on_collapse,
+                                      "bn_recalibration": self.settings.bn_recalibration})
 
     def _pruned(self, schedule: Schedule, dense: _Dense, data: Dataset, epochs: int, stop_on_collapse: bool,
                 name: str, laps: _Laps) -> _Pruned:
@@ -398,12 +400,15 @@ class CaseRunner:
         evaluation is None: the exported model is the pruned one, and its measurement on the device evaluates it
         (a torch pass over the test set would double the accuracy work of a rapid-pruning case)."""
         from .pruning import probe_images, prune_to_final
-        from .training import TrainConfig, evaluate, retrain
+        from .training import TrainConfig, evaluate, recalibrate_after_pruning, retrain
 
+        recalibration = self.settings.bn_recalibration
         if epochs == 0:
-            return None, (), tuple(prune_to_final(model, schedule, probe_images(data.train_x, self.settings.seed)))
+            masks = prune_to_final(model, schedule, probe_images(data.train_x, self.settings.seed))
+            recalibrate_after_pruning(model, data.train_x, recalibration, self.settings.seed)
+            return None, (), tuple(masks)
         config = TrainConfig(epochs=epochs, lr=schedule.lr or self.settings.lr, seed=self.settings.seed,
-                             stop_on_collapse=stop_on_collapse)
+                             stop_on_collapse=stop_on_collapse, recalibration_images=recalibration)
         outcome = retrain(model, schedule, data, config, lambda m: self.progress(f"{name}: {m}"))
         pruned_eval = outcome.pruned_eval or evaluate(model, data.test_x, data.test_y)
         return pruned_eval, tuple(vars(record) for record in outcome.history), tuple(outcome.masks)
@@ -432,6 +437,7 @@ class CaseRunner:
             worker=measurement.worker, worker_openvino=measurement.worker_openvino,
             reached=reached_sparsity(model, schedule, layer_sizes(dense.model, schedule)),
             top1_dense_torch=dense.top1_torch, baseline_epochs=dense.training.epochs,
+            bn_recalibration=self.settings.bn_recalibration,
         )
 
 

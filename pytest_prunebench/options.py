@@ -54,6 +54,9 @@ OPTIONS = (
            "suite's own max_examples)", parsers.positive_int, "N"),
     Option("--prunebench-round-to", "round_to", "round the filters/channels each pruned layer keeps up to a "
            "multiple of N (SIMD-friendly widths; overrides the schedules' round_to)", parsers.positive_int, "N"),
+    Option("--prunebench-bn-recalibration", "bn_recalibration", "re-estimate BatchNorm statistics on N training "
+           "images after pruning, before the pruned model is judged or exported (default 1024; off: keep the dense "
+           "model's statistics)", parsers.recalibration_images, "N|off"),
     Option("--prunebench-data", "data", "dataset: digits (embedded, default), cifar10:DIR, synthetic",
            parsers.data_spec, "SPEC"),
     Option("--prunebench-model", "model", f"model for every case: {parsers.MODELS_HINT} or package.module:factory",

@@ -256,11 +256,11 @@ def activation_statistics(model: nn.Module, layers: tuple[str, ...], images: tor
     return apoz, mean
 
 
-def probe_images(train_x: torch.Tensor, seed: int) -> torch.Tensor:
-    """The training images activation rankers collect their statistics on: ACTIVATION_IMAGES of them, drawn with
-    the case's seed."""
+def probe_images(train_x: torch.Tensor, seed: int, count: int = ACTIVATION_IMAGES) -> torch.Tensor:
+    """`count` training images drawn with the case's seed: what activation rankers collect their statistics on
+    (ACTIVATION_IMAGES), and what BatchNorm statistics are re-estimated on after pruning."""
     order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
-    return train_x[order[:ACTIVATION_IMAGES]]
+    return train_x[order[:count]]
 
 
 def rank_pruner(model: nn.Module, pruner: PrunerSpec, sparsity: float | None = None,

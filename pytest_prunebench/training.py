@@ -60,6 +60,7 @@ class TrainConfig:
     batch_size: int = 128
     seed: int = 0
     stop_on_collapse: bool = True  # skip retraining a model that collapsed when pruned (see EvalResult)
+    recalibration_images: int = 0  # BatchNorm statistics re-estimated on this many training images after pruning
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,41 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
         predictions.update(top[:, 0].tolist())
     n = len(x)
     return EvalResult(100.0 * correct1 / n, 100.0 * correct5 / n, loss_sum / n, len(predictions))
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> int:
+    """Re-estimate every BatchNorm's running mean and variance on `images`, weights untouched; returns how many
+    layers were re-estimated. Pruning changes what flows into each BN (fewer input channels, removed channels'
+    constant BN offsets gone), so the dense model's statistics no longer fit: a pruned ResNet-20 whose weights
+    still give 98% top1 predicts a single class with them, and would be judged collapsed and never retrained."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms or len(images) < 2:
+        return 0
+    momenta = [norm.momentum for norm in norms]
+    was_training = model.training
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches, not an exponential one
+    model.train()
+    try:
+        starts = list(range(0, len(images), batch_size))
+        if len(images) - starts[-1] < 2 and len(starts) > 1:  # a 1-image batch has no variance: join the last two
+            starts.pop()
+        for begin, end in zip(starts, [*starts[1:], len(images)], strict=True):
+            with cpu_work():
+                model(images[begin:end])
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        model.train(was_training)
+    return len(norms)
+
+
+def recalibrate_after_pruning(model: nn.Module, train_x: torch.Tensor, images: int, seed: int) -> None:
+    """`recalibrate_batchnorm` on `images` training images drawn with the case's seed; 0 images: off."""
+    if images > 0:
+        recalibrate_batchnorm(model, probe_images(train_x, seed, images))
 
 
 class StepHooks(Protocol):
@@ -310,6 +346,7 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
             masks.after_thinning(model)
             lr_schedules.rebind(optimizer)
         if fired and outcome.pruned_eval is None:
+            recalibrate_after_pruning(model, data.train_x, config.recalibration_images, config.seed)
             outcome.pruned_eval = evaluate(model, data.test_x, data.test_y)
             progress(f"pruned at epoch {epoch}: top1 {outcome.pruned_eval.top1:.2f}% before retraining")
             reason = outcome.pruned_eval.collapse_reason(data.num_classes)
@@ -338,8 +375,10 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
     # The timeline ended before its thinning epoch: thin anyway, latency must reflect the pruning.
     kept = masking.final_masks()
     outcome.masks.extend(m for m in kept if m.kind == "elements")  # recomputed within epochs: the latest count
-    thin(model, kept)
+    removed = thin(model, kept)
     apply_masks(model, follow_thinning(model, [m for m in kept if not m.thinned]))
+    if removed or outcome.stopped_at is not None:  # pruned after the last training step: statistics are stale
+        recalibrate_after_pruning(model, data.train_x, config.recalibration_images, config.seed)
     outcome.reached = reached_sparsity(model, schedule, dense)
     if outcome.stopped_at is None:  # a stopped timeline pruned every pruner to its target
         _warn_cut(schedule, config.epochs, outcome.reached)

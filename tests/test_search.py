@@ -80,6 +80,10 @@ prunebench:
   model: resnet20
 """
 
+# The collapse runs keep the dense model's BatchNorm statistics: re-estimated ones (the default) rescue this
+# schedule, as test_recalibrated_statistics_rescue_what_stale_ones_collapse shows.
+STALE_BATCHNORM = ("--prunebench-bn-recalibration", "off")
+
 
 @pytest.fixture
 def digits_args(tiny_args: list[str]) -> list[str]:
@@ -187,8 +191,8 @@ def test_a_collapsed_case_fails_by_default_and_skips_retraining(pytester: pytest
                                                                digits_args: list[str]) -> None:
     write_schedules(pytester.path, collapse=COLLAPSE_SCHEDULE)
     shutil.copy(REPO / "bench_suites" / "test_schedules.py", pytester.path / "test_schedules.py")
-    result = pytester.runpytest_subprocess(*digits_args, "--prunebench-artifacts=artifacts", "--prunebench-epochs",
-                                           "2", "--benchmark-json=out.json")
+    result = pytester.runpytest_subprocess(*digits_args, *STALE_BATCHNORM, "--prunebench-artifacts=artifacts",
+                                           "--prunebench-epochs", "2", "--benchmark-json=out.json")
 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
@@ -227,8 +231,8 @@ def test_on_collapse_record_keeps_the_case_and_the_closest_marker_wins(pytester:
         def test_strict(prunebench):
             prunebench.run({str(folder / "collapse.yaml")!r})
     """)
-    result = pytester.runpytest_subprocess(*digits_args, "--prunebench-artifacts=artifacts", "--prunebench-epochs",
-                                           "0", "--benchmark-json=out.json")
+    result = pytester.runpytest_subprocess(*digits_args, *STALE_BATCHNORM, "--prunebench-artifacts=artifacts",
+                                           "--prunebench-epochs", "0", "--benchmark-json=out.json")
 
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*prunebench: 3 case(s) on CPU, 3 collapsed*"])
@@ -247,6 +251,20 @@ def test_on_collapse_record_keeps_the_case_and_the_closest_marker_wins(pytester:
     found = records(pytester.path / "out.json")
     assert set(found) == {"test_recorded", "test_recorded_but_over_a_threshold", "test_strict"}
     assert all(record["extra_info"]["collapsed"] is True for record in found.values())
+
+
+def test_recalibrated_statistics_rescue_what_stale_ones_collapse(pytester: pytest.Pytester,
+                                                                  digits_args: list[str]) -> None:
+    """The schedule the collapse tests use, with the default BatchNorm re-estimation: not collapsed at all."""
+    write_schedules(pytester.path, collapse=COLLAPSE_SCHEDULE)
+    shutil.copy(REPO / "bench_suites" / "test_schedules.py", pytester.path / "test_schedules.py")
+    result = pytester.runpytest_subprocess(*digits_args, "--prunebench-artifacts=artifacts", "--prunebench-epochs",
+                                           "0", "--benchmark-json=out.json")
+
+    result.assert_outcomes(passed=1)
+    info = records(pytester.path / "out.json")["test_schedule[collapse]"]["extra_info"]
+    assert info["bn_recalibration"] == 1024 and info["collapsed"] is False
+    assert info["top1_pruned"] > 20, "the stale statistics' single class is at 10%"
 
 
 def test_a_bad_prunebench_marker_fails_its_test_with_one_line(pytester: pytest.Pytester) -> None:

@@ -28,6 +28,7 @@ from pytest_prunebench.settings import (
     positive_float,
     positive_int,
     precision,
+    recalibration_images,
     threshold,
 )
 
@@ -49,6 +50,9 @@ from pytest_prunebench.settings import (
         (device_name, "BATCH:GPU(4)", "BATCH:GPU(4)"),
         (device_name, "MULTI:GPU.0,GPU.1", "MULTI:GPU.0,GPU.1"),
         (non_negative_int, "0", 0),
+        (recalibration_images, "512", 512),
+        (recalibration_images, "off", 0),
+        (recalibration_images, "0", 0),
         (non_negative_int, "7", 7),
         (non_negative_int, " 12 ", 12),
         (positive_int, "1", 1),
@@ -146,6 +150,8 @@ def test_model_name_aliases_and_factories(text: str, expected: str) -> None:
         (threshold, "min_top1=inf", "'min_top1=inf'"),
         (threshold, "max_latency_ms=nan", "'max_latency_ms=nan'"),
         (threshold, "MIN_TOP1=90", "'MIN_TOP1=90'"),
+        (recalibration_images, "-5", "-5"),
+        (recalibration_images, "all", "'all'"),
         (gate_mode, "maybe", "'maybe'"),
         (gate_mode, "", "''"),
         (gate_mode, "true", "'true'"),
@@ -293,8 +299,9 @@ def test_bad_new_option_values_are_one_line_usage_errors(pytester: pytest.Pytest
 
 def test_threshold_and_examples_ini_keys_resolve(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nprunebench_threshold = min_top1=90 max_latency_ms=3\nprunebench_examples = 7\n"
-                     "prunebench_host_gate = on\n")
+                     "prunebench_host_gate = on\nprunebench_bn_recalibration = off\n")
     settings = resolved(pytester)
+    assert settings.bn_recalibration == 0 and Settings().bn_recalibration == 1024
     assert settings.thresholds == (("min_top1", 90.0), ("max_latency_ms", 3.0))
     assert settings.examples == 7
     assert settings.host_gate == "on"

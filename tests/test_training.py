@@ -21,6 +21,7 @@ from pytest_prunebench.training import (
     _thin_with_optimizer,
     evaluate,
     firing_target,
+    recalibrate_batchnorm,
     regularization,
     retrain,
 )
@@ -89,6 +90,68 @@ def test_a_model_that_collapses_when_pruned_is_not_retrained(tmp_path: Path, syn
     assert model.layer1[0].conv1.out_channels == 8 and model.layer2[1].conv1.out_channels == 16
 
 
+
+
+def _poisoned(model: torch.nn.Module) -> torch.nn.Module:
+    """Running statistics no real input has: what a pruned model's BN layers hold, taken to the extreme."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.fill_(1e3)
+            module.running_var.fill_(1e-3)
+    return model
+
+
+def test_recalibration_sets_batchnorm_statistics_to_those_of_its_inputs() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3)
+    model = _poisoned(torch.nn.Sequential(conv, torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1),
+                                          torch.nn.BatchNorm2d(2)))
+    images = torch.randn(256, 3, 8, 8)
+    weights = {name: value.clone() for name, value in model.named_parameters()}
+    model.eval()
+
+    assert recalibrate_batchnorm(model, images, batch_size=128) == 2
+
+    with torch.no_grad():
+        outputs = [conv(half).transpose(0, 1).flatten(1) for half in images.split(128)]
+    first = model[1]
+    # Two equal batches, averaged (momentum None): the mean over all images, the mean of the batch variances.
+    torch.testing.assert_close(first.running_mean, torch.cat(outputs, dim=1).mean(dim=1))
+    torch.testing.assert_close(first.running_var, torch.stack([out.var(dim=1) for out in outputs]).mean(dim=0))
+    assert model[4].running_mean.abs().max() < 100, "every BN is re-estimated, not only the first"
+    assert first.momentum == 0.1 and model[4].momentum == 0.1 and not model.training, "mode and momentum restored"
+    assert all(torch.equal(value, weights[name]) for name, value in model.named_parameters()), "weights untouched"
+
+
+def test_recalibration_joins_a_one_image_last_batch_and_skips_what_it_cannot_estimate() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3), torch.nn.BatchNorm1d(3)).train()
+    images = torch.randn(129, 3, 2, 2)  # 128 + 1: a 1-image batch would make BatchNorm1d raise
+    assert recalibrate_batchnorm(model, images, batch_size=128) == 1
+    with torch.no_grad():
+        torch.testing.assert_close(model[2].running_mean, model[1](images.flatten(1)).mean(dim=0))
+    assert model.training
+    assert recalibrate_batchnorm(model, images[:1]) == 0 and recalibrate_batchnorm(torch.nn.Linear(2, 2),
+                                                                                   images) == 0
+
+
+def test_a_pruned_model_is_judged_on_recalibrated_statistics(tmp_path: Path, synthetic: Dataset) -> None:
+    schedule = load_schedule(write_schedules(tmp_path, filters=FILTERS_SCHEDULE) / "filters.yaml")
+    small_set = Dataset(synthetic.name, synthetic.train_x[:64], synthetic.train_y[:64], synthetic.test_x[:16],
+                        synthetic.test_y[:16], synthetic.num_classes)
+    at_judgement: dict[int, float] = {}
+    for images in (0, 64):
+        torch.manual_seed(0)
+        model = _poisoned(build_model("resnet20", 10))
+
+        def judged(message: str, images: int = images, model: torch.nn.Module = model) -> None:
+            if message.startswith("pruned at epoch 0"):  # printed right after the judgement
+                at_judgement[images] = float(model.layer3[2].bn2.running_mean.abs().max())
+
+        retrain(model, schedule, small_set, TrainConfig(epochs=1, stop_on_collapse=False,
+                                                        recalibration_images=images), judged)
+    assert at_judgement[0] == 1e3, "off: the statistics pruning left"
+    assert at_judgement[64] < 100, "re-estimated before the pruned model is evaluated"
 
 
 @pytest.fixture
