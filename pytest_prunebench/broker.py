@@ -13,10 +13,12 @@ Imports redis (and nothing heavy) only inside functions: the plugin imports this
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from . import protocol
 from .errors import PrunebenchError
@@ -30,19 +32,40 @@ class BrokerError(PrunebenchError):
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for every message and log line."""
+    """The URL without its password (in the user part, or a `password`/`ssl_password` query option), for every
+    message and log line."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return "<unparsable broker URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{user}:***@{host}" + (f":{port}" if port else "")
+    query = "&".join(f"{name}=***" if "password" in name.lower() else f"{name}={value}"
+                     for name, value in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+# The query options of a URL that name files (redis-py's SSLConnection arguments): checked before connecting, so
+# a mistyped path is one line naming the option, not a socket error.
+TLS_FILE_OPTIONS = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile")
+
+
+def _tls_reason(exc: BaseException) -> str | None:
+    """Why a TLS handshake failed on the certificate, if it did (redis-py keeps the ssl error as the context)."""
+    import ssl
+
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current.verify_message or str(current)
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def connect(url: str) -> Any:
@@ -52,13 +75,21 @@ def connect(url: str) -> Any:
     except ImportError:
         raise BrokerError("the redis package is not installed: pip install redis") from None
     shown = redact(url)
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+    try:
+        parts = urlsplit(url)
+        options = dict(parse_qsl(parts.query))
+    except ValueError as exc:
+        raise BrokerError(f"broker {shown}: {exc}") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
         raise BrokerError(f"broker {shown}: use redis://[:password@]host:port/db (rediss:// for TLS)")
+    for option in TLS_FILE_OPTIONS:
+        if option in options and not Path(options[option]).exists():
+            raise BrokerError(f"broker {shown}: {option} {options[option]} does not exist on this host")
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
         client.ping()
     except redis.AuthenticationError:
-        if urlsplit(url).password is None:
+        if parts.password is None and "password" not in options:
             raise BrokerError(f"the broker {shown} needs a password: redis://:PASSWORD@host:port/db") from None
         raise BrokerError(f"the broker {shown} refused the password (wrong password or user)") from None
     except redis.ResponseError as exc:
@@ -66,8 +97,21 @@ def connect(url: str) -> Any:
             raise BrokerError(f"the broker {shown} needs a password: redis://:PASSWORD@host:port/db") from None
         raise BrokerError(f"the broker {shown} answered: {str(exc).splitlines()[0]}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        untrusted = _tls_reason(exc)
+        if untrusted is not None:
+            raise BrokerError(
+                f"the broker {shown} presented a TLS certificate this host does not trust ({untrusted}); name the "
+                f"CA that signed it: rediss://host:port/db?ssl_ca_certs=/path/to/ca.pem") from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BrokerError(f"cannot reach the broker {shown} ({reason}); is redis-server running there?") from None
+        hint = "is redis-server running there?"
+        if parts.scheme == "redis" and "reset by peer" in reason:
+            hint += " If it serves TLS, use rediss://"
+        raise BrokerError(f"cannot reach the broker {shown} ({reason}); {hint}") from None
+    except TypeError as exc:  # redis-py passes unknown query options on as keyword arguments
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        option = unknown.group(1) if unknown else str(exc)
+        raise BrokerError(f"broker {shown}: unknown URL option {option} (rediss:// takes ssl_ca_certs, "
+                          f"ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname)") from None
     except ValueError as exc:
         raise BrokerError(f"broker {shown}: {exc}") from None
     return client

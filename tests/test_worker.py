@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+import redis_servers
 import torch
 
 from pytest_prunebench import protocol
@@ -277,11 +278,7 @@ def test_no_worker_for_the_device_fails_with_the_command_that_starts_one(
 
 def test_broker_errors_are_one_line_without_the_password(redis_server: int, redis_url: str,
                                                          start_worker: Callable[..., WorkerProcess]) -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
+    free = redis_servers.free_port()
     with pytest.raises(BrokerError, match=r"cannot reach the broker redis://:\*\*\*@127.0.0.1:\d+/0"):
         connect(f"redis://:hunter2@127.0.0.1:{free}/0")
     admin = redis.Redis(port=redis_server)
@@ -303,6 +300,102 @@ def test_broker_errors_are_one_line_without_the_password(redis_server: int, redi
         assert "right-secret" not in right.output() and "stopped after 0 job(s)" in right.output()
     finally:
         admin.acl_deluser("tester")
+
+
+TLS_SECRET = "tls-hunter2"
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, redis_servers.Certificates]]:
+    """A redis-server that speaks only TLS, with a certificate from a throwaway CA, and a password."""
+    folder = tmp_path_factory.mktemp("tls-broker")
+    certificates = redis_servers.make_certificates(folder)
+    server, port = redis_servers.start_tls(folder, certificates, "--requirepass", TLS_SECRET)
+    yield port, certificates
+    server.terminate()
+    server.wait(10)
+
+
+def _everything_stored(client: redis.Redis) -> bytes:
+    """Every key and value on the broker (streams keep their entries after XACK), to search for a secret."""
+    found: list[bytes] = []
+    for key in client.scan_iter():
+        kind = client.type(key)
+        if kind == b"string":
+            found.append(client.get(key) or b"")
+        elif kind == b"hash":
+            found += [b"%s=%s" % item for item in client.hgetall(key).items()]
+        elif kind == b"list":
+            found += client.lrange(key, 0, -1)
+        elif kind == b"stream":
+            found += [b"%s=%s" % item for _, fields in client.xrange(key) for item in fields.items()]
+        found.append(key)
+    return b"\n".join(found)
+
+
+def test_a_tls_broker_with_its_ca_named_in_the_url(
+        tls_broker: tuple[int, redis_servers.Certificates], start_worker: Callable[..., WorkerProcess],
+        venv310: Path, pytester: pytest.Pytester, tiny_args: list[str]) -> None:
+    """rediss:// with ?ssl_ca_certs=: a worker on either OpenVINO and a pytest run connect; a CA that did not sign
+    the broker's certificate (or none: the system store) is one line; the password is in no output or record."""
+    import re
+
+    from tiny import run_schedule_suite
+
+    port, certificates = tls_broker
+
+    def url(ca: Path | None) -> str:
+        return f"rediss://:{TLS_SECRET}@127.0.0.1:{port}/0" + (f"?ssl_ca_certs={ca}" if ca else "")
+
+    def untrusted(ca: Path | None) -> str:
+        shown = url(ca).replace(TLS_SECRET, "***")
+        return (re.escape(f"the broker {shown} presented a TLS certificate this host does not trust (") + r"[^\n]+"
+                + re.escape("); name the CA that signed it: rediss://host:port/db?ssl_ca_certs=/path/to/ca.pem"))
+
+    for ca in (certificates.other_ca, None):
+        refused = start_worker(url=url(ca), ready=False)
+        assert refused.process.wait(60) == 2
+        assert re.fullmatch("prunebench worker: error: " + untrusted(ca), refused.output().strip()), refused.output()
+    old = start_worker(url=url(certificates.ca), python=str(venv310 / "bin" / "python"))  # Python 3.10's ssl
+    old.process.send_signal(signal.SIGINT)
+    assert old.process.wait(30) == 0 and f"OpenVINO {OPENVINO_2022}" in old.output()
+    worker = start_worker("--name", "tls-worker", url=url(certificates.ca))
+
+    result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0", "-k", "filters",
+                                f"--prunebench-broker={url(certificates.ca)}")
+    result.assert_outcomes(passed=1)
+    records = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    assert [r["extra_info"]["worker"] for r in records] == ["tls-worker"]
+    worker.wait_for("test_schedule_filters CPU median")
+    refused_run = pytester.runpytest_subprocess(f"--prunebench-broker={url(certificates.other_ca)}")
+    assert refused_run.ret == pytest.ExitCode.USAGE_ERROR
+    assert re.fullmatch("ERROR: " + untrusted(certificates.other_ca), refused_run.stderr.str().strip())
+
+    outputs = [result.stdout.str(), result.stderr.str(), refused_run.stdout.str(), refused_run.stderr.str(),
+               (pytester.path / "out.json").read_text(), worker.output(), old.output(), refused.output()]
+    assert not [text for text in outputs if TLS_SECRET in text]
+    client = connect(url(certificates.ca))
+    stored = _everything_stored(client)
+    assert b"prunebench:result:" in stored and TLS_SECRET.encode() not in stored
+    client.flushall()
+
+
+def test_mistakes_in_a_tls_url_are_one_line_without_the_password(tmp_path: Path) -> None:
+    from pytest_prunebench.broker import redact
+
+    base = f"rediss://:{TLS_SECRET}@127.0.0.1:{redis_servers.free_port()}/0"
+    shown = base.replace(TLS_SECRET, "***")
+    missing = tmp_path / "no-such-ca.pem"
+    with pytest.raises(BrokerError) as info:
+        connect(f"{base}?ssl_ca_certs={missing}")
+    assert str(info.value) == (f"broker {shown}?ssl_ca_certs={missing}: ssl_ca_certs {missing} does not exist on "
+                               f"this host")
+    with pytest.raises(BrokerError) as info:  # redis-py would pass the misspelt option on as a keyword: TypeError
+        connect(f"{base}?ssl_ca_cert={missing}")
+    assert str(info.value).startswith(f"broker {shown}?ssl_ca_cert={missing}: unknown URL option ssl_ca_cert (")
+    # redis-py also takes a password (and a key file's) as query options
+    assert redact(f"rediss://h:1/0?password={TLS_SECRET}&ssl_password=x&ssl_ca_certs=/ca.pem") == \
+        "rediss://h:1/0?password=***&ssl_password=***&ssl_ca_certs=/ca.pem"
 
 
 # -- the NCS2's software: OpenVINO 2022.3 on Python 3.10 ------------------------------------------------------------
@@ -421,11 +514,7 @@ def test_a_pytest_run_under_xdist_measures_every_case_on_workers(
 
 
 def test_a_broker_that_is_down_at_session_start_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
+    free = redis_servers.free_port()
     pytester.makepyfile(test_x="def test_x(): pass")
     result = pytester.runpytest_subprocess(f"--prunebench-broker=redis://:s3cret@127.0.0.1:{free}/0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -485,21 +574,10 @@ def test_the_worker_survives_a_broker_restart(tmp_path: Path, start_worker: Call
                                               onnx_files: tuple[bytes, bytes]) -> None:
     """A broker of its own (the session's one stays up): stopped mid-run, the worker retries; restarted empty,
     the worker serves it again."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", str(tmp_path)]
+    port = redis_servers.free_port()
 
     def server() -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        return process
+        return redis_servers.start(tmp_path, port=port)[0]
 
     url = f"redis://127.0.0.1:{port}/0"
     first = server()
