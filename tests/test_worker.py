@@ -513,6 +513,56 @@ def test_a_pytest_run_under_xdist_measures_every_case_on_workers(
     assert _pending(connect(redis_url)) == 0
 
 
+def _results(client: redis.Redis) -> list[protocol.Result]:
+    return [protocol.decode_result(client.hgetall(key)) for key in client.scan_iter(match=protocol.result_key("*"))]
+
+
+def _assert_one_at_a_time(results: list[protocol.Result]) -> None:
+    """No two measurement windows overlap (each worker takes the device's lock for its window)."""
+    windows = sorted(r.measurement.measured_at for r in results)
+    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+        assert start >= end, windows
+
+
+def test_two_pytest_sessions_at_once_share_the_broker_and_two_workers(
+        tmp_path: Path, tiny_args: list[str], redis_url: str, start_worker: Callable[..., WorkerProcess]) -> None:
+    """Two separate pytest processes (two producers, not xdist) and two workers: each session's records present
+    exactly once, every job answered once, and no two measurements on the device at once."""
+    from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, SCHEDULE_SUITE, write_schedules
+
+    workers = [start_worker("--name", name, ready=False) for name in ("w1", "w2")]
+    for worker in workers:
+        worker.wait_for("serving CPU")
+    sessions = {}
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        write_schedules(folder, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
+        (folder / "test_suite.py").write_text(SCHEDULE_SUITE)
+        sessions[name] = subprocess.Popen(
+            [sys.executable, "-m", "pytest", *tiny_args, "--prunebench-artifacts=artifacts",
+             "--benchmark-json=out.json", "--prunebench-epochs", "0", f"--prunebench-broker={redis_url}",
+             f"--basetemp={folder / 'tmp'}", "-q"],
+            cwd=folder, stdout=(folder / "pytest.log").open("w"), stderr=subprocess.STDOUT)
+    for name, session in sessions.items():
+        assert session.wait(300) == 0, (tmp_path / name / "pytest.log").read_text()
+    client = connect(redis_url)
+    for name in sessions:
+        records = json.loads((tmp_path / name / "out.json").read_text())["benchmarks"]
+        assert sorted(r["name"] for r in records) == ["test_schedule[channels]", "test_schedule[filters]"]
+        assert all(r["extra_info"]["worker"] in ("w1", "w2") for r in records)
+    # Each session: its dense baseline and two cases, one job each; every job answered once and acknowledged.
+    jobs = [protocol.parse_job(fields[b"meta"]) for _, fields in client.xrange(protocol.stream_key("CPU"))]
+    assert len({job.producer for job in jobs}) == 2 and len({job.job for job in jobs}) == len(jobs) == 6
+    results = _results(client)
+    assert sorted(r.job for r in results) == sorted(job.job for job in jobs)
+    assert all(r.error is None for r in results)
+    assert _pending(client) == 0
+    logs = "".join(worker.output() for worker in workers)
+    assert logs.count(" CPU median ") == 6 and "discarded" not in logs, logs
+    _assert_one_at_a_time(results)
+
+
 def test_a_broker_that_is_down_at_session_start_is_a_usage_error(pytester: pytest.Pytester) -> None:
     free = redis_servers.free_port()
     pytester.makepyfile(test_x="def test_x(): pass")
