@@ -125,6 +125,17 @@ def _pending(client: redis.Redis, settle: float = 10) -> int:
         time.sleep(0.05)
 
 
+def _results(client: redis.Redis) -> list[protocol.Result]:
+    return [protocol.decode_result(client.hgetall(key)) for key in client.scan_iter(match=protocol.result_key("*"))]
+
+
+def _assert_one_at_a_time(results: list[protocol.Result]) -> None:
+    """No two measurement windows overlap (each worker takes the device's lock for its window)."""
+    windows = sorted(r.measurement.measured_at for r in results)
+    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+        assert start >= end, windows
+
+
 def test_worker_measures_a_job_with_its_reference(redis_url: str, start_worker: Callable[..., WorkerProcess],
                                                   onnx_files: tuple[bytes, bytes]) -> None:
     dense, other = onnx_files
@@ -486,13 +497,16 @@ def test_openvino_2022_worker_on_python_310_measures_this_projects_export(
 
 # -- the producer side: --prunebench-broker ------------------------------------------------------------------------
 
+@pytest.mark.parametrize("openvino", ["2026.", OPENVINO_2022])
 def test_a_pytest_run_under_xdist_measures_every_case_on_workers(
         pytester: pytest.Pytester, tiny_args: list[str], redis_url: str,
-        start_worker: Callable[..., WorkerProcess]) -> None:
-    """Two producers (-n 2) and two workers: every record present once, as local plus the worker's name."""
+        start_worker: Callable[..., WorkerProcess], request: pytest.FixtureRequest, openvino: str) -> None:
+    """Two producers (-n 2) and two workers: every record present once, as local plus the worker's name; with
+    OpenVINO 2022.3 workers on Python 3.10 (the NCS2 host's software), every job this project's exports make."""
     from tiny import run_schedule_suite
 
-    workers = [start_worker("--name", name, ready=False) for name in ("w1", "w2")]  # both start at once
+    python = sys.executable if openvino != OPENVINO_2022 else str(request.getfixturevalue("venv310") / "bin/python")
+    workers = [start_worker("--name", name, python=python, ready=False) for name in ("w1", "w2")]  # start at once
     for worker in workers:
         worker.wait_for("serving CPU")
     result = run_schedule_suite(pytester, tiny_args, "-n", "2", "--prunebench-epochs", "0",
@@ -502,7 +516,7 @@ def test_a_pytest_run_under_xdist_measures_every_case_on_workers(
     assert sorted(r["name"] for r in records) == ["test_schedule[channels]", "test_schedule[filters]"]
     for record in records:
         info = record["extra_info"]
-        assert info["worker"] in ("w1", "w2") and info["worker_openvino"].startswith("2026.")
+        assert info["worker"] in ("w1", "w2") and info["worker_openvino"].startswith(openvino)
         assert record["stats"]["rounds"] == 20 and 0 < record["stats"]["median"] < 1
         assert info["latency_speedup"] > 0 and info["throughput_fps"] > 0 and info["device_ms"] is not None
         assert info["top1_pruned"] == info["top1"]
@@ -510,18 +524,12 @@ def test_a_pytest_run_under_xdist_measures_every_case_on_workers(
     for case in ("test_schedule_filters", "test_schedule_channels"):
         assert logs.count(f"{case} CPU median") == 1, logs  # the job's case is its ONNX file's stem
     assert logs.count("resnet20-") >= 1, logs  # the dense baseline measured on a worker too (once per producer)
-    assert _pending(connect(redis_url)) == 0
-
-
-def _results(client: redis.Redis) -> list[protocol.Result]:
-    return [protocol.decode_result(client.hgetall(key)) for key in client.scan_iter(match=protocol.result_key("*"))]
-
-
-def _assert_one_at_a_time(results: list[protocol.Result]) -> None:
-    """No two measurement windows overlap (each worker takes the device's lock for its window)."""
-    windows = sorted(r.measurement.measured_at for r in results)
-    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
-        assert start >= end, windows
+    client = connect(redis_url)
+    assert _pending(client) == 0
+    results = _results(client)  # the dense baselines' jobs too
+    assert len(results) == client.xlen(protocol.stream_key("CPU")) >= 3
+    assert all(r.error is None and r.worker_openvino.startswith(openvino) for r in results)
+    _assert_one_at_a_time(results)
 
 
 def test_two_pytest_sessions_at_once_share_the_broker_and_two_workers(
