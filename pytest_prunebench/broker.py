@@ -173,6 +173,7 @@ class Broker:
         self.shown = redact(url)
         self.client = connect(url)
         self._groups: set[str] = set()
+        self._entries: dict[str, Any] = {}  # job id -> its stream entry id, until answered or withdrawn
 
     def put_blob(self, raw: bytes) -> protocol.BlobRef:
         """Store `raw` under its SHA-256 once (renewing its expiry) and return its reference."""
@@ -202,23 +203,45 @@ class Broker:
             self._groups.add(device)
         job = protocol.Job(uuid.uuid4().hex, case, device, precision, rounds, warmup,
                            protocol.bytes_ref(onnx, inline="onnx"), reference, images, labels, producer)
-        self.client.xadd(protocol.stream_key(device), {"meta": job.meta(), "onnx": onnx})
+        self._entries[job.job] = self.client.xadd(protocol.stream_key(device), {"meta": job.meta(), "onnx": onnx})
         return job.job
 
     def wait(self, job: str, device: str, timeout: float) -> protocol.Result:
-        """The job's result. Fails when no worker has served `device` for `timeout` seconds."""
+        """The job's result. Fails when `device` has gone `timeout` seconds without progress: no worker served it,
+        or every worker serving it has held one job that long, or the worker holding this job has held it that long
+        (a worker stuck inside OpenVINO keeps its heartbeat: only the time it holds a job shows it)."""
         import redis
 
-        last_served = time.monotonic()
+        last_progress = time.monotonic()  # the last moment a worker serving the device was idle or took a job
         try:
             while True:
                 if self.client.blpop([protocol.done_key(job)], timeout=1):
+                    self._entries.pop(job, None)
                     # Kept until it expires: a late duplicate of this job then finds it and is discarded.
                     return protocol.decode_result(self.client.hgetall(protocol.result_key(job)))
-                if serving(self.client, device):
-                    last_served = time.monotonic()
-                elif time.monotonic() - last_served > timeout:
+                now = time.monotonic()
+                beats = serving(self.client, device)
+                for beat in beats:
+                    last_progress = max(last_progress, now - _busy_for(beat, device))
+                holder = self._holder(job, device)
+                held = next((beat for beat in beats if beat.get("worker") == holder), None)
+                if held is not None and _busy_for(held, device) > timeout:
                     self._withdraw(job, device)
+                    raise BrokerError(
+                        f"worker {holder} has held this job on device {device} of the broker {self.shown} for "
+                        f"{_busy_for(held, device):.0f} s without an answer (--prunebench-lock-timeout "
+                        f"{timeout:g} s) while its heartbeat goes on ({_state(held, device)}): stuck inside "
+                        f"OpenVINO? Restart it: prunebench worker --broker {self.shown} --device {device}")
+                if now - last_progress > timeout:
+                    self._withdraw(job, device)
+                    if beats:
+                        busy = ", ".join(f"{beat.get('worker')} ({_state(beat, device)}, "
+                                         f"{_busy_for(beat, device):.0f} s)" for beat in beats)
+                        raise BrokerError(
+                            f"every worker serving device {device} on the broker {self.shown} has held one job for "
+                            f"over {timeout:g} s (--prunebench-lock-timeout) while its heartbeat goes on: {busy}; "
+                            f"stuck inside OpenVINO? Restart it: prunebench worker --broker {self.shown} "
+                            f"--device {device}")
                     raise BrokerError(
                         f"no worker served device {device} on the broker {self.shown} for {timeout:g} s "
                         f"(--prunebench-lock-timeout); start one on the host that has the device: "
@@ -227,12 +250,38 @@ class Broker:
             raise BrokerError(f"lost the broker {self.shown} while waiting for job {job} "
                               f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
+    def _holder(self, job: str, device: str) -> str | None:
+        """The worker (consumer) that has taken `job` and not acknowledged it yet; None: not taken."""
+        entry = self._entries.get(job)
+        if entry is None:
+            return None
+        pending = self.client.xpending_range(protocol.stream_key(device), protocol.GROUP, min=entry, max=entry,
+                                             count=1)
+        if not pending:
+            return None
+        consumer = pending[0]["consumer"]
+        return consumer.decode() if isinstance(consumer, bytes) else str(consumer)
+
     def _withdraw(self, job: str, device: str) -> None:
-        """Remove a job nobody took, so a worker started later does not measure it for nobody."""
+        """Remove a job nobody answered, so a worker that takes it later (or comes unstuck) does not measure it
+        for nobody: acknowledged (a worker that holds it stores a result nobody reads) and deleted."""
         key = protocol.stream_key(device)
-        for entry_id, fields in self.client.xrange(key, count=1000):
-            if protocol.job_id_of(fields.get(b"meta")) == job:
-                self.client.xdel(key, entry_id)
+        entry = self._entries.pop(job, None)
+        if entry is not None:
+            self.client.xack(key, protocol.GROUP, entry)
+            self.client.xdel(key, entry)
+
+
+def _busy_for(beat: dict[str, Any], device: str) -> float:
+    """Seconds the heartbeat's worker has held its current job on `device` (0: idle, or a worker without it)."""
+    busy = beat.get("busy_s")
+    value = busy.get(device, 0.0) if isinstance(busy, dict) else 0.0
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _state(beat: dict[str, Any], device: str) -> str:
+    state = beat.get("state")
+    return str(state.get(device, "?"))[:120] if isinstance(state, dict) else "?"
 
 
 class RemoteMeasurer:

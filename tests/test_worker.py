@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from pytest_prunebench.export import export_onnx
 from pytest_prunebench.models import build_model
 
 PRUNEBENCH = Path(sys.executable).parent / "prunebench"
+HANGING_WORKER = Path(__file__).parent / "hanging_worker.py"  # every job hangs; heartbeat and claim renewals go on
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +74,9 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
     started: list[WorkerProcess] = []
 
     def start(*extra: str, url: str = redis_url, console: bool = False, python: str = sys.executable,
-              ready: bool = True) -> WorkerProcess:
-        base = [str(PRUNEBENCH), "worker"] if console else [python, "-m", "pytest_prunebench.worker"]
+              ready: bool = True, script: Path | None = None) -> WorkerProcess:
+        base = ([str(PRUNEBENCH), "worker"] if console else [python, str(script)] if script
+                else [python, "-m", "pytest_prunebench.worker"])
         worker = WorkerProcess([*base, "--broker", url, "--device", "CPU", *extra],
                                tmp_path / f"worker-{len(started)}.log")
         started.append(worker)
@@ -287,6 +290,50 @@ def test_no_worker_for_the_device_fails_with_the_command_that_starts_one(
     assert broker.client.xlen(protocol.stream_key("CPU")) == 0  # withdrawn: no later worker measures it
 
 
+def test_a_worker_stuck_inside_a_job_does_not_hold_its_producers_forever(
+        redis_url: str, start_worker: Callable[..., WorkerProcess], onnx_files: tuple[bytes, bytes]) -> None:
+    """A worker alive (heartbeat, claim renewals) but stuck in a job: the producer whose job it holds, and one whose
+    job waits behind it, each fail with one line after --prunebench-lock-timeout (plus at most a heartbeat), naming
+    the worker; both jobs are withdrawn."""
+    stuck = start_worker("--name", "stuck", script=HANGING_WORKER)
+    broker = Broker(redis_url)
+    held = _submit(broker, onnx_files[1], case="held")
+    _wait_measuring(broker.client, "stuck")
+    queued = _submit(broker, onnx_files[1], case="queued")
+    started = time.monotonic()
+    with pytest.raises(BrokerError) as info:
+        broker.wait(held, "CPU", timeout=3)
+    assert re.fullmatch(r"worker stuck has held this job on device CPU of the broker redis://127\.0\.0\.1:\d+/0 "
+                        r"for \d+ s without an answer \(--prunebench-lock-timeout 3 s\) while its heartbeat goes on "
+                        r"\(measuring held\): stuck inside OpenVINO\? Restart it: prunebench worker --broker "
+                        r"redis://127\.0\.0\.1:\d+/0 --device CPU", str(info.value)), str(info.value)
+    assert 3 < time.monotonic() - started < 3 + 5 + 3  # the timeout, a heartbeat's lag, a few polls
+    started = time.monotonic()
+    with pytest.raises(BrokerError, match=r"^every worker serving device CPU on the broker redis://127\.0\.0\.1:\d+/0 "
+                                          r"has held one job for over 3 s \(--prunebench-lock-timeout\) while its "
+                                          r"heartbeat goes on: stuck \(measuring held, \d+ s\); stuck inside OpenVINO"):
+        broker.wait(queued, "CPU", timeout=3)
+    assert 3 < time.monotonic() - started < 3 + 3
+    assert broker.client.xlen(protocol.stream_key("CPU")) == 0 and _pending(broker.client, settle=0) == 0
+    assert stuck.process.poll() is None and _heartbeat_state(broker.client, "stuck") == "measuring held"
+
+
+def test_a_pytest_run_fails_the_case_a_stuck_worker_holds_with_one_line(
+        pytester: pytest.Pytester, tiny_args: list[str], redis_url: str,
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    from tiny import run_schedule_suite
+
+    start_worker("--name", "stuck", script=HANGING_WORKER)
+    result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0", f"--prunebench-broker={redis_url}",
+                                "--prunebench-lock-timeout", "3", "-k", "filters")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*worker stuck has held this job on device CPU of the broker redis://127.0.0.1:*/0 "
+                                 "for * s without an answer (--prunebench-lock-timeout 3 s) while its heartbeat goes "
+                                 "on (measuring resnet20-*): stuck inside OpenVINO? Restart it: prunebench worker "
+                                 "--broker redis://127.0.0.1:*/0 --device CPU*"])
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_broker_errors_are_one_line_without_the_password(redis_server: int, redis_url: str,
                                                          start_worker: Callable[..., WorkerProcess]) -> None:
     free = redis_servers.free_port()
@@ -349,8 +396,6 @@ def test_a_tls_broker_with_its_ca_named_in_the_url(
         venv310: Path, pytester: pytest.Pytester, tiny_args: list[str]) -> None:
     """rediss:// with ?ssl_ca_certs=: a worker on either OpenVINO and a pytest run connect; a CA that did not sign
     the broker's certificate (or none: the system store) is one line; the password is in no output or record."""
-    import re
-
     from tiny import run_schedule_suite
 
     port, certificates = tls_broker
