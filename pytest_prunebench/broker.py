@@ -147,11 +147,22 @@ def store_result(client: Any, job: str, fields: dict[str, bytes]) -> bool:
     return bool(client.eval(STORE_ONCE, 2, protocol.result_key(job), protocol.done_key(job), *args))
 
 
+# The heartbeats of the registered workers, in one round trip; a name whose heartbeat expired (its worker stopped
+# beating three beats ago) leaves the set, atomically, so a worker that beats again in between is not dropped.
+LIVE_HEARTBEATS = """
+local beats = {}
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local beat = redis.call('GET', ARGV[1] .. name)
+  if beat then table.insert(beats, beat) else redis.call('SREM', KEYS[1], name) end
+end
+return beats
+"""
+
+
 def workers(client: Any) -> list[dict[str, Any]]:
     """The heartbeats of live workers (each expires a few beats after its worker stopped)."""
     found = []
-    for key in client.scan_iter(match=protocol.heartbeat_key("*"), count=100):
-        raw = client.get(key)
+    for raw in client.eval(LIVE_HEARTBEATS, 1, protocol.WORKERS_KEY, protocol.heartbeat_key("")):
         try:
             beat = json.loads(raw) if raw else None
         except ValueError:

@@ -140,7 +140,7 @@ class Worker:
                 self._beat_quietly()
         finally:
             with contextlib.suppress(Exception):  # the heartbeat expires by itself when the broker is gone
-                self.client.delete(protocol.heartbeat_key(self.name))
+                self.unregister()
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def beat(self) -> None:
@@ -155,7 +155,16 @@ class Worker:
         beat = {"worker": self.name, "host": socket.gethostname(), "pid": os.getpid(), "devices": self.devices,
                 "openvino": self.openvino, "state": state, "busy_s": busy, "jobs": self.jobs_done,
                 "started": self.started, "stopping": self.stopping.is_set(), "at": time.time()}
-        self.client.set(protocol.heartbeat_key(self.name), json.dumps(beat), ex=int(3 * HEARTBEAT_S))
+        pipe = self.client.pipeline(transaction=False)  # the heartbeat, then the name producers find it by
+        pipe.set(protocol.heartbeat_key(self.name), json.dumps(beat), ex=int(3 * HEARTBEAT_S))
+        pipe.sadd(protocol.WORKERS_KEY, self.name)
+        pipe.execute()
+
+    def unregister(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(protocol.heartbeat_key(self.name))
+        pipe.srem(protocol.WORKERS_KEY, self.name)
+        pipe.execute()
 
     def _beat_quietly(self) -> None:
         import redis
@@ -409,7 +418,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             worker.hand_back()
         finally:
-            worker.client.delete(protocol.heartbeat_key(worker.name))
+            with contextlib.suppress(Exception):  # the heartbeat expires by itself when the broker is gone
+                worker.unregister()
             shutil.rmtree(worker.workdir, ignore_errors=True)
             os._exit(130 if signum == signal.SIGINT else 143)  # the measuring threads stop with the process
 

@@ -24,7 +24,7 @@ import redis_servers
 import torch
 
 from pytest_prunebench import protocol
-from pytest_prunebench.broker import Broker, BrokerError, connect, store_result
+from pytest_prunebench.broker import Broker, BrokerError, connect, store_result, workers
 from pytest_prunebench.export import export_onnx
 from pytest_prunebench.models import build_model
 
@@ -102,8 +102,7 @@ def _submit(broker: Broker, onnx: bytes, dense: bytes | None = None, rounds: int
 
 
 def _heartbeat_state(client: redis.Redis, name_part: str) -> str:
-    for key in client.scan_iter(match=protocol.heartbeat_key("*")):
-        beat = json.loads(client.get(key) or b"{}")
+    for beat in workers(client):
         if name_part in beat.get("worker", ""):
             return beat["state"].get("CPU", "")
     return ""
@@ -155,9 +154,10 @@ def test_worker_measures_a_job_with_its_reference(redis_url: str, start_worker: 
     assert result.worker_openvino.startswith("2026.") and ":" in result.worker
     worker.wait_for("resnet20-other CPU median ")
     assert _pending(broker.client) == 0  # acknowledged once stored
-    # The heartbeat others see: which devices this worker serves.
+    # The heartbeat others see: which devices this worker serves, found through the set of worker names.
     beats = [b for b in broker.client.scan_iter(match=protocol.heartbeat_key("*"))]
     assert len(beats) == 1 and json.loads(broker.client.get(beats[0]))["devices"] == ["CPU"]
+    assert [beat["worker"] for beat in workers(broker.client)] == [result.worker]
 
 
 def test_hostile_messages_are_error_results_and_the_worker_keeps_serving(
@@ -270,6 +270,36 @@ def test_a_job_measured_twice_is_recorded_once(redis_url: str, start_worker: Cal
     assert logs.count("was stored already; this one is discarded") == 1, logs
     assert logs.count("twice CPU median") == 1
     assert broker.client.llen(protocol.done_key(job)) == 0  # signalled once, and that once was consumed
+
+
+def test_a_waiting_producer_costs_the_broker_the_same_few_commands_whatever_its_keyspace_holds(
+        redis_url: str, start_worker: Callable[..., WorkerProcess]) -> None:
+    """Finding the heartbeats is one script over the set of worker names, not a SCAN of every key: with 20,000
+    other keys (a day of results), a producer waiting for a job sends about 4 commands a second."""
+    client = connect(redis_url)
+    pipe = client.pipeline(transaction=False)
+    for i in range(20_000):
+        pipe.set(protocol.result_key(f"old{i}"), b"x", ex=600)
+    pipe.execute()
+    worker = start_worker("--name", "idle")
+    client.sadd(protocol.WORKERS_KEY, "ghost")  # a worker whose heartbeat expired: dropped from the set on sight
+    broker = Broker(redis_url)
+    job = broker.submit("nobody", "OTHER", None, 1, 0, b"x", None, *(protocol.bytes_ref(b"x"),) * 2, "tests")
+    client.config_resetstat()
+    started = time.monotonic()
+    with pytest.raises(BrokerError, match="no worker served device OTHER"):
+        broker.wait(job, "OTHER", timeout=3)
+    seconds = time.monotonic() - started
+    calls = {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in client.info("commandstats").items()}
+    calls.pop("config|resetstat", None)
+    worker_calls = calls.pop("xautoclaim", 0) + calls.pop("xreadgroup", 0) + calls.pop("set", 0)  # the idle worker
+    assert "scan" not in calls and "keys" not in calls, calls
+    assert sum(calls.values()) / seconds < 8, calls  # blpop, the heartbeats' script, xpending: each once a second
+    assert worker_calls / seconds < 4, calls
+    assert [beat["worker"] for beat in workers(client)] == ["idle"]
+    assert client.smembers(protocol.WORKERS_KEY) == {b"idle"}
+    worker.process.send_signal(signal.SIGINT)  # a worker that stops leaves the set at once
+    assert worker.process.wait(30) == 0 and client.smembers(protocol.WORKERS_KEY) == set()
 
 
 def test_store_result_keeps_the_first(redis_url: str) -> None:
