@@ -59,6 +59,11 @@ def heartbeat_key(worker: str) -> str:
     return f"{KEY_PREFIX}:worker:{worker}"
 
 
+# The names of the workers that beat (a set): producers read these heartbeats directly, not by scanning every key
+# (a SCAN walks the whole keyspace: results, blobs, streams, whatever else the database holds).
+WORKERS_KEY = f"{KEY_PREFIX}:workers"
+
+
 GROUP = "workers"
 
 
