@@ -77,6 +77,7 @@ class CaseResult:
     bn_recalibration: int = 0  # training images BatchNorm statistics were re-estimated on after pruning (0: off)
     worker: str = ""  # with --prunebench-broker: the device worker that measured it, and its OpenVINO version
     worker_openvino: str = ""
+    latency_ms_ref: float | None = None  # the session's reference dense median (reference.py); None: unknown
 
     @property
     def collapsed(self) -> bool:
@@ -89,6 +90,14 @@ class CaseResult:
     @property
     def mac_speedup(self) -> float:
         return self.macs_dense / self.macs
+
+    @property
+    def latency_ms_rel(self) -> float:
+        """Drift-corrected latency: the session's reference dense median times pruned / dense from this case's own
+        interleaved window (the absolute median when no reference is known)."""
+        if self.latency_ms_ref is None:
+            return self.latency_ms
+        return self.latency_ms_ref / self.latency_speedup
 
     def extra_info(self) -> dict[str, Any]:
         """Plain JSON values only: pytest-benchmark stores numpy scalars as 'UNSERIALIZABLE[...]'."""
@@ -111,6 +120,8 @@ class CaseResult:
             "e2e_ms": float(self.latency_ms), "round_to": self.round_to, "artifact_cache": self.artifact_cache,
             "top1_dense_torch": None if self.top1_dense_torch is None else float(self.top1_dense_torch),
             "baseline_epochs": int(self.baseline_epochs), "bn_recalibration": int(self.bn_recalibration),
+            "latency_ms_rel": float(self.latency_ms_rel),
+            "latency_ms_ref": None if self.latency_ms_ref is None else float(self.latency_ms_ref),
         }
         if self.worker:
             info.update(worker=self.worker, worker_openvino=self.worker_openvino)
@@ -138,6 +149,7 @@ class _Dense:
     training: Any  # baseline.BaselineTraining: how it was trained
     top1_torch: float  # its test top1 in torch, beside `top1` on the device
     weak: str | None  # why it is below the session's quality floor (--prunebench-min-dense-top1), or None
+    reference: Any  # reference.Reference: the session's dense median its cases' drift-corrected latencies use
 
 
 class CaseRunner:
@@ -156,6 +168,9 @@ class CaseRunner:
         gated = settings.host_gate == "on" or (settings.host_gate == "auto" and shares_host(settings.device))
         self.gate = HostGate(default_gate_path(), settings.lock_timeout) if gated else None
         self._remote: Any = None  # broker.RemoteMeasurer, with --prunebench-broker
+        from .reference import ReferenceStore
+
+        self.references = ReferenceStore(settings.reference_dir)
 
     # -- resolution -------------------------------------------------------------------------------------------
 
@@ -202,6 +217,7 @@ class CaseRunner:
             from .baseline import baseline_key, baseline_recipe, load_or_train_baseline
             from .lock import cpu_work
             from .models import count_macs, count_params, count_weights
+            from .reference import reference_key
             from .training import evaluate, share_cpus_with_workers
 
             threads = share_cpus_with_workers(self.settings.xdist_workers)
@@ -234,10 +250,13 @@ class CaseRunner:
             if gap_warning:
                 warnings.warn(PrunebenchWarning(gap_warning), stacklevel=4)
             weak = weak_baseline(model_name, spec, measurement.top1, training.epochs, self.settings.min_dense_top1)
+            reference = self.references.settle(
+                reference_key(model_name, spec.label, self.settings.device, self.settings.precision),
+                measurement.median_ms, measurement.measured_at[0])
             self._dense[key] = _Dense(model, onnx_path, measurement.top1, count_params(model),
                                       count_weights(model), count_macs(model), collapse_reason,
                                       str(layers_path.resolve()) if layers_path else "", cache_key, compiled,
-                                      training, top1_torch, weak)
+                                      training, top1_torch, weak, reference)
         dense = self._dense[key]
         if dense.weak:
             raise WeakBaselineError(dense.weak)
@@ -437,7 +456,7 @@ class CaseRunner:
             worker=measurement.worker, worker_openvino=measurement.worker_openvino,
             reached=reached_sparsity(model, schedule, layer_sizes(dense.model, schedule)),
             top1_dense_torch=dense.top1_torch, baseline_epochs=dense.training.epochs,
-            bn_recalibration=self.settings.bn_recalibration,
+            bn_recalibration=self.settings.bn_recalibration, latency_ms_ref=dense.reference.latency_ms,
         )
 
 

@@ -111,6 +111,7 @@ OPTIONS = (
 PATH_FIELDS = ("lock_path", "artifacts", "cache", "wandb_dir", "report")
 ANCHORED_FIELDS = ("schedules", "sweeps")  # file, directory or glob patterns, relative to where they were given
 WANDB_GROUP_KEY = "prunebench_wandb_group"  # the controller's group, handed to xdist workers in workerinput
+REFERENCE_KEY = "prunebench_references"  # the controller's directory of reference dense medians (reference.py)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -135,6 +136,8 @@ def resolve(config: pytest.Config) -> Settings:
     """Command line first, then the ini file, then Settings' defaults. Bad ini values are usage errors."""
     workerinput = getattr(config, "workerinput", {})  # on an xdist worker: what the controller handed it
     values: dict[str, Any] = {"root": config.rootpath, "xdist_workers": int(workerinput.get("workercount", 0))}
+    if workerinput.get(REFERENCE_KEY):
+        values["reference_dir"] = Path(workerinput[REFERENCE_KEY])
     for option in OPTIONS:
         value = config.getoption(f"prunebench_{option.dest}")
         if value is not None:

@@ -484,7 +484,8 @@ class PrunebenchSession:
         collapsed = sum(1 for row in self.rows if row["collapsed"])
         reporter.write_sep("-", f"prunebench: {len(self.rows)} case(s) on {self.settings.device}, "
                                 f"{collapsed} collapsed")
-        header = ("case", "top1 %", "dense %", "latency ms", "speed-up", "MAC speed-up", "params", "ONNX KB")
+        header = ("case", "top1 %", "dense %", "latency ms", "abs ms", "speed-up", "MAC speed-up", "params",
+                  "ONNX KB")
         rows = [_summary_cells(r) for r in sorted(self.rows, key=lambda row: row["name"])]
         for line in text_table(header, rows):
             reporter.write_line(line)
@@ -494,6 +495,11 @@ class PrunebenchSession:
         precision = sorted({r["precision"] for r in self.rows})
         reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
                             f"timed interleaved in each case's window")
+        references = sorted({(r["model"], r["latency_ms_ref"]) for r in self.rows if r.get("latency_ms_ref")})
+        if references:
+            reporter.write_line("latency ms = drift-corrected: the session's reference dense median ("
+                                + "; ".join(f"{model} {ms:.3f} ms" for model, ms in references)
+                                + ") / speed-up; abs ms = the case's own median, which drifts between windows")
 
 
 def collapse_policy(node: pytest.Item) -> str:
@@ -523,7 +529,8 @@ def _collapse_line(result: CaseResult, hint: bool) -> str:
 
 def _summary_cells(row: dict[str, Any]) -> tuple[str, ...]:
     return (row["name"] + (" [collapsed]" if row["collapsed"] else ""), f"{row['top1']:.2f}",
-            f"{row['top1_dense']:.2f}", f"{row['latency_ms']:.3f}", f"{row['latency_speedup']:.2f}x",
+            f"{row['top1_dense']:.2f}", f"{row.get('latency_ms_rel', row['latency_ms']):.3f}",
+            f"{row['latency_ms']:.3f}", f"{row['latency_speedup']:.2f}x",
             f"{row['mac_speedup']:.2f}x", f"{row['params']:,}", f"{row['onnx_bytes'] / 1024:.0f}")
 
 

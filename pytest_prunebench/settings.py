@@ -213,6 +213,7 @@ class Settings:
     lock_timeout: float = 900.0
     broker: str | None = None  # redis://...: every measurement goes to a device worker (worker.py); None: local
     xdist_workers: int = 0  # on a pytest-xdist worker: how many workers share this host (torch threads split)
+    reference_dir: Path | None = None  # where xdist workers share the session's reference dense medians; None: here
     host_gate: str = "auto"  # auto: measurements pause other processes' CPU work when the device shares the host
     report: Path | None = None  # where the session writes its report; None: no report
     artifacts: Path = Path(".prunebench/artifacts")

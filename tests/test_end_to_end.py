@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXTRA_INFO_KEYS = {
     "model", "dataset", "device", "schedule", "epochs", "top1", "top5", "top1_pruned", "top1_dense", "params",
     "params_dense", "macs", "macs_dense", "onnx_bytes", "onnx_path", "throughput_fps", "latency_speedup",
-    "mac_speedup", "collapsed", "precision",
+    "mac_speedup", "collapsed", "precision", "latency_ms_rel", "latency_ms_ref",
 }
 RESNET20_MACS = 40_813_184
 # Writes which thread gathers the CPU info of pytest-benchmark's machine_info.
@@ -198,6 +198,12 @@ def test_xdist_workers_records_reach_one_json_file(pytester: pytest.Pytester, ti
     records = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
     assert sorted(b["name"] for b in records) == ["test_schedule[channels]", "test_schedule[filters]"]
     assert all(len(b["stats"]["data"]) == 20 for b in records)
+    # Each worker measured its own dense window; both cases are scaled to the session's one reference.
+    references = {b["extra_info"]["latency_ms_ref"] for b in records}
+    assert len(references) == 1 and next(iter(references)) > 0
+    for record in records:
+        info = record["extra_info"]
+        assert info["latency_ms_rel"] == pytest.approx(info["latency_ms_ref"] / info["latency_speedup"])
 
 
 def test_the_round_to_option_rounds_kept_filters_and_is_recorded(settings: Settings) -> None:
