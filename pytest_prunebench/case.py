@@ -78,6 +78,7 @@ class CaseResult:
     worker: str = ""  # with --prunebench-broker: the device worker that measured it, and its OpenVINO version
     worker_openvino: str = ""
     latency_ms_ref: float | None = None  # the session's reference dense median (reference.py); None: unknown
+    intervals: Any = None  # intervals.LatencyIntervals: 95% intervals of the median and the speed-up
 
     @property
     def collapsed(self) -> bool:
@@ -123,6 +124,11 @@ class CaseResult:
             "latency_ms_rel": float(self.latency_ms_rel),
             "latency_ms_ref": None if self.latency_ms_ref is None else float(self.latency_ms_ref),
         }
+        if self.intervals is not None:
+            info.update(latency_ms_ci=self.intervals.latency_ms.to_json(),
+                        latency_speedup_ci=self.intervals.speedup.to_json())
+            if self.latency_ms_ref is not None:
+                info["latency_ms_rel_ci"] = self.intervals.speedup.inverted(self.latency_ms_ref).to_json()
         if self.worker:
             info.update(worker=self.worker, worker_openvino=self.worker_openvino)
         info.update({f"seconds.{stage}": float(seconds) for stage, seconds in self.seconds.items()})
@@ -435,6 +441,7 @@ class CaseRunner:
     def _result(self, name: str, schedule: Schedule, model: Any, dense: _Dense, epochs: int, pruned: _Pruned,
                 measurement: Any, onnx_path: Path, onnx_bytes: int, dataset: str, model_name: str,
                 collapse_reason: str | None, seconds: dict[str, float]) -> CaseResult:
+        from .intervals import LatencyIntervals
         from .models import count_macs, count_params, count_weights
         from .pruning import layer_sizes, reached_sparsity
 
@@ -457,6 +464,7 @@ class CaseRunner:
             reached=reached_sparsity(model, schedule, layer_sizes(dense.model, schedule)),
             top1_dense_torch=dense.top1_torch, baseline_epochs=dense.training.epochs,
             bn_recalibration=self.settings.bn_recalibration, latency_ms_ref=dense.reference.latency_ms,
+            intervals=LatencyIntervals.of(measurement.latencies_s, measurement.reference_latencies_s),
         )
 
 

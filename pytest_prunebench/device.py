@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DeviceError
+from .intervals import BLOCK
 from .settings import NCS_DEVICE
 
 VIRTUAL_DEVICES = ("AUTO", "HETERO", "MULTI", "BATCH")
@@ -322,7 +323,7 @@ def _infer_all(compiled: Any, images: np.ndarray, batch: int) -> tuple[np.ndarra
 
 
 def _interleaved_latency(models: list[Any], sample: np.ndarray, rounds: int, warmup: int,
-                         block: int = 10) -> list[tuple[float, ...]]:
+                         block: int = BLOCK) -> list[tuple[float, ...]]:
     """`rounds` synchronous inferences per model, in blocks of `block` whose order alternates (AB, BA, ...).
 
     A sample is the request's own `latency`, timed by the runtime around the inference as `benchmark_app` times it,

@@ -84,8 +84,10 @@ def test_schedule_suite_records_every_case_for_pytest_benchmark(pytester: pytest
     result.stdout.fnmatch_lines([
         "*test_schedule[[]gated[]]: latency median * ms is above max_latency_ms 1e-06 (*gated.yaml)*",
     ])
-    result.stdout.fnmatch_lines(["*prunebench: 2 case(s) on CPU*", "case *top1 %*dense %*latency ms*ONNX KB*",
-                                 "test_schedule[[]filters[]] *x *x *", "test_schedule[[]gated[]] *"])
+    result.stdout.fnmatch_lines(["*prunebench: 2 case(s) on CPU*",
+                                 "case *top1 %*dense %*latency ms [[]95% CI[]]*speed-up [[]95% CI[]]*ONNX KB*",
+                                 "test_schedule[[]filters[]] * [[]*-*[]] * [[]*-*[]] *x [[]*-*[]] *x *",
+                                 "test_schedule[[]gated[]] *", "*latency ms = drift-corrected*", "95% CI: *"])
     document = json.loads((pytester.path / "out.json").read_text())
     records = {b["name"]: b for b in document["benchmarks"]}
     assert set(records) == {"test_schedule[filters]", "test_schedule[gated]"}  # a failed threshold keeps its record
@@ -102,6 +104,12 @@ def test_schedule_suite_records_every_case_for_pytest_benchmark(pytester: pytest
         assert info["top1_pruned"] == info["top1"], "0 epochs: the exported model is the pruned one"
         assert info["seconds.measure"] >= info["seconds.measure.accuracy"] + info["seconds.measure.latency"] > 0
         assert info["macs_dense"] == RESNET20_MACS
+        low, high = info["latency_speedup_ci"]
+        assert low <= info["latency_speedup"] <= high
+        low, high = info["latency_ms_ci"]
+        assert low <= info["latency_ms"] <= high
+        low, high = info["latency_ms_rel_ci"]
+        assert low <= info["latency_ms_rel"] <= high
         onnx.checker.check_model(info["onnx_path"], full_check=True)
         assert Path(info["onnx_path"]).stat().st_size == info["onnx_bytes"]
     assert records["test_schedule[filters]"]["extra_info"]["macs"] == FILTERS_MACS
