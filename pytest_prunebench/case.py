@@ -79,6 +79,7 @@ class CaseResult:
     worker_openvino: str = ""
     latency_ms_ref: float | None = None  # the session's reference dense median (reference.py); None: unknown
     intervals: Any = None  # intervals.LatencyIntervals: 95% intervals of the median and the speed-up
+    precision_target: float | None = None  # --prunebench-rounds auto: the speed-up's half-width aimed at
 
     @property
     def collapsed(self) -> bool:
@@ -129,6 +130,11 @@ class CaseResult:
                         latency_speedup_ci=self.intervals.speedup.to_json())
             if self.latency_ms_ref is not None:
                 info["latency_ms_rel_ci"] = self.intervals.speedup.inverted(self.latency_ms_ref).to_json()
+            precision = self.intervals.speedup.half_width(self.latency_speedup)
+            info.update(latency_precision=float(precision), latency_precision_target=self.precision_target,
+                        latency_precision_met=None if self.precision_target is None
+                        else bool(precision <= self.precision_target))
+        info["latency_rounds"] = len(self.latencies_s)
         if self.worker:
             info.update(worker=self.worker, worker_openvino=self.worker_openvino)
         info.update({f"seconds.{stage}": float(seconds) for stage, seconds in self.seconds.items()})
@@ -290,7 +296,7 @@ class CaseRunner:
         with exclusive_measurement(self.settings.device, self.settings.lock_path, self.settings.lock_timeout,
                                    self.gate):
             return device.measure(onnx_path, self.settings.device, images, labels, self.settings.precision,
-                                  self.settings.rounds, self.settings.warmup, reference, compiled)
+                                  self.settings.latency_rounds, self.settings.warmup, reference, compiled)
 
     @contextlib.contextmanager
     def host_work(self) -> Iterator[None]:
@@ -340,7 +346,7 @@ class CaseRunner:
         structures_path = onnx_path.with_suffix(".structures.json")
         structures_path.write_text(json.dumps(pruned.structures), encoding="utf-8")
         laps.lap("artifacts")
-        self.progress(f"{name}: measuring on {self.settings.device} ({self.settings.rounds} rounds, dense "
+        self.progress(f"{name}: measuring on {self.settings.device} ({self.settings.latency_rounds} rounds, dense "
                       f"interleaved)")
         measurement = self._measure(onnx_path, data, reference=dense.compiled)
         laps.lap("measure", measurement.seconds)
@@ -465,6 +471,7 @@ class CaseRunner:
             top1_dense_torch=dense.top1_torch, baseline_epochs=dense.training.epochs,
             bn_recalibration=self.settings.bn_recalibration, latency_ms_ref=dense.reference.latency_ms,
             intervals=LatencyIntervals.of(measurement.latencies_s, measurement.reference_latencies_s),
+            precision_target=getattr(self.settings.latency_rounds, "target", None),
         )
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .settings import DEFAULT_MAX_ROUNDS, DEFAULT_PRECISION_TARGET
+
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 SEED = 0  # every bootstrap starts here: the same samples give the same interval, in any process
@@ -129,3 +131,41 @@ class LatencyIntervals:
     @classmethod
     def of(cls, pruned_s: Sequence[float], dense_s: Sequence[float]) -> LatencyIntervals:
         return cls(median_interval(pruned_s).scaled(1000.0), speedup_interval(pruned_s, dense_s))
+
+
+# -- adaptive rounds (--prunebench-rounds auto) -------------------------------------------------------------------
+
+DEFAULT_BUDGET_S = 120.0  # seconds of timed inferences per measurement window: the time budget
+MIN_ROUNDS = 100  # per model, before the first look at the interval: 10 blocks of each
+
+
+@dataclass(frozen=True)
+class AdaptiveRounds:
+    """Time interleaved blocks until the speed-up's 95% interval is within +-`target` of it (the median's, for a
+    model timed alone), or until `max_rounds` per model or `budget_s` seconds of timed inferences are spent."""
+
+    target: float = DEFAULT_PRECISION_TARGET
+    min_rounds: int = MIN_ROUNDS
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    budget_s: float = DEFAULT_BUDGET_S
+
+    def __str__(self) -> str:
+        return f"auto: to +-{self.target * 100:g}%, at most {self.max_rounds}"
+
+
+def relative_half_width(samples: Sequence[float], reference: Sequence[float] = ()) -> float:
+    """How precise a window is: the speed-up interval's relative half-width when there is a reference model (timed
+    interleaved), else the median interval's."""
+    if len(reference):
+        ratio = float(np.median(reference) / np.median(samples))
+        return speedup_interval(samples, reference).half_width(ratio)
+    return median_interval(samples).half_width(float(np.median(samples)))
+
+
+def next_look(rounds: int, half_width: float, policy: AdaptiveRounds, block: int = BLOCK) -> int:
+    """Rounds per model at the next look at the interval. A half-width falls as 1/sqrt(rounds), so the target needs
+    about rounds x (half_width / target)^2: aim 10% past that (each look costs a bootstrap), at least one block more
+    and at most 4 times as many (an early half-width is itself noisy), in whole blocks, within the budget."""
+    needed = rounds * (half_width / policy.target) ** 2 * 1.1 if math.isfinite(half_width) else 4 * rounds
+    aim = min(max(needed, rounds + block), 4 * rounds)
+    return min(int(-(-aim // block) * block), policy.max_rounds)

@@ -325,7 +325,7 @@ class PrunebenchSession:
             "param": callspec.id if callspec else None,
             "params": {k: str(v) for k, v in callspec.params.items()} if callspec else None,
             "extra_info": result.extra_info(), "samples": list(result.latencies_s),
-            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": self.settings.rounds,
+            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": len(result.latencies_s),
                         "max_time": 0.0, "min_time": 0.0, "precision": None, "confidence": None,
                         "warmup": self.settings.warmup, "device": result.device},
         }
