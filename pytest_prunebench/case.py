@@ -170,6 +170,7 @@ class CaseRunner:
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         from .cache import ArtifactCache
         from .lock import HostGate, default_gate_path, shares_host
+        from .reference import ReferenceStore
 
         self.settings = settings
         self.progress: Progress = progress or (lambda _message: None)
@@ -180,9 +181,7 @@ class CaseRunner:
         gated = settings.host_gate == "on" or (settings.host_gate == "auto" and shares_host(settings.device))
         self.gate = HostGate(default_gate_path(), settings.lock_timeout) if gated else None
         self._remote: Any = None  # broker.RemoteMeasurer, with --prunebench-broker
-        from .reference import ReferenceStore
-
-        self.references = ReferenceStore(settings.reference_dir)
+        self.references = ReferenceStore(settings.reference_dir)  # the session's reference dense medians
 
     # -- resolution -------------------------------------------------------------------------------------------
 
