@@ -7,7 +7,9 @@ l1/l2, sparsity <= 0.9, 0 epochs) with a fixed hypothesis seed, writes them as s
 reference dense window) and prints Spearman's rho of each figure between every pair of sessions. Writes
 benchmarks/rank_agreement.json.
 
-    .venv/bin/python benchmarks/rank_agreement.py [--cases 30] [--sessions 2] [--cache DIR]
+    .venv/bin/python benchmarks/rank_agreement.py [--cases 30] [--sessions 2] [--cache DIR] [-- PYTEST ARGS]
+
+Arguments after `--` go to both sessions, e.g. `-- --prunebench-rounds auto --prunebench-precision-target 0.5%`.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=None, help="an artifact cache to copy the baselines from")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "rank_agreement.json")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
+    extra = [a for a in extra if a != "--"]
     work = Path(tempfile.mkdtemp(prefix="rank-agreement-"))
     names = draw_schedules(args.cases, work / "schedules")
     print(f"{len(names)} configurations in {work / 'schedules'}", flush=True)
@@ -81,7 +84,7 @@ def main() -> None:
             [sys.executable, "-m", "pytest", str(REPO / "bench_suites" / "test_schedules.py"), "-q",
              "-p", "no:cacheprovider", f"--prunebench-schedules={work / 'schedules'}", "--prunebench-epochs", "0",
              f"--prunebench-cache={work / 'cache'}", f"--prunebench-artifacts={work / 'artifacts'}",
-             f"--benchmark-json={out}", "--rootdir", str(REPO)],
+             f"--benchmark-json={out}", "--rootdir", str(REPO), *extra],
             capture_output=True, text=True, cwd=REPO)
         records = {b["name"]: b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]} \
             if out.exists() else {}
@@ -101,8 +104,9 @@ def main() -> None:
         print(f"sessions {i} and {j}, {len(common)} cases: Spearman rho latency_ms {rho['latency_ms']:.3f}, "
               f"latency_ms_rel {rho['latency_ms_rel']:.3f}, latency_speedup {rho['latency_speedup']:.3f} "
               f"(references {refs[0]:.3f} / {refs[1]:.3f} ms)", flush=True)
-    args.out.write_text(json.dumps({"cases": common, "pairs": pairs, "sessions": [
-        {n: {f: s[n][f] for f in (*FIGURES, "latency_ms_ref", "macs", "mac_speedup", "measured_at")} for n in common}
+    args.out.write_text(json.dumps({"pytest_args": extra, "cases": common, "pairs": pairs, "sessions": [
+        {n: {f: s[n].get(f) for f in (*FIGURES, "latency_ms_ref", "macs", "mac_speedup", "latency_rounds",
+                                      "measured_at")} for n in common}
         for s in sessions]}, indent=1) + "\n")
 
 
