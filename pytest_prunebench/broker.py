@@ -205,7 +205,7 @@ class Broker:
         """Another day for a stored blob; False when it is not stored (any more)."""
         return bool(self.client.expire(protocol.blob_key(ref.sha256), BLOB_TTL_S))
 
-    def submit(self, case: str, device: str, precision: str | None, rounds: int, warmup: int, onnx: bytes,
+    def submit(self, case: str, device: str, precision: str | None, rounds: Any, warmup: int, onnx: bytes,
                reference: protocol.BlobRef | None, images: protocol.BlobRef, labels: protocol.BlobRef,
                producer: str) -> str:
         """Queue one measurement of `onnx` (sent inline) on `device`; returns the job id."""
@@ -335,7 +335,7 @@ class RemoteMeasurer:
         ref = None
         if reference is not None:
             ref = self._blob(("file", str(reference)), lambda: self.broker.put_blob(Path(reference).read_bytes()))
-        job = self.broker.submit(Path(onnx_path).stem, settings.device, settings.precision, settings.rounds,
+        job = self.broker.submit(Path(onnx_path).stem, settings.device, settings.precision, settings.latency_rounds,
                                  settings.warmup, Path(onnx_path).read_bytes(), ref, self._array(images),
                                  self._array(labels), self.producer)
         result = self.broker.wait(job, settings.device, settings.lock_timeout)

@@ -77,6 +77,9 @@ class CaseResult:
     bn_recalibration: int = 0  # training images BatchNorm statistics were re-estimated on after pruning (0: off)
     worker: str = ""  # with --prunebench-broker: the device worker that measured it, and its OpenVINO version
     worker_openvino: str = ""
+    latency_ms_ref: float | None = None  # the session's reference dense median (reference.py); None: unknown
+    intervals: Any = None  # intervals.LatencyIntervals: 95% intervals of the median and the speed-up
+    precision_target: float | None = None  # --prunebench-rounds auto: the speed-up's half-width aimed at
 
     @property
     def collapsed(self) -> bool:
@@ -89,6 +92,14 @@ class CaseResult:
     @property
     def mac_speedup(self) -> float:
         return self.macs_dense / self.macs
+
+    @property
+    def latency_ms_rel(self) -> float:
+        """Drift-corrected latency: the session's reference dense median times pruned / dense from this case's own
+        interleaved window (the absolute median when no reference is known)."""
+        if self.latency_ms_ref is None:
+            return self.latency_ms
+        return self.latency_ms_ref / self.latency_speedup
 
     def extra_info(self) -> dict[str, Any]:
         """Plain JSON values only: pytest-benchmark stores numpy scalars as 'UNSERIALIZABLE[...]'."""
@@ -111,7 +122,19 @@ class CaseResult:
             "e2e_ms": float(self.latency_ms), "round_to": self.round_to, "artifact_cache": self.artifact_cache,
             "top1_dense_torch": None if self.top1_dense_torch is None else float(self.top1_dense_torch),
             "baseline_epochs": int(self.baseline_epochs), "bn_recalibration": int(self.bn_recalibration),
+            "latency_ms_rel": float(self.latency_ms_rel),
+            "latency_ms_ref": None if self.latency_ms_ref is None else float(self.latency_ms_ref),
         }
+        if self.intervals is not None:
+            info.update(latency_ms_ci=self.intervals.latency_ms.to_json(),
+                        latency_speedup_ci=self.intervals.speedup.to_json())
+            if self.latency_ms_ref is not None:
+                info["latency_ms_rel_ci"] = self.intervals.speedup.inverted(self.latency_ms_ref).to_json()
+            precision = self.intervals.speedup.half_width(self.latency_speedup)
+            info.update(latency_precision=float(precision), latency_precision_target=self.precision_target,
+                        latency_precision_met=None if self.precision_target is None
+                        else bool(precision <= self.precision_target))
+        info["latency_rounds"] = len(self.latencies_s)
         if self.worker:
             info.update(worker=self.worker, worker_openvino=self.worker_openvino)
         info.update({f"seconds.{stage}": float(seconds) for stage, seconds in self.seconds.items()})
@@ -138,6 +161,7 @@ class _Dense:
     training: Any  # baseline.BaselineTraining: how it was trained
     top1_torch: float  # its test top1 in torch, beside `top1` on the device
     weak: str | None  # why it is below the session's quality floor (--prunebench-min-dense-top1), or None
+    reference: Any  # reference.Reference: the session's dense median its cases' drift-corrected latencies use
 
 
 class CaseRunner:
@@ -146,6 +170,7 @@ class CaseRunner:
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         from .cache import ArtifactCache
         from .lock import HostGate, default_gate_path, shares_host
+        from .reference import ReferenceStore
 
         self.settings = settings
         self.progress: Progress = progress or (lambda _message: None)
@@ -156,6 +181,7 @@ class CaseRunner:
         gated = settings.host_gate == "on" or (settings.host_gate == "auto" and shares_host(settings.device))
         self.gate = HostGate(default_gate_path(), settings.lock_timeout) if gated else None
         self._remote: Any = None  # broker.RemoteMeasurer, with --prunebench-broker
+        self.references = ReferenceStore(settings.reference_dir)  # the session's reference dense medians
 
     # -- resolution -------------------------------------------------------------------------------------------
 
@@ -202,6 +228,7 @@ class CaseRunner:
             from .baseline import baseline_key, baseline_recipe, load_or_train_baseline
             from .lock import cpu_work
             from .models import count_macs, count_params, count_weights
+            from .reference import reference_key
             from .training import evaluate, share_cpus_with_workers
 
             threads = share_cpus_with_workers(self.settings.xdist_workers)
@@ -234,10 +261,13 @@ class CaseRunner:
             if gap_warning:
                 warnings.warn(PrunebenchWarning(gap_warning), stacklevel=4)
             weak = weak_baseline(model_name, spec, measurement.top1, training.epochs, self.settings.min_dense_top1)
+            reference = self.references.settle(
+                reference_key(model_name, spec.label, self.settings.device, self.settings.precision),
+                measurement.median_ms, measurement.measured_at[0])
             self._dense[key] = _Dense(model, onnx_path, measurement.top1, count_params(model),
                                       count_weights(model), count_macs(model), collapse_reason,
                                       str(layers_path.resolve()) if layers_path else "", cache_key, compiled,
-                                      training, top1_torch, weak)
+                                      training, top1_torch, weak, reference)
         dense = self._dense[key]
         if dense.weak:
             raise WeakBaselineError(dense.weak)
@@ -265,7 +295,7 @@ class CaseRunner:
         with exclusive_measurement(self.settings.device, self.settings.lock_path, self.settings.lock_timeout,
                                    self.gate):
             return device.measure(onnx_path, self.settings.device, images, labels, self.settings.precision,
-                                  self.settings.rounds, self.settings.warmup, reference, compiled)
+                                  self.settings.latency_rounds, self.settings.warmup, reference, compiled)
 
     @contextlib.contextmanager
     def host_work(self) -> Iterator[None]:
@@ -315,7 +345,7 @@ class CaseRunner:
         structures_path = onnx_path.with_suffix(".structures.json")
         structures_path.write_text(json.dumps(pruned.structures), encoding="utf-8")
         laps.lap("artifacts")
-        self.progress(f"{name}: measuring on {self.settings.device} ({self.settings.rounds} rounds, dense "
+        self.progress(f"{name}: measuring on {self.settings.device} ({self.settings.latency_rounds} rounds, dense "
                       f"interleaved)")
         measurement = self._measure(onnx_path, data, reference=dense.compiled)
         laps.lap("measure", measurement.seconds)
@@ -416,6 +446,7 @@ class CaseRunner:
     def _result(self, name: str, schedule: Schedule, model: Any, dense: _Dense, epochs: int, pruned: _Pruned,
                 measurement: Any, onnx_path: Path, onnx_bytes: int, dataset: str, model_name: str,
                 collapse_reason: str | None, seconds: dict[str, float]) -> CaseResult:
+        from .intervals import LatencyIntervals
         from .models import count_macs, count_params, count_weights
         from .pruning import layer_sizes, reached_sparsity
 
@@ -437,7 +468,9 @@ class CaseRunner:
             worker=measurement.worker, worker_openvino=measurement.worker_openvino,
             reached=reached_sparsity(model, schedule, layer_sizes(dense.model, schedule)),
             top1_dense_torch=dense.top1_torch, baseline_epochs=dense.training.epochs,
-            bn_recalibration=self.settings.bn_recalibration,
+            bn_recalibration=self.settings.bn_recalibration, latency_ms_ref=dense.reference.latency_ms,
+            intervals=LatencyIntervals.of(measurement.latencies_s, measurement.reference_latencies_s),
+            precision_target=getattr(self.settings.latency_rounds, "target", None),
         )
 
 

@@ -325,7 +325,7 @@ class PrunebenchSession:
             "param": callspec.id if callspec else None,
             "params": {k: str(v) for k, v in callspec.params.items()} if callspec else None,
             "extra_info": result.extra_info(), "samples": list(result.latencies_s),
-            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": self.settings.rounds,
+            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": len(result.latencies_s),
                         "max_time": 0.0, "min_time": 0.0, "precision": None, "confidence": None,
                         "warmup": self.settings.warmup, "device": result.device},
         }
@@ -484,7 +484,8 @@ class PrunebenchSession:
         collapsed = sum(1 for row in self.rows if row["collapsed"])
         reporter.write_sep("-", f"prunebench: {len(self.rows)} case(s) on {self.settings.device}, "
                                 f"{collapsed} collapsed")
-        header = ("case", "top1 %", "dense %", "latency ms", "speed-up", "MAC speed-up", "params", "ONNX KB")
+        header = ("case", "top1 %", "dense %", "latency ms [95% CI]", "abs ms [95% CI]", "speed-up [95% CI]",
+                  "MAC speed-up", "params", "ONNX KB")
         rows = [_summary_cells(r) for r in sorted(self.rows, key=lambda row: row["name"])]
         for line in text_table(header, rows):
             reporter.write_line(line)
@@ -494,6 +495,13 @@ class PrunebenchSession:
         precision = sorted({r["precision"] for r in self.rows})
         reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
                             f"timed interleaved in each case's window")
+        references = sorted({(r["model"], r["latency_ms_ref"]) for r in self.rows if r.get("latency_ms_ref")})
+        if references:
+            reporter.write_line("latency ms = drift-corrected: the session's reference dense median ("
+                                + "; ".join(f"{model} {ms:.3f} ms" for model, ms in references)
+                                + ") / speed-up; abs ms = the case's own median, which drifts between windows")
+            reporter.write_line("95% CI: speed-up by a bootstrap over pairs of interleaved blocks (dense, pruned); "
+                                "abs ms by order statistics")
 
 
 def collapse_policy(node: pytest.Item) -> str:
@@ -521,9 +529,18 @@ def _collapse_line(result: CaseResult, hint: bool) -> str:
     return line
 
 
+def _with_interval(value: float, interval: list[float] | None, digits: int, unit: str = "") -> str:
+    """`1.234 [1.201-1.262]`: a figure and its 95% interval, when the record has one."""
+    text = f"{value:.{digits}f}{unit}"
+    return text if not interval else f"{text} [{interval[0]:.{digits}f}-{interval[1]:.{digits}f}]"
+
+
 def _summary_cells(row: dict[str, Any]) -> tuple[str, ...]:
     return (row["name"] + (" [collapsed]" if row["collapsed"] else ""), f"{row['top1']:.2f}",
-            f"{row['top1_dense']:.2f}", f"{row['latency_ms']:.3f}", f"{row['latency_speedup']:.2f}x",
+            f"{row['top1_dense']:.2f}",
+            _with_interval(row.get("latency_ms_rel", row["latency_ms"]), row.get("latency_ms_rel_ci"), 3),
+            _with_interval(row["latency_ms"], row.get("latency_ms_ci"), 3),
+            _with_interval(row["latency_speedup"], row.get("latency_speedup_ci"), 2, "x"),
             f"{row['mac_speedup']:.2f}x", f"{row['params']:,}", f"{row['onnx_bytes'] / 1024:.0f}")
 
 

@@ -3,7 +3,7 @@
 A sweep's `parameters` are pruning settings of one model:
 
     method: random                       # grid | random (bayes needs W&B's sweep server: refused)
-    metric: {name: latency_ms, goal: minimize}   # random: guides hypothesis.target
+    metric: {name: latency_ms_rel, goal: minimize}   # random: guides hypothesis.target (drift-corrected latency)
     run_cap: 12                          # random: examples drawn (--prunebench-examples overrides)
     parameters:
       model: {value: resnet20}
@@ -46,9 +46,10 @@ PER_GROUP = ("sparsity", "kind", "ranker")
 KINDS = ("filters", "channels")
 RANKERS = ("l1", "l2")
 # Figures a metric can name: the numeric fields of a record (and of its W&B summary).
-METRICS = ("top1", "top5", "top1_pruned", "latency_ms", "latency_median_ms", "latency_mean_ms", "latency_p90_ms",
-           "e2e_ms", "device_ms", "latency_speedup", "mac_speedup", "throughput_fps", "params", "weights", "macs",
-           "onnx_bytes")
+# latency_ms_rel (drift-corrected) is the one to rank cases on; latency_ms and the statistics drift between windows.
+METRICS = ("top1", "top5", "top1_pruned", "latency_ms_rel", "latency_ms", "latency_median_ms", "latency_mean_ms",
+           "latency_p90_ms", "e2e_ms", "device_ms", "latency_speedup", "mac_speedup", "throughput_fps", "params",
+           "weights", "macs", "onnx_bytes")
 MAX_GRID_POINTS = 10_000
 MISSING_HINT = "pass an existing W&B sweep file with --prunebench-sweep"
 
@@ -194,7 +195,7 @@ def _metric(path: str, metric: Any) -> tuple[str | None, str]:
     if metric is None:
         return None, "minimize"
     if not isinstance(metric, Mapping) or not set(metric) <= {"name", "goal"}:
-        raise SweepError(path, "metric", f"{shown(metric)}: use {{name: latency_ms, goal: minimize}}")
+        raise SweepError(path, "metric", f"{shown(metric)}: use {{name: latency_ms_rel, goal: minimize}}")
     name, goal = metric.get("name"), metric.get("goal", "minimize")
     if name not in METRICS:
         raise SweepError(path, "metric.name", f"{shown(name)} is not a record figure; use one of {', '.join(METRICS)}")

@@ -50,11 +50,14 @@ def run_config(extra_info: Mapping[str, Any], suite: str) -> dict[str, Any]:
 
 
 def run_summary(extra_info: Mapping[str, Any], latencies_s: tuple[float, ...]) -> dict[str, float | int | bool]:
-    """Every numeric figure of the record, and the latency statistics in milliseconds."""
+    """Every numeric figure of the record, its intervals' ends, and the latency statistics in milliseconds."""
     summary: dict[str, float | int | bool] = {
         key: value for key, value in extra_info.items()
         if isinstance(value, int | float) and key not in CONFIG_FIELDS and not key.startswith(PRUNER_PREFIXES)
     }
+    for key, value in extra_info.items():  # 95% intervals, [low, high]: two figures W&B panels can plot
+        if key.endswith("_ci") and isinstance(value, list | tuple) and len(value) == 2:
+            summary.update({f"{key}_low": float(value[0]), f"{key}_high": float(value[1])})
     samples_ms = np.asarray(latencies_s, dtype=float) * 1000.0
     if samples_ms.size:
         summary.update({

@@ -595,6 +595,7 @@ def test_a_pytest_run_under_xdist_measures_every_case_on_workers(
         assert record["stats"]["rounds"] == 20 and 0 < record["stats"]["median"] < 1
         assert info["latency_speedup"] > 0 and info["throughput_fps"] > 0 and info["device_ms"] is not None
         assert info["top1_pruned"] == info["top1"]
+    assert len({r["extra_info"]["latency_ms_ref"] for r in records}) == 1  # one reference for the session
     logs = "".join(w.output() for w in workers)
     for case in ("test_schedule_filters", "test_schedule_channels"):
         assert logs.count(f"{case} CPU median") == 1, logs  # the job's case is its ONNX file's stem
