@@ -87,7 +87,7 @@ def study_url(text: str) -> str:
 def open_storage(url: str | None, root: Path) -> Any:
     """An Optuna storage: a journal file (default, under `.prunebench/`), a journal on Redis, or an RDB."""
     import optuna
-    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -111,9 +111,11 @@ def open_storage(url: str | None, root: Path) -> Any:
             connect(url).close()
         except PrunebenchError as exc:
             raise StudyError(f"--prunebench-study: {str(exc).replace('the broker', 'the study storage')}") from None
-        return JournalStorage(JournalRedisBackend(url))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return JournalStorage(JournalRedisBackend(url))
     try:
-        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None)
+        return _rdb(url, None if scheme == "sqlite" else {"pool_pre_ping": True})
     except ModuleNotFoundError as exc:
         raise StudyError(f"--prunebench-study {shown}: the database driver {exc.name} is not installed "
                          f"(pip install it, e.g. psycopg2-binary for postgresql)") from None
@@ -122,6 +124,20 @@ def open_storage(url: str | None, root: Path) -> Any:
         if urlsplit(url).password:
             reason = reason.replace(urlsplit(url).password or "", "***")
         raise StudyError(f"--prunebench-study {shown}: cannot open the database ({reason})") from None
+
+
+def _rdb(url: str, engine_kwargs: dict[str, Any] | None) -> Any:
+    """RDBStorage; agents starting together race to create its tables (one of them sees them appear): retried."""
+    from optuna.storages import RDBStorage
+
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs)
+        except Exception as exc:
+            if "already exists" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 # -- the sweep as an Optuna search space ------------------------------------------------------------------------
@@ -161,6 +177,13 @@ def draw(parameter: Parameter, rng: random.Random) -> Any:
         return min(max(math.exp(rng.uniform(math.log(parameter.low), math.log(parameter.high))), parameter.low),
                    parameter.high)
     return rng.uniform(parameter.low, parameter.high)
+
+
+def budget(sweep: Sweep, examples: int | None) -> int:
+    """The study's run_cap: a grid's points (or its run_cap), else --prunebench-examples, run_cap, or 20."""
+    if sweep.method == "grid":
+        return sweep.run_cap or len(sweep.grid())
+    return examples or sweep.run_cap or DEFAULT_RUN_CAP
 
 
 def space_size(sweep: Sweep) -> int | None:
@@ -751,7 +774,7 @@ def run_search(session: Any, node: Any, sweep: Sweep, model: str, on_collapse: s
     from .sweep import point_schedule
 
     settings = session.settings
-    cap = settings.examples or sweep.run_cap or DEFAULT_RUN_CAP
+    cap = budget(sweep, settings.examples)
     context = {"model": model, "dataset": settings.data.label if settings.data else "digits",
                "device": settings.device, "epochs": settings.epochs}
     try:
