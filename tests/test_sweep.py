@@ -407,7 +407,8 @@ def test_a_suite_names_its_sweep_with_the_marker(pytester: pytest.Pytester, tiny
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (TINY_GRID.replace("grid", "bayes"), "*bad.yaml: method: bayes needs W&B's Bayesian sweep server*"),
+        (TINY_GRID.replace("grid", "bayes") + "metric: [{name: top1}, {name: latency_ms, goal: minimize}]\n",
+         "*bad.yaml: metric?0?.goal: missing: each objective of a list says minimize or maximize*"),
         (TINY_GRID.replace("layer3", "layer7"), "*bad.yaml: parameters.sparsity.layer7: resnet20 has no conv, "
                                                 "residual block or stage named 'layer7'*"),
         ("method: grid\nparameters: [", "*bad.yaml: line 2, column 14: YAML syntax error*"),
