@@ -89,6 +89,9 @@ OPTIONS = (
     Option("--prunebench-broker", "broker", "measure every case on a device worker through this Redis broker, "
            "redis://[:password@]host:port/db (rediss:// for TLS); start workers with `prunebench worker`",
            str, "URL"),
+    Option("--prunebench-study", "study", "Optuna study storage that searched sweeps (bayes; grid and random too "
+           "when given) share across processes and hosts: a journal file, redis://[:password@]host:port/db, "
+           "sqlite:///file.db or postgresql://... (default .prunebench/optuna.journal)", parsers.study_url, "URL"),
     Option("--prunebench-host-gate", "host_gate", "pause CPU-heavy work of other processes during a measurement: "
            "auto (when the device shares the host CPU: CPU, GPU, AUTO...), on, off (default auto)",
            parsers.gate_mode, "MODE"),
@@ -209,6 +212,8 @@ def _from_cli(option: Option, value: Any, base: Path) -> Any:
         return tuple(value)
     if option.dest in PATH_FIELDS:
         return base / value
+    if option.dest == "study" and "://" not in value:  # a journal file, relative to where it was given
+        return str(base / Path(value).expanduser())
     return value
 
 
@@ -218,6 +223,8 @@ def _from_ini(option: Option, text: str, base: Path) -> Any:
     if option.repeatable:
         return tuple(_parse_ini(option, item) for item in text.replace(",", " ").split())
     value = _parse_ini(option, text)
+    if option.dest == "study" and "://" not in value:
+        return str(base / Path(value).expanduser())
     return base / value if option.dest in PATH_FIELDS else value
 
 
@@ -227,6 +234,10 @@ def _parse_ini(option: Option, text: str) -> Any:
     try:
         return option.parse(text) if option.parse else text
     except (argparse.ArgumentTypeError, ValueError) as exc:
+        if option.dest == "study":  # a URL's password is never printed
+            from .broker import redact
+
+            text = redact(text)
         raise pytest.UsageError(f"ini key {option.ini} = {text!r}: {exc}") from None
 
 

@@ -34,6 +34,8 @@ def pytest_configure(config: pytest.Config) -> None:
                             "sweep='file.yaml' names the W&B sweep file(s) of a sweep suite")
     if (session.settings.device != "CPU" or session.settings.broker) and not hasattr(config, "workerinput"):
         session.check_device()  # an explicitly chosen device (or the broker) must exist before any training starts
+    if session.settings.study is not None and not hasattr(config, "workerinput"):
+        session.check_study()  # so must the study storage
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

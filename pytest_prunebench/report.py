@@ -358,6 +358,7 @@ def markdown(cases: Sequence[Case]) -> str:
                     [(p, str(n), _num(r_lat, 3), _num(r_top, 3)) for p, n, r_lat, r_top in correlations(cases)])
     lines += _table("Pareto set (top1 up, latency down)", ("case", "top1 %", "latency ms"),
                     [(c.name, _num(c.figure("top1"), 2), _num(c.latency, 3)) for c in front])
+    lines += _study_sections(cases)
     curves = sensitivities(cases)
     if curves:
         lines += ["![Sensitivity](sensitivity.png)", ""]
@@ -392,6 +393,16 @@ def _latency_note(cases: Sequence[Case]) -> list[str]:
         lines[0] += (f" {rescaled} record(s) of other sessions were rescaled to one reference per model (the "
                      f"median of the sessions' references).")
     return [*lines, ""]
+
+
+def _study_sections(cases: Sequence[Case]) -> list[str]:
+    """Per Optuna study among the records (searched sweeps): its Pareto front and each parameter's importance."""
+    from .search import record_points, study_lines
+
+    lines = []
+    for study, (points, objectives) in sorted(record_points([(c.name, c.info) for c in cases]).items()):
+        lines += [f"## Study {study}", "", "```", *study_lines(f"study {study}", points, objectives), "```", ""]
+    return lines
 
 
 MASK_ONLY_KINDS = {"elements": "fine-grained zeros", "rows": "zeroed fc input features"}

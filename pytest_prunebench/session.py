@@ -125,9 +125,25 @@ class PrunebenchSession:
                 error = None
             if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
                 pytest.fail(error, pytrace=False)
-            values = sweep.grid() if sweep.method == "grid" else [None]
+            if sweep.early_terminate is not None and self.settings.epochs == 0:
+                pytest.fail(f"{path}: early_terminate: --prunebench-epochs 0 retrains no case, so there is nothing "
+                            f"to stop early; drop one of them", pytrace=False)
+            values = sweep.grid() if sweep.method == "grid" and not self._searched(sweep) else [None]
             points += [SweepPoint(sweep, point) for point in values]
         return points
+
+    def _searched(self, sweep: Sweep) -> bool:
+        """bayes sweeps always run through an Optuna study; grid and random ones when a study URL is given."""
+        return sweep.method == "bayes" or self.settings.study is not None
+
+    def check_study(self) -> None:
+        """--prunebench-study: the storage must open now, before any training (search.open_storage)."""
+        from .search import open_storage
+
+        try:
+            open_storage(self.settings.study, self.settings.root)
+        except PrunebenchError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     def _sweep_files(self, definition: pytest.Function) -> list[Path]:
         for marker in definition.iter_markers("prunebench"):
@@ -183,12 +199,22 @@ class PrunebenchSession:
     def run_case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None,
                  on_collapse: str = "fail") -> CaseResult:
         """Run one case for a test, record it, then check collapse and the schedule's declarative thresholds."""
+        result, loaded, failures, _ = self._case(node, schedule, name, on_collapse)
+        if failures:
+            pytest.fail(self._failure_message(loaded, failures), pytrace=False)
+        return result
+
+    def _case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None, on_collapse: str,
+              trial: Any = None) -> tuple[CaseResult, Schedule, list[str], dict[str, Any]]:
+        """Run and record one case: (result, schedule, threshold and collapse failures, record). `trial` (a
+        searched sweep's search.CaseTrial) may stop retraining early and labels the record."""
         if self.tracking and self._tracker is None:
             self._start_tracking()
         try:
             loaded = schedule if isinstance(schedule, Schedule) else load_schedule(schedule)
             suffix = self._record_suffix(node, loaded, name)
-            result = self.runner.run(loaded, node.name + suffix)
+            extra = {} if trial is None else {"on_epoch": trial.on_epoch}
+            result = self.runner.run(loaded, node.name + suffix, **extra)
         except WeakBaselineError as exc:
             # No case of this session is worth running on it: stop here (pytest, and xdist's controller, end the
             # session after this test, with exit code 1).
@@ -199,18 +225,25 @@ class PrunebenchSession:
             error = None
         if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
             pytest.fail(error, pytrace=False)
-        self.record(self._record(node, result, suffix))
-        failures = self._threshold_failures(result, loaded)
+        if trial is not None:
+            result = replace(result, search=trial.labels(result))
+        record = self._record(node, result, suffix)
+        self.record(record)
+        # An early-terminated case stopped because it was worse than others: recorded, never failed.
+        failures = [] if result.early_terminated else self._threshold_failures(result, loaded)
         if result.collapsed and (on_collapse == "fail" or failures):  # a recorded collapse explains other misses
             failures.insert(0, _collapse_line(result, hint=on_collapse == "fail"))
         if self.tracking:
             self._track(node, result, passed=not failures)
-        if failures:
-            pytest.fail(self._failure_message(loaded, failures), pytrace=False)
-        return result
+        return result, loaded, failures, record
 
     def run_sweep(self, node: pytest.Item, point: SweepPoint, on_collapse: str) -> list[CaseResult]:
-        """A grid point is one case; a random sweep draws its cases with hypothesis, guided by its metric."""
+        """A grid point is one case; a random sweep draws its cases with hypothesis, guided by its metric; a
+        bayes sweep (or any sweep, with --prunebench-study) runs its cases through an Optuna study."""
+        if point.values is None and self._searched(point.sweep):
+            from .search import run_search
+
+            return run_search(self, node, point.sweep, self._sweep_model(point.sweep), on_collapse)
         if point.values is None:
             return self._draw_sweep(node, point.sweep, self._sweep_model(point.sweep), on_collapse)
         return [self.run_case(node, self.sweep_schedule(point), None, on_collapse)]
@@ -467,6 +500,7 @@ class PrunebenchSession:
 
     def terminal_summary(self, reporter: Any) -> None:
         self._cases_summary(reporter)
+        self._studies_summary(reporter)
         if self.gate_report is not None:
             from .gates import report_lines
 
@@ -474,6 +508,29 @@ class PrunebenchSession:
             reporter.write_sep("-", f"prunebench: --prunebench-compare-fail {verdict}",
                                red=self.gate_report.failed, green=not self.gate_report.failed)
             for line in report_lines(self.gate_report):
+                reporter.write_line(line)
+
+    def amend_records(self, records: list[dict[str, Any]], **fields: Any) -> None:
+        """Add fields to records already made (e.g. on_pareto_front, known when a search ends). The record's
+        extra_info is the one pytest-benchmark (or the xdist hand-over) writes; the summary rows are copies."""
+        names = {record["fullname"] for record in records}
+        for record in records:
+            record["extra_info"].update(fields)
+        for row in self.rows:
+            if row["fullname"] in names:
+                row.update(fields)
+
+    def _studies_summary(self, reporter: Any) -> None:
+        """Per study this session's cases belong to: its Pareto front and parameter importance, over every trial
+        of the study (all processes and hosts that worked on it)."""
+        studies = sorted({row["study"] for row in self.rows if isinstance(row.get("study"), str)})
+        if not studies:
+            return
+        from .search import summary_lines
+
+        for name in studies:
+            reporter.write_sep("-", f"prunebench: study {name}")
+            for line in summary_lines(self.settings.study, self.settings.root, name):
                 reporter.write_line(line)
 
     def _cases_summary(self, reporter: Any) -> None:

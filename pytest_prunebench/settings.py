@@ -203,6 +203,15 @@ def model_name(text: str) -> str:
                                      f"or package.module:factory")
 
 
+def study_url(text: str) -> str:
+    from .search import study_url as checked
+
+    try:
+        return checked(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def precision(text: str) -> str:
     value = text.strip().lower()
     if value not in PRECISIONS:
@@ -243,6 +252,7 @@ class Settings:
     lock_path: Path | None = None  # None: one per device in the temp dir
     lock_timeout: float = 900.0
     broker: str | None = None  # redis://...: every measurement goes to a device worker (worker.py); None: local
+    study: str | None = None  # Optuna study storage of searched sweeps (search.py); None: .prunebench/ journal
     xdist_workers: int = 0  # on a pytest-xdist worker: how many workers share this host (torch threads split)
     reference_dir: Path | None = None  # where xdist workers share the session's reference dense medians; None: here
     host_gate: str = "auto"  # auto: measurements pause other processes' CPU work when the device shares the host
