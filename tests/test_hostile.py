@@ -294,7 +294,7 @@ def test_a_bad_sweep_file_is_reported_once(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_hostile_sweep_suite=SWEEP_SUITE)  # not test_sweep: tests/test_sweep.py may be imported
     code, output = run_pytest(pytester, "--prunebench-sweep=bayes.yaml", case=False)
     assert code == pytest.ExitCode.INTERRUPTED
-    assert output.count("bayes.yaml: method: bayes needs W&B's Bayesian sweep server") == 1, output
+    assert output.count("bayes.yaml: metric: bayes needs a metric to optimise") == 1, output
     assert "During handling of the above exception" not in output
 
 
