@@ -77,6 +77,11 @@ class CaseResult:
     bn_recalibration: int = 0  # training images BatchNorm statistics were re-estimated on after pruning (0: off)
     worker: str = ""  # with --prunebench-broker: the device worker that measured it, and its OpenVINO version
     worker_openvino: str = ""
+    latency_ms_ref: float | None = None  # the session's reference dense median (reference.py); None: unknown
+    intervals: Any = None  # intervals.LatencyIntervals: 95% intervals of the median and the speed-up
+    precision_target: float | None = None  # --prunebench-rounds auto: the speed-up's half-width aimed at
+    early_terminated: bool = False  # a study's pruner stopped its retraining (search.py)
+    search: dict[str, Any] = field(default_factory=dict)  # study, trial, objectives ... of a searched sweep's case
 
     @property
     def collapsed(self) -> bool:
@@ -89,6 +94,14 @@ class CaseResult:
     @property
     def mac_speedup(self) -> float:
         return self.macs_dense / self.macs
+
+    @property
+    def latency_ms_rel(self) -> float:
+        """Drift-corrected latency: the session's reference dense median times pruned / dense from this case's own
+        interleaved window (the absolute median when no reference is known)."""
+        if self.latency_ms_ref is None:
+            return self.latency_ms
+        return self.latency_ms_ref / self.latency_speedup
 
     def extra_info(self) -> dict[str, Any]:
         """Plain JSON values only: pytest-benchmark stores numpy scalars as 'UNSERIALIZABLE[...]'."""
@@ -111,7 +124,20 @@ class CaseResult:
             "e2e_ms": float(self.latency_ms), "round_to": self.round_to, "artifact_cache": self.artifact_cache,
             "top1_dense_torch": None if self.top1_dense_torch is None else float(self.top1_dense_torch),
             "baseline_epochs": int(self.baseline_epochs), "bn_recalibration": int(self.bn_recalibration),
+            "latency_ms_rel": float(self.latency_ms_rel),
+            "latency_ms_ref": None if self.latency_ms_ref is None else float(self.latency_ms_ref),
+            "early_terminated": bool(self.early_terminated),
         }
+        if self.intervals is not None:
+            info.update(latency_ms_ci=self.intervals.latency_ms.to_json(),
+                        latency_speedup_ci=self.intervals.speedup.to_json())
+            if self.latency_ms_ref is not None:
+                info["latency_ms_rel_ci"] = self.intervals.speedup.inverted(self.latency_ms_ref).to_json()
+            precision = self.intervals.speedup.half_width(self.latency_speedup)
+            info.update(latency_precision=float(precision), latency_precision_target=self.precision_target,
+                        latency_precision_met=None if self.precision_target is None
+                        else bool(precision <= self.precision_target))
+        info["latency_rounds"] = len(self.latencies_s)
         if self.worker:
             info.update(worker=self.worker, worker_openvino=self.worker_openvino)
         info.update({f"seconds.{stage}": float(seconds) for stage, seconds in self.seconds.items()})
@@ -120,6 +146,7 @@ class CaseResult:
         info.update({f"reached.{pruner}": float(sparsity) for pruner, sparsity in self.reached.items()})
         info.update({f"kind.{pruner}": kind for pruner, kind in self.pruner_kinds.items()})
         info.update({f"ranker.{pruner}": ranker for pruner, ranker in self.pruner_rankers.items()})
+        info.update(self.search)
         return info
 
 
@@ -138,6 +165,7 @@ class _Dense:
     training: Any  # baseline.BaselineTraining: how it was trained
     top1_torch: float  # its test top1 in torch, beside `top1` on the device
     weak: str | None  # why it is below the session's quality floor (--prunebench-min-dense-top1), or None
+    reference: Any  # reference.Reference: the session's dense median its cases' drift-corrected latencies use
 
 
 class CaseRunner:
@@ -146,6 +174,7 @@ class CaseRunner:
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         from .cache import ArtifactCache
         from .lock import HostGate, default_gate_path, shares_host
+        from .reference import ReferenceStore
 
         self.settings = settings
         self.progress: Progress = progress or (lambda _message: None)
@@ -156,6 +185,7 @@ class CaseRunner:
         gated = settings.host_gate == "on" or (settings.host_gate == "auto" and shares_host(settings.device))
         self.gate = HostGate(default_gate_path(), settings.lock_timeout) if gated else None
         self._remote: Any = None  # broker.RemoteMeasurer, with --prunebench-broker
+        self.references = ReferenceStore(settings.reference_dir)  # the session's reference dense medians
 
     # -- resolution -------------------------------------------------------------------------------------------
 
@@ -202,6 +232,7 @@ class CaseRunner:
             from .baseline import baseline_key, baseline_recipe, load_or_train_baseline
             from .lock import cpu_work
             from .models import count_macs, count_params, count_weights
+            from .reference import reference_key
             from .training import evaluate, share_cpus_with_workers
 
             threads = share_cpus_with_workers(self.settings.xdist_workers)
@@ -234,10 +265,13 @@ class CaseRunner:
             if gap_warning:
                 warnings.warn(PrunebenchWarning(gap_warning), stacklevel=4)
             weak = weak_baseline(model_name, spec, measurement.top1, training.epochs, self.settings.min_dense_top1)
+            reference = self.references.settle(
+                reference_key(model_name, spec.label, self.settings.device, self.settings.precision),
+                measurement.median_ms, measurement.measured_at[0])
             self._dense[key] = _Dense(model, onnx_path, measurement.top1, count_params(model),
                                       count_weights(model), count_macs(model), collapse_reason,
                                       str(layers_path.resolve()) if layers_path else "", cache_key, compiled,
-                                      training, top1_torch, weak)
+                                      training, top1_torch, weak, reference)
         dense = self._dense[key]
         if dense.weak:
             raise WeakBaselineError(dense.weak)
@@ -265,7 +299,7 @@ class CaseRunner:
         with exclusive_measurement(self.settings.device, self.settings.lock_path, self.settings.lock_timeout,
                                    self.gate):
             return device.measure(onnx_path, self.settings.device, images, labels, self.settings.precision,
-                                  self.settings.rounds, self.settings.warmup, reference, compiled)
+                                  self.settings.latency_rounds, self.settings.warmup, reference, compiled)
 
     @contextlib.contextmanager
     def host_work(self) -> Iterator[None]:
@@ -275,14 +309,17 @@ class CaseRunner:
         with gate_host_work(self.gate), cpu_work():
             yield
 
-    def run(self, schedule: Schedule, name: str | None = None, stop_on_collapse: bool = True) -> CaseResult:
-        """Run one case; a model that collapses when pruned is not retrained (`stop_on_collapse`)."""
+    def run(self, schedule: Schedule, name: str | None = None, stop_on_collapse: bool = True,
+            on_epoch: Callable[[int, float], bool] | None = None) -> CaseResult:
+        """Run one case; a model that collapses when pruned is not retrained (`stop_on_collapse`). `on_epoch`
+        (a study's pruner) sees every retraining epoch's top1 and may end retraining early."""
         from .lock import gate_host_work
 
         with gate_host_work(self.gate):
-            return self._run(schedule, name or schedule.name, stop_on_collapse)
+            return self._run(schedule, name or schedule.name, stop_on_collapse, on_epoch)
 
-    def _run(self, schedule: Schedule, name: str, stop_on_collapse: bool) -> CaseResult:
+    def _run(self, schedule: Schedule, name: str, stop_on_collapse: bool,
+             on_epoch: Callable[[int, float], bool] | None = None) -> CaseResult:
         from .models import build_model
         from .pruning import check_layers
         from .training import share_cpus_with_workers
@@ -309,13 +346,13 @@ class CaseRunner:
         pruners = f"{active}" if active == len(schedule.pruners) else f"{active} of {len(schedule.pruners)}"
         self.progress(f"{name}: {pruners} pruner(s) on {model_name}, {epochs} retraining epoch(s)")
         stop = stop_on_collapse and dense.collapse_reason is None
-        pruned = self._pruned(schedule, dense, data, epochs, stop, name, laps)
+        pruned = self._pruned(schedule, dense, data, epochs, stop, name, laps, on_epoch)
         onnx_path = self.settings.artifacts / slug(name) / f"{slug(name)}.onnx"
         onnx_bytes = _place(pruned.onnx, onnx_path)
         structures_path = onnx_path.with_suffix(".structures.json")
         structures_path.write_text(json.dumps(pruned.structures), encoding="utf-8")
         laps.lap("artifacts")
-        self.progress(f"{name}: measuring on {self.settings.device} ({self.settings.rounds} rounds, dense "
+        self.progress(f"{name}: measuring on {self.settings.device} ({self.settings.latency_rounds} rounds, dense "
                       f"interleaved)")
         measurement = self._measure(onnx_path, data, reference=dense.compiled)
         laps.lap("measure", measurement.seconds)
@@ -328,7 +365,8 @@ class CaseRunner:
         result = self._result(name, schedule, model, dense, epochs, pruned, measurement, onnx_path, onnx_bytes,
                               spec.label, model_name, collapse_reason, laps.seconds)
         result = replace(result, structures_path=str(structures_path.resolve()),
-                         layers_path=str(layers_path.resolve()) if layers_path else "")
+                         layers_path=str(layers_path.resolve()) if layers_path else "",
+                         early_terminated=pruned.early_terminated)
         self.progress(f"{name}: top1 {result.top1:.2f}% (dense {result.top1_dense:.2f}%), latency "
                       f"{result.latency_ms:.3f} ms ({result.latency_speedup:.2f}x), MACs {result.mac_speedup:.2f}x"
                       + (" [collapsed]" if result.collapsed else ""))
@@ -358,8 +396,10 @@ class CaseRunner:
                                       "bn_recalibration": self.settings.bn_recalibration})
 
     def _pruned(self, schedule: Schedule, dense: _Dense, data: Dataset, epochs: int, stop_on_collapse: bool,
-                name: str, laps: _Laps) -> _Pruned:
-        """Prune, thin, retrain and export, or take all of that from the artifact cache."""
+                name: str, laps: _Laps, on_epoch: Callable[[int, float], bool] | None = None) -> _Pruned:
+        """Prune, thin, retrain and export, or take all of that from the artifact cache. A case whose retraining
+        a study's pruner may stop (`on_epoch`) is built afresh and not cached: its model is not the one its
+        epochs' key names."""
         from .checkpoint import load_model, save_model
         from .export import export_onnx
         from .models import build_model
@@ -370,12 +410,14 @@ class CaseRunner:
 
         def build(directory: Path) -> None:
             model = copy.deepcopy(dense.model)
-            eval_, history, masks = self._prune_and_retrain(model, schedule, data, epochs, stop_on_collapse, name)
+            eval_, history, masks, stopped = self._prune_and_retrain(model, schedule, data, epochs, stop_on_collapse,
+                                                                     name, on_epoch)
             laps.lap("prune_retrain")
             export_onnx(model, directory / CASE_ONNX)
             save_model(model, directory / CASE_MODEL)
             structures = structures_document(list(masks), {p.name: p.ranker for p in schedule.pruners})
-            document = {"pruned_eval": eval_ and asdict(eval_), "history": list(history), "structures": structures}
+            document = {"pruned_eval": eval_ and asdict(eval_), "history": list(history), "structures": structures,
+                        "early_terminated": stopped}
             (directory / CASE_DOCUMENT).write_text(json.dumps(document), encoding="utf-8")
             laps.lap("export")
 
@@ -383,9 +425,15 @@ class CaseRunner:
             document = json.loads((directory / CASE_DOCUMENT).read_text(encoding="utf-8"))
             model = load_model(build_model(model_name, data.num_classes), directory / CASE_MODEL)
             pruned_eval = document["pruned_eval"] and EvalResult(**document["pruned_eval"])
-            return _Pruned(pruned_eval, tuple(document["history"]),
-                           document["structures"], model, (directory / CASE_ONNX).read_bytes())
+            return _Pruned(pruned_eval, tuple(document["history"]), document["structures"], model,
+                           (directory / CASE_ONNX).read_bytes(), bool(document.get("early_terminated")))
 
+        if on_epoch is not None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="prunebench-trial-") as folder:
+                build(Path(folder))
+                return load(Path(folder))
         key = self.case_key(schedule, dense.key, epochs, stop_on_collapse)
         describe = {"case": name, "schedule": schedule.name, "model": model_name, "epochs": epochs}
         pruned, hit = self.cache.fetch("cases", key, describe, build, load)
@@ -395,7 +443,8 @@ class CaseRunner:
         return replace(pruned, cache="hit" if hit else "built" if self.cache.root else "off")
 
     def _prune_and_retrain(self, model: Any, schedule: Schedule, data: Dataset, epochs: int, stop_on_collapse: bool,
-                           name: str) -> tuple[Any, tuple[dict[str, float], ...], tuple[Any, ...]]:
+                           name: str, on_epoch: Callable[[int, float], bool] | None = None
+                           ) -> tuple[Any, tuple[dict[str, float], ...], tuple[Any, ...], bool]:
         """(evaluation right after pruning, retraining history, masks in firing order). With 0 epochs the
         evaluation is None: the exported model is the pruned one, and its measurement on the device evaluates it
         (a torch pass over the test set would double the accuracy work of a rapid-pruning case)."""
@@ -406,16 +455,18 @@ class CaseRunner:
         if epochs == 0:
             masks = prune_to_final(model, schedule, probe_images(data.train_x, self.settings.seed))
             recalibrate_after_pruning(model, data.train_x, recalibration, self.settings.seed)
-            return None, (), tuple(masks)
+            return None, (), tuple(masks), False
         config = TrainConfig(epochs=epochs, lr=schedule.lr or self.settings.lr, seed=self.settings.seed,
                              stop_on_collapse=stop_on_collapse, recalibration_images=recalibration)
-        outcome = retrain(model, schedule, data, config, lambda m: self.progress(f"{name}: {m}"))
+        outcome = retrain(model, schedule, data, config, lambda m: self.progress(f"{name}: {m}"), on_epoch)
         pruned_eval = outcome.pruned_eval or evaluate(model, data.test_x, data.test_y)
-        return pruned_eval, tuple(vars(record) for record in outcome.history), tuple(outcome.masks)
+        return (pruned_eval, tuple(vars(record) for record in outcome.history), tuple(outcome.masks),
+                outcome.early_terminated)
 
     def _result(self, name: str, schedule: Schedule, model: Any, dense: _Dense, epochs: int, pruned: _Pruned,
                 measurement: Any, onnx_path: Path, onnx_bytes: int, dataset: str, model_name: str,
                 collapse_reason: str | None, seconds: dict[str, float]) -> CaseResult:
+        from .intervals import LatencyIntervals
         from .models import count_macs, count_params, count_weights
         from .pruning import layer_sizes, reached_sparsity
 
@@ -437,7 +488,9 @@ class CaseRunner:
             worker=measurement.worker, worker_openvino=measurement.worker_openvino,
             reached=reached_sparsity(model, schedule, layer_sizes(dense.model, schedule)),
             top1_dense_torch=dense.top1_torch, baseline_epochs=dense.training.epochs,
-            bn_recalibration=self.settings.bn_recalibration,
+            bn_recalibration=self.settings.bn_recalibration, latency_ms_ref=dense.reference.latency_ms,
+            intervals=LatencyIntervals.of(measurement.latencies_s, measurement.reference_latencies_s),
+            precision_target=getattr(self.settings.latency_rounds, "target", None),
         )
 
 
@@ -510,6 +563,7 @@ class _Pruned:
     structures: dict[str, Any]  # pruning.structures_document: per pruned conv, scores and removed structures
     model: Any  # the thinned, retrained model
     onnx: bytes  # its ONNX file, read from the cache entry under the entry's lock
+    early_terminated: bool = False
     cache: str = "off"
 
 

@@ -6,6 +6,7 @@ which also gives throughput) and batch-1 synchronous latency samples after a war
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DeviceError
+from .intervals import BLOCK, AdaptiveRounds, next_look, relative_half_width
 from .settings import NCS_DEVICE
 
 VIRTUAL_DEVICES = ("AUTO", "HETERO", "MULTI", "BATCH")
@@ -156,9 +158,11 @@ def _precision_of(compiled: Any) -> str:
 
 
 def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray, precision: str | None,
-            rounds: int, warmup: int, reference: Any = None, compiled: Any = None) -> DeviceMeasurement:
+            rounds: int | AdaptiveRounds, warmup: int, reference: Any = None, compiled: Any = None
+            ) -> DeviceMeasurement:
     """Accuracy and throughput (every test image, in batches: `accuracy_pass`), then batch-1 latency samples
-    (sync), then the profiled rounds.
+    (sync), then the profiled rounds. `rounds`: timed inferences per model, or an AdaptiveRounds policy (time
+    blocks until the interval is narrow enough).
 
     With a `reference` model (the dense baseline, from `compile_for_latency`: compiled once per process), both are
     timed in alternating blocks in this one window: latency drifts between windows and processes by ~10%, and a
@@ -184,7 +188,9 @@ def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray
     lap("compile")
     samples = _interleaved_latency(timed, images[:1], rounds, warmup)
     lap("latency")
-    counters = _profiled(model, device, precision, images[:1], rounds)  # not before: its threads would share them
+    # Not before: its threads would share the timed rounds' cores. Adaptive: as for the rounds used, up to 1000.
+    profiled_for = rounds if isinstance(rounds, int) else min(len(samples[0]), 1000)
+    counters = _profiled(model, device, precision, images[:1], profiled_for)
     lap("profile")
     return DeviceMeasurement(device, _precision_of(latency_model), samples[0], fps, top1, top5,
                              (started, time.time()), samples[1] if reference is not None else (),
@@ -321,13 +327,17 @@ def _infer_all(compiled: Any, images: np.ndarray, batch: int) -> tuple[np.ndarra
     return np.concatenate(outputs)[:len(images)], len(images) / elapsed
 
 
-def _interleaved_latency(models: list[Any], sample: np.ndarray, rounds: int, warmup: int,
-                         block: int = 10) -> list[tuple[float, ...]]:
+def _interleaved_latency(models: list[Any], sample: np.ndarray, rounds: int | AdaptiveRounds, warmup: int,
+                         block: int = BLOCK) -> list[tuple[float, ...]]:
     """`rounds` synchronous inferences per model, in blocks of `block` whose order alternates (AB, BA, ...).
 
     A sample is the request's own `latency`, timed by the runtime around the inference as `benchmark_app` times it,
     on an input set once: timing `infer({0: sample})` from Python adds its argument handling and result copies
     (0.15-0.2 ms per call here, 8% of a dense ResNet-56), which is not the device's time.
+
+    With an AdaptiveRounds policy, whole blocks are timed until the 95% interval of the speed-up (of the first model
+    over the second; of the median for one model) is within the policy's target, or its round or time budget is
+    spent. The interval is looked at after `min_rounds`, then where it is predicted to be narrow enough (next_look).
     """
     requests = [model.create_infer_request() for model in models]
     for request in requests:
@@ -335,11 +345,33 @@ def _interleaved_latency(models: list[Any], sample: np.ndarray, rounds: int, war
         for _ in range(warmup):
             request.infer()
     samples: list[list[float]] = [[] for _ in models]
-    for index, start in enumerate(range(0, rounds, block)):
-        order = range(len(requests)) if index % 2 == 0 else reversed(range(len(requests)))
-        for which in order:
-            request = requests[which]
-            for _ in range(min(block, rounds - start)):
-                request.infer()
-                samples[which].append(request.latency / 1000.0)
+
+    def time_blocks(first: int, last: int, deadline: float = math.inf) -> int:
+        """Rounds first..last-1 of every model, in alternating blocks (the alternation continues across calls), or
+        up to the first block boundary past `deadline`; returns the rounds per model timed by then."""
+        for start in range(first, last, block):
+            if time.perf_counter() > deadline:
+                return start
+            order = range(len(requests)) if (start // block) % 2 == 0 else reversed(range(len(requests)))
+            for which in order:
+                request = requests[which]
+                for _ in range(min(block, last - start)):
+                    request.infer()
+                    samples[which].append(request.latency / 1000.0)
+        return last
+
+    if isinstance(rounds, int):
+        time_blocks(0, rounds)
+        return [tuple(s) for s in samples]
+    policy, deadline, done = rounds, time.perf_counter() + rounds.budget_s, 0
+    look = min(policy.max_rounds, -(-policy.min_rounds // block) * block)
+    while True:
+        reached = time_blocks(done, look, deadline)
+        if reached < look or look >= policy.max_rounds:  # the time or the round budget is spent
+            break
+        done = look
+        half_width = relative_half_width(samples[0], samples[1] if len(samples) > 1 else ())
+        if half_width <= policy.target:
+            break
+        look = next_look(done, half_width, policy, block)
     return [tuple(s) for s in samples]

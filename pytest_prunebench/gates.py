@@ -15,8 +15,11 @@ from typing import Any
 
 # Which way is worse for each figure a gate may name.
 HIGHER_IS_BETTER = ("top1", "top5", "top1_pruned", "throughput_fps", "latency_speedup", "mac_speedup")
-LOWER_IS_BETTER = ("latency_ms", "e2e_ms", "device_ms", "params", "weights", "macs", "onnx_bytes")
+LOWER_IS_BETTER = ("latency_ms", "latency_ms_rel", "e2e_ms", "device_ms", "params", "weights", "macs", "onnx_bytes")
 GATE_METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
+# The record's 95% interval of a figure (intervals.py), where it has one.
+INTERVALS = {"latency_speedup": "latency_speedup_ci", "latency_ms": "latency_ms_ci", "e2e_ms": "latency_ms_ci",
+             "latency_ms_rel": "latency_ms_rel_ci"}
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,35 @@ class Regression:
     gate: Gate
     before: float
     after: float
+    noise: str = ""  # why the measured change may be noise (the records' 95% intervals), or ""
 
     @property
     def allowed(self) -> float:
         return self.gate.worst_allowed(self.before)
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    if isinstance(value, list | tuple) and len(value) == 2 and all(_number(v) for v in value):
+        return float(value[0]), float(value[1])
+    return None
+
+
+def noise_note(gate: Gate, before: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """What says a regression of `gate` may be noise: this run's interval reaching the worst allowed value, or the
+    two runs' intervals overlapping (no change is plausible); "" when the records carry no interval or neither holds."""
+    key = INTERVALS.get(gate.metric)
+    now_ci, before_ci = _interval(now.get(key)), _interval(before.get(key))
+    if now_ci is None:
+        return ""
+    notes = []
+    allowed = gate.worst_allowed(float(before[gate.metric]))
+    if now_ci[0] <= allowed <= now_ci[1]:
+        notes.append(f"this run's 95% interval [{now_ci[0]:.4g}, {now_ci[1]:.4g}] includes the worst allowed "
+                     f"{allowed:.4g}")
+    if before_ci is not None and now_ci[0] <= before_ci[1] and before_ci[0] <= now_ci[1]:
+        notes.append(f"it overlaps the saved run's [{before_ci[0]:.4g}, {before_ci[1]:.4g}], so no change is "
+                     f"plausible")
+    return "; ".join(notes)
 
 
 @dataclass(frozen=True)
@@ -98,7 +126,8 @@ def evaluate(gates: tuple[Gate, ...], now: Mapping[str, Mapping[str, Any]], befo
             if not (_number(old) and _number(new)):
                 unmeasured.append(f"{case} {gate.metric}")
             elif gate.fails(float(old), float(new)):
-                regressions.append(Regression(case, gate, float(old), float(new)))
+                regressions.append(Regression(case, gate, float(old), float(new),
+                                              noise_note(gate, before[case], now[case])))
     return GateReport(source, len(common), tuple(regressions), tuple(sorted(set(now) - set(before))),
                       tuple(sorted(set(before) - set(now))), tuple(unmeasured))
 
@@ -114,6 +143,12 @@ def report_lines(report: GateReport) -> list[str]:
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
                   for row in rows]
+        noisy = [r for r in report.regressions if r.noise]
+        lines += [f"inside the noise: {r.case} {r.gate.metric}: {r.noise}" for r in noisy]
+        if noisy:
+            lines.append(f"{len(noisy)} of {len(report.regressions)} regression(s) are inside the measurement noise: "
+                         f"they still fail the gate; measure them more precisely (--prunebench-rounds auto, "
+                         f"--prunebench-precision-target) or gate on a wider bound")
     lines += [f"not in the saved run (new): {case}" for case in report.only_now]
     lines += [f"not in this run (missing): {case}" for case in report.only_before]
     lines += [f"not compared (figure missing in one run): {item}" for item in report.unmeasured]

@@ -70,8 +70,13 @@ OPTIONS = (
            parsers.top1_floor, "P|off"),
     Option("--prunebench-seed", "seed", "seed for training and data order (default 0)", parsers.non_negative_int,
            "N"),
-    Option("--prunebench-rounds", "rounds", "timed batch-1 inferences per model (default 200)",
-           parsers.positive_int, "N"),
+    Option("--prunebench-rounds", "rounds", "timed batch-1 inferences per model (default 200), or auto: time "
+           "interleaved blocks until the speed-up's 95%% interval is within --prunebench-precision-target",
+           parsers.rounds_spec, "N|auto"),
+    Option("--prunebench-precision-target", "precision_target", "with --prunebench-rounds auto: the 95%% interval's "
+           "half-width to reach, relative to the speed-up (default 1%%)", parsers.precision_target, "P%"),
+    Option("--prunebench-max-rounds", "max_rounds", "with --prunebench-rounds auto: timed inferences per model at "
+           "most (default 5000)", parsers.positive_int, "N"),
     Option("--prunebench-warmup", "warmup", "untimed inferences before timing (default 20)",
            parsers.non_negative_int, "N"),
     Option("--prunebench-lr", "lr", "base learning rate for retraining when a schedule sets none (default 0.01)",
@@ -84,6 +89,9 @@ OPTIONS = (
     Option("--prunebench-broker", "broker", "measure every case on a device worker through this Redis broker, "
            "redis://[:password@]host:port/db (rediss:// for TLS); start workers with `prunebench worker`",
            str, "URL"),
+    Option("--prunebench-study", "study", "Optuna study storage that searched sweeps (bayes; grid and random too "
+           "when given) share across processes and hosts: a journal file, redis://[:password@]host:port/db, "
+           "sqlite:///file.db or postgresql://... (default .prunebench/optuna.journal)", parsers.study_url, "URL"),
     Option("--prunebench-host-gate", "host_gate", "pause CPU-heavy work of other processes during a measurement: "
            "auto (when the device shares the host CPU: CPU, GPU, AUTO...), on, off (default auto)",
            parsers.gate_mode, "MODE"),
@@ -111,6 +119,7 @@ OPTIONS = (
 PATH_FIELDS = ("lock_path", "artifacts", "cache", "wandb_dir", "report")
 ANCHORED_FIELDS = ("schedules", "sweeps")  # file, directory or glob patterns, relative to where they were given
 WANDB_GROUP_KEY = "prunebench_wandb_group"  # the controller's group, handed to xdist workers in workerinput
+REFERENCE_KEY = "prunebench_references"  # the controller's directory of reference dense medians (reference.py)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -135,6 +144,8 @@ def resolve(config: pytest.Config) -> Settings:
     """Command line first, then the ini file, then Settings' defaults. Bad ini values are usage errors."""
     workerinput = getattr(config, "workerinput", {})  # on an xdist worker: what the controller handed it
     values: dict[str, Any] = {"root": config.rootpath, "xdist_workers": int(workerinput.get("workercount", 0))}
+    if workerinput.get(REFERENCE_KEY):
+        values["reference_dir"] = Path(workerinput[REFERENCE_KEY])
     for option in OPTIONS:
         value = config.getoption(f"prunebench_{option.dest}")
         if value is not None:
@@ -145,6 +156,11 @@ def resolve(config: pytest.Config) -> Settings:
             values[option.dest] = _from_ini(option, str(ini_value), _ini_dir(config))
     if config.getoption("prunebench_no_cache") and config.getoption("prunebench_cache") is not None:
         raise pytest.UsageError("--prunebench-no-cache and --prunebench-cache DIR: use one of them")
+    adaptive_only = [option.flag for option in OPTIONS if option.dest in ("precision_target", "max_rounds")
+                     and option.dest in values]
+    if adaptive_only and values.get("rounds", Settings.rounds) != parsers.AUTO_ROUNDS:
+        raise pytest.UsageError(f"{' and '.join(adaptive_only)} apply to adaptive rounds: add --prunebench-rounds "
+                                f"auto, or leave them out with a fixed count of rounds")
     if config.getoption("ncs"):
         if values.get("device", NCS_DEVICE) != NCS_DEVICE:
             raise pytest.UsageError(f"--ncs measures on MYRIAD but --prunebench-device says {values['device']}: "
@@ -196,6 +212,8 @@ def _from_cli(option: Option, value: Any, base: Path) -> Any:
         return tuple(value)
     if option.dest in PATH_FIELDS:
         return base / value
+    if option.dest == "study" and "://" not in value:  # a journal file, relative to where it was given
+        return str(base / Path(value).expanduser())
     return value
 
 
@@ -205,6 +223,8 @@ def _from_ini(option: Option, text: str, base: Path) -> Any:
     if option.repeatable:
         return tuple(_parse_ini(option, item) for item in text.replace(",", " ").split())
     value = _parse_ini(option, text)
+    if option.dest == "study" and "://" not in value:
+        return str(base / Path(value).expanduser())
     return base / value if option.dest in PATH_FIELDS else value
 
 
@@ -214,6 +234,10 @@ def _parse_ini(option: Option, text: str) -> Any:
     try:
         return option.parse(text) if option.parse else text
     except (argparse.ArgumentTypeError, ValueError) as exc:
+        if option.dest == "study":  # a URL's password is never printed
+            from .broker import redact
+
+            text = redact(text)
         raise pytest.UsageError(f"ini key {option.ini} = {text!r}: {exc}") from None
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import WANDB_GROUP_KEY, add_options, resolve
+from .options import REFERENCE_KEY, WANDB_GROUP_KEY, add_options, resolve
 from .schedule import Schedule
 from .session import SPOOL_KEY, WORKER_RECORDS, PrunebenchSession, collapse_policy
 
@@ -34,6 +34,8 @@ def pytest_configure(config: pytest.Config) -> None:
                             "sweep='file.yaml' names the W&B sweep file(s) of a sweep suite")
     if (session.settings.device != "CPU" or session.settings.broker) and not hasattr(config, "workerinput"):
         session.check_device()  # an explicitly chosen device (or the broker) must exist before any training starts
+    if session.settings.study is not None and not hasattr(config, "workerinput"):
+        session.check_study()  # so must the study storage
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -88,10 +90,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist: every worker logs its W&B runs into the controller's group and spools its records to it."""
+    """xdist: every worker logs its W&B runs into the controller's group, spools its records to it, and scales its
+    drift-corrected latencies to the session's one reference dense median (reference.py)."""
     session = node.config.stash[SESSION]
     node.workerinput[WANDB_GROUP_KEY] = session.settings.wandb_group
     node.workerinput[SPOOL_KEY] = str(session.spool_dir())
+    node.workerinput[REFERENCE_KEY] = str(session.spool_dir() / "references")  # one reference per session
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -7,6 +7,12 @@ and SHA-256 (and arrays by dtype and shape), so a truncated or substituted paylo
 
 A result is a Redis hash: `meta` (JSON) and the latency samples as raw float64 bytes.
 
+Versions: a job of version 1 times a fixed number of rounds. Version 2 adds one field, `adaptive`
+(`{"target": 0.01, "max_rounds": 5000, "budget_s": 120}`: --prunebench-rounds auto), with `rounds` then the rounds
+per model before the first look at the interval. Producers send version 1 whenever rounds are fixed, so a worker of
+an older version keeps serving them; it answers a version-2 job with an error naming both versions. Results are
+unchanged (version 1): the samples say how many rounds ran.
+
 Import-light: stdlib and numpy only (the device worker imports it on a host without torch).
 """
 
@@ -19,13 +25,16 @@ from typing import Any
 
 from .errors import PrunebenchError
 
-VERSION = 1
+VERSION = 1  # results, and jobs with a fixed number of rounds
+ADAPTIVE_VERSION = 2  # jobs with `adaptive` (intervals.AdaptiveRounds)
+JOB_VERSIONS = (VERSION, ADAPTIVE_VERSION)
 MAX_META_BYTES = 64 * 1024  # a job's JSON: names and numbers only
 DEFAULT_MAX_PAYLOAD = 256 * 1024 * 1024  # per blob: ResNet-110's ONNX is ~7 MB, CIFAR-10's test set 123 MB
 ARRAY_DTYPES = frozenset({"float64", "float32", "float16", "int64", "int32", "uint8"})
 KEY_PREFIX = "prunebench"
 JOB_FIELDS = frozenset({"v", "job", "case", "device", "precision", "rounds", "warmup", "model", "reference",
                         "images", "labels", "producer"})
+ADAPTIVE_FIELDS = frozenset({"target", "max_rounds", "budget_s"})
 MAX_ROUNDS = 100_000
 
 
@@ -59,6 +68,11 @@ def heartbeat_key(worker: str) -> str:
     return f"{KEY_PREFIX}:worker:{worker}"
 
 
+# The names of the workers that beat (a set): producers read these heartbeats directly, not by scanning every key
+# (a SCAN walks the whole keyspace: results, blobs, streams, whatever else the database holds).
+WORKERS_KEY = f"{KEY_PREFIX}:workers"
+
+
 GROUP = "workers"
 
 
@@ -87,7 +101,7 @@ class Job:
     case: str
     device: str
     precision: str | None
-    rounds: int
+    rounds: Any  # int, or an intervals.AdaptiveRounds policy (a version-2 job)
     warmup: int
     model: BlobRef  # the ONNX to measure
     reference: BlobRef | None  # the dense ONNX timed interleaved with it; None: the dense model itself
@@ -96,10 +110,15 @@ class Job:
     producer: str
 
     def meta(self) -> bytes:
-        body = {"v": VERSION, "job": self.job, "case": self.case, "device": self.device, "precision": self.precision,
-                "rounds": self.rounds, "warmup": self.warmup, "model": self.model.to_json(),
-                "reference": self.reference.to_json() if self.reference else None, "images": self.images.to_json(),
-                "labels": self.labels.to_json(), "producer": self.producer}
+        fixed = isinstance(self.rounds, int)
+        body = {"v": VERSION if fixed else ADAPTIVE_VERSION, "job": self.job, "case": self.case,
+                "device": self.device, "precision": self.precision,
+                "rounds": self.rounds if fixed else self.rounds.min_rounds, "warmup": self.warmup,
+                "model": self.model.to_json(), "reference": self.reference.to_json() if self.reference else None,
+                "images": self.images.to_json(), "labels": self.labels.to_json(), "producer": self.producer}
+        if not fixed:
+            body["adaptive"] = {"target": self.rounds.target, "max_rounds": self.rounds.max_rounds,
+                                "budget_s": self.rounds.budget_s}
         return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -198,10 +217,10 @@ def parse_job(meta: bytes | None, limit: int = DEFAULT_MAX_PAYLOAD) -> Job:
     if not isinstance(body, dict):
         raise ProtocolError("meta is not a JSON object")
     version = body.get("v")
-    if version != VERSION:
-        raise ProtocolError(f"protocol version {version!r} is not this worker's {VERSION}; run the same "
-                            f"pytest-prunebench version on producers and workers")
-    unknown = set(body) - JOB_FIELDS
+    if version not in JOB_VERSIONS:
+        raise ProtocolError(f"protocol version {version!r} is not this worker's {VERSION} or {ADAPTIVE_VERSION}; run "
+                            f"the same pytest-prunebench version on producers and workers")
+    unknown = set(body) - JOB_FIELDS - ({"adaptive"} if version == ADAPTIVE_VERSION else set())
     if unknown:
         raise ProtocolError(f"unknown field(s) {', '.join(sorted(unknown)[:5])}")
     job = _field(body, "job", str)
@@ -217,9 +236,26 @@ def parse_job(meta: bytes | None, limit: int = DEFAULT_MAX_PAYLOAD) -> Job:
     if not 1 <= len(device) <= 64:
         raise ProtocolError("device name must be 1-64 characters")
     reference = _ref(body, "reference", limit, False) if body.get("reference") is not None else None
+    if version == ADAPTIVE_VERSION:
+        rounds = _adaptive(_field(body, "adaptive", dict), rounds)
     return Job(job, _field(body, "case", str)[:200], device, precision, rounds, warmup,
                _ref(body, "model", limit, False), reference, _ref(body, "images", limit, True),
                _ref(body, "labels", limit, True), _field(body, "producer", str)[:200])
+
+
+def _adaptive(raw: dict[str, Any], min_rounds: int) -> Any:
+    """A version-2 job's `adaptive` field as an intervals.AdaptiveRounds, each value checked."""
+    from .intervals import AdaptiveRounds
+
+    unknown = set(raw) - ADAPTIVE_FIELDS
+    if unknown:
+        raise ProtocolError(f"adaptive: unknown field(s) {', '.join(sorted(unknown)[:5])}")
+    target, budget = _field(raw, "target", (int, float)), _field(raw, "budget_s", (int, float))
+    max_rounds = _field(raw, "max_rounds", int)
+    if not (0 < target <= 0.5 and 0 < budget <= 24 * 3600 and min_rounds <= max_rounds <= MAX_ROUNDS):
+        raise ProtocolError(f"adaptive: target must be in (0, 0.5], budget_s in (0, 86400] and max_rounds from rounds "
+                            f"to {MAX_ROUNDS}")
+    return AdaptiveRounds(float(target), min_rounds, max_rounds, float(budget))
 
 
 # -- results -------------------------------------------------------------------------------------------------------

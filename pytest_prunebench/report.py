@@ -1,6 +1,10 @@
 """`prunebench report`: pictures and tables from pytest-benchmark JSON files (one run or many).
 
     pareto.png            top1 vs latency, the Pareto front drawn and labelled, dominated cases grey, dense marked
+
+Latency, wherever cases are compared with each other, is the drift-corrected figure (`latency_ms_rel`: the session's
+reference dense median times the case's own interleaved pruned/dense ratio; see reference.py), and the absolute
+median only for records written before it existed.
     sparsity_latency.png  per pruner, mean latency per 0.02-wide sparsity bin (the seed's Figure 1)
     speedup.png           measured latency speed-up vs MAC speed-up, with y = x
     sensitivity.png       (records that prune one group alone) top1 and latency per sparsity, one curve per group
@@ -25,6 +29,7 @@ from typing import Any
 from .errors import PrunebenchError
 
 BIN_WIDTH = 0.02  # the seed's sparsity bins
+LATENCY = "latency_ms_rel"  # the figure cases are compared on (Case.latency)
 PICTURES = ("pareto.png", "sparsity_latency.png", "speedup.png")
 
 
@@ -42,6 +47,12 @@ class Case:
     def figure(self, key: str) -> float:
         value = self.info.get(key)
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+    @property
+    def latency(self) -> float:
+        """The latency cases are compared on: drift-corrected (`latency_ms_rel`), else the absolute median."""
+        rel = self.figure(LATENCY)
+        return self.figure("latency_ms") if math.isnan(rel) else rel
 
     @property
     def sparsities(self) -> dict[str, float]:
@@ -68,22 +79,47 @@ def load_cases(paths: Sequence[Path]) -> list[Case]:
     if not cases:
         raise ReportError(f"{', '.join(map(str, paths))}: no prunebench record (no extra_info.latency_ms); run "
                           f"the bench suites with --benchmark-json=FILE first")
-    return cases
+    return common_reference(cases)
+
+
+def _reference_group(case: Case) -> tuple[str, str, str]:
+    return str(case.info.get("model")), str(case.info.get("device")), str(case.info.get("precision"))
+
+
+def common_reference(cases: Sequence[Case]) -> list[Case]:
+    """Records of several sessions, each scaled to its own session's reference dense median, rescaled to one
+    reference per model, device and precision (the median of the sessions' references), so that they compare.
+    A rescaled record keeps its session's figures as `latency_ms_rel_session` and `latency_ms_ref_session`."""
+    references: dict[tuple[str, str, str], set[float]] = {}
+    for case in cases:
+        ref = case.figure("latency_ms_ref")
+        if not (math.isnan(ref) or math.isnan(case.figure(LATENCY))):
+            references.setdefault(_reference_group(case), set()).add(ref)
+    common = {group: statistics.median(sorted(refs)) for group, refs in references.items() if len(refs) > 1}
+    anchored = []
+    for case in cases:
+        ref, target = case.figure("latency_ms_ref"), common.get(_reference_group(case))
+        if target is None or math.isnan(ref) or math.isnan(case.figure(LATENCY)) or ref == target:
+            anchored.append(case)
+            continue
+        info = {**case.info, "latency_ms_rel_session": case.info[LATENCY], "latency_ms_ref_session": ref,
+                LATENCY: case.figure(LATENCY) * target / ref, "latency_ms_ref": target}
+        anchored.append(Case(case.name, info))
+    return anchored
 
 
 # -- analysis ---------------------------------------------------------------------------------------------------
 
 
 def pareto_front(cases: Sequence[Case]) -> list[Case]:
-    """Cases no other case beats on both top1 (higher) and latency (lower); sorted by latency."""
-    points = [c for c in cases if not (math.isnan(c.figure("top1")) or math.isnan(c.figure("latency_ms")))]
+    """Cases no other case beats on both top1 (higher) and latency (lower, drift-corrected); sorted by latency."""
+    points = [c for c in cases if not (math.isnan(c.figure("top1")) or math.isnan(c.latency))]
 
     def dominated(case: Case) -> bool:
-        return any(o.figure("top1") >= case.figure("top1") and o.figure("latency_ms") <= case.figure("latency_ms")
-                   and (o.figure("top1"), o.figure("latency_ms")) != (case.figure("top1"), case.figure("latency_ms"))
-                   for o in points)
+        return any(o.figure("top1") >= case.figure("top1") and o.latency <= case.latency
+                   and (o.figure("top1"), o.latency) != (case.figure("top1"), case.latency) for o in points)
 
-    return sorted((c for c in points if not dominated(c)), key=lambda c: c.figure("latency_ms"))
+    return sorted((c for c in points if not dominated(c)), key=lambda c: c.latency)
 
 
 def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
@@ -100,13 +136,13 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 
 
 def correlations(cases: Sequence[Case]) -> list[tuple[str, int, float | None, float | None]]:
-    """Per sparsity parameter: (pruner, cases that have it, r with latency_ms, r with top1)."""
+    """Per sparsity parameter: (pruner, cases that have it, r with latency (drift-corrected), r with top1)."""
     pruners = sorted({p for c in cases for p in c.sparsities})
     rows = []
     for pruner in pruners:
         having = [c for c in cases if pruner in c.sparsities]
         xs = [c.sparsities[pruner] for c in having]
-        rows.append((pruner, len(having), pearson(xs, [c.figure("latency_ms") for c in having]),
+        rows.append((pruner, len(having), pearson(xs, [c.latency for c in having]),
                      pearson(xs, [c.figure("top1") for c in having])))
     return rows
 
@@ -115,9 +151,8 @@ def sparsity_bins(cases: Sequence[Case], pruner: str) -> list[tuple[float, float
     """(bin start, mean latency ms, cases) per 0.02-wide bin of `pruner`'s sparsity that has cases."""
     bins: dict[int, list[float]] = {}
     for case in cases:
-        if pruner in case.sparsities and not math.isnan(case.figure("latency_ms")):
-            bins.setdefault(int(math.floor(case.sparsities[pruner] / BIN_WIDTH + 1e-9)), []).append(
-                case.figure("latency_ms"))
+        if pruner in case.sparsities and not math.isnan(case.latency):
+            bins.setdefault(int(math.floor(case.sparsities[pruner] / BIN_WIDTH + 1e-9)), []).append(case.latency)
     return [(round(k * BIN_WIDTH, 10), sum(v) / len(v), len(v)) for k, v in sorted(bins.items())]
 
 
@@ -140,7 +175,7 @@ def sensitivities(cases: Sequence[Case]) -> list[Sensitivity]:
     for case in cases:
         if len(case.sparsities) == 1:
             curves.setdefault(next(iter(case.sparsities)), []).append(case)
-    result = [Sensitivity(pruner, tuple(sorted((c.sparsities[pruner], c.figure("top1"), c.figure("latency_ms"))
+    result = [Sensitivity(pruner, tuple(sorted((c.sparsities[pruner], c.figure("top1"), c.latency)
                                                 for c in group)),
                           max(c.figure("top1_dense") for c in group))
               for pruner, group in curves.items()]
@@ -164,31 +199,46 @@ def plot_pareto(cases: Sequence[Case], path: Path) -> None:
     front = pareto_front(cases)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     others = [c for c in cases if c not in front]
-    ax.scatter([c.figure("latency_ms") for c in others], [c.figure("top1") for c in others], color="0.75",
+    ax.scatter([c.latency for c in others], [c.figure("top1") for c in others], color="0.75",
                label="dominated", zorder=2)
-    ax.plot([c.figure("latency_ms") for c in front], [c.figure("top1") for c in front], "o-", color="tab:blue",
+    ax.plot([c.latency for c in front], [c.figure("top1") for c in front], "o-", color="tab:blue",
             label="Pareto front", zorder=3)
     for case in front:
-        ax.annotate(_short(case.name), (case.figure("latency_ms"), case.figure("top1")), fontsize=7,
+        ax.annotate(_short(case.name), (case.latency, case.figure("top1")), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     dense = dense_points(cases)
     if dense:
         ax.scatter([lat for lat, _ in dense.values()], [top for _, top in dense.values()], marker="*", s=160,
-                   color="tab:red", label="dense (median of its timings)", zorder=4)
+                   color="tab:red", label="dense (the reference median)" if corrected(cases) else
+                   "dense (median of its timings)", zorder=4)
         for model, (lat, top) in dense.items():
             ax.annotate(f"dense {model}", (lat, top), fontsize=7, xytext=(4, -10), textcoords="offset points")
-    ax.set(xlabel="latency median (ms, batch 1)", ylabel="top1 (%)", title="Accuracy vs latency")
+    ax.set(xlabel=latency_label(cases), ylabel="top1 (%)", title="Accuracy vs latency")
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
 
 
+def corrected(cases: Sequence[Case]) -> bool:
+    """Whether every case has a drift-corrected latency (records of older versions have only the absolute one)."""
+    return all(not math.isnan(c.figure(LATENCY)) for c in cases)
+
+
+def latency_label(cases: Sequence[Case]) -> str:
+    if corrected(cases):
+        return "latency (ms, batch 1, drift-corrected: reference dense median x pruned / dense)"
+    return "latency median (ms, batch 1)"
+
+
 def dense_points(cases: Sequence[Case]) -> dict[str, tuple[float, float]]:
-    """Per model, the dense baseline: the median of its latency (timed again in every case's window), its top1."""
+    """Per model, the dense baseline: its top1, and its latency on the scale the cases are compared on: the
+    session's reference median (drift-corrected cases), else the median of its timings in every case's window."""
     timings: dict[str, list[float]] = {}
     top1: dict[str, float] = {}
     for case in cases:
-        lat, top = case.figure("latency_ms_dense"), case.figure("top1_dense")
+        reference = case.figure("latency_ms_ref")
+        absolute = math.isnan(reference) or math.isnan(case.figure(LATENCY))
+        lat, top = case.figure("latency_ms_dense") if absolute else reference, case.figure("top1_dense")
         if not (math.isnan(lat) or math.isnan(top)):
             model = str(case.info.get("model", "?"))
             timings.setdefault(model, []).append(lat)
@@ -203,7 +253,8 @@ def plot_sparsity_latency(cases: Sequence[Case], path: Path) -> None:
         bins = sparsity_bins(cases, pruner)
         ax.plot([b + BIN_WIDTH / 2 for b, _, _ in bins], [mean for _, mean, _ in bins], "o-", label=pruner,
                 markersize=3)
-    ax.set(xlabel=f"sparsity ({BIN_WIDTH:g}-wide bins)", ylabel="mean latency (ms)",
+    ax.set(xlabel=f"sparsity ({BIN_WIDTH:g}-wide bins)",
+           ylabel="mean latency (ms, drift-corrected)" if corrected(cases) else "mean latency (ms)",
            title="Mean latency per sparsity bin, per pruner")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
@@ -233,7 +284,7 @@ def plot_sensitivity(curves: Sequence[Sensitivity], path: Path) -> None:
         top.plot(xs, [t for _, t, _ in curve.points], "o-", markersize=3, label=curve.pruner)
         lat.plot(xs, [ms for _, _, ms in curve.points], "o-", markersize=3, label=curve.pruner)
     top.set(xlabel="sparsity of the group, pruned alone", ylabel="top1 (%), no retraining", title="Accuracy")
-    lat.set(xlabel="sparsity of the group, pruned alone", ylabel="latency median (ms)", title="Latency")
+    lat.set(xlabel="sparsity of the group, pruned alone", ylabel="latency (ms)", title="Latency")
     for ax in (top, lat):
         ax.grid(alpha=0.3)
     top.legend(fontsize=7, ncol=2)
@@ -294,9 +345,10 @@ def markdown(cases: Sequence[Case]) -> str:
     front = pareto_front(cases)
     lines = [f"# prunebench report: {len(cases)} case(s)", ""]
     lines += ["![Pareto](pareto.png)", "![Sparsity vs latency](sparsity_latency.png)", "![Speed-up](speedup.png)", ""]
-    lines += _table("Cases", ("case", "top1 %", "latency ms", "speed-up", "MAC speed-up", "params", "MACs",
-                              "ONNX bytes", "collapsed"),
-                    [(c.name, _num(c.figure("top1"), 2), _num(c.figure("latency_ms"), 3),
+    lines += _latency_note(cases)
+    lines += _table("Cases", ("case", "top1 %", "latency ms", "absolute ms", "speed-up", "MAC speed-up", "params",
+                              "MACs", "ONNX bytes", "collapsed"),
+                    [(c.name, _num(c.figure("top1"), 2), _num(c.latency, 3), _num(c.figure("latency_ms"), 3),
                       _num(c.figure("latency_speedup"), 2), _num(c.figure("mac_speedup"), 2),
                       _int(c.figure("params")), _int(c.figure("macs")), _int(c.figure("onnx_bytes")),
                       "yes" if c.info.get("collapsed") else "") for c in cases])
@@ -305,7 +357,8 @@ def markdown(cases: Sequence[Case]) -> str:
                     ("pruner", "cases", "r(latency)", "r(top1)"),
                     [(p, str(n), _num(r_lat, 3), _num(r_top, 3)) for p, n, r_lat, r_top in correlations(cases)])
     lines += _table("Pareto set (top1 up, latency down)", ("case", "top1 %", "latency ms"),
-                    [(c.name, _num(c.figure("top1"), 2), _num(c.figure("latency_ms"), 3)) for c in front])
+                    [(c.name, _num(c.figure("top1"), 2), _num(c.latency, 3)) for c in front])
+    lines += _study_sections(cases)
     curves = sensitivities(cases)
     if curves:
         lines += ["![Sensitivity](sensitivity.png)", ""]
@@ -324,6 +377,32 @@ def markdown(cases: Sequence[Case]) -> str:
                     [(str(m), _int(float(p or "nan")), _int(float(x or "nan"))) for m, p, x in sorted(dense, key=str)])
     lines.append("r is undefined (`–`) with fewer than 3 cases or a sparsity that never varies.")
     return "\n".join(lines) + "\n"
+
+
+def _latency_note(cases: Sequence[Case]) -> list[str]:
+    """Which latency the tables and pictures compare, and whether records of several sessions were rescaled."""
+    if not corrected(cases):
+        return ["Latency: the absolute median of each case's window (some records have no drift-corrected "
+                "`latency_ms_rel`: written by an older version). It drifts 20-60% between windows on a shared host.",
+                ""]
+    lines = ["Latency: drift-corrected (`latency_ms_rel`): the session's reference dense median times the case's "
+             "own pruned / dense ratio, timed interleaved in one window. `absolute ms` is the case's own median, "
+             "which carries the host's drift between windows."]
+    rescaled = sum(1 for c in cases if "latency_ms_ref_session" in c.info)
+    if rescaled:
+        lines[0] += (f" {rescaled} record(s) of other sessions were rescaled to one reference per model (the "
+                     f"median of the sessions' references).")
+    return [*lines, ""]
+
+
+def _study_sections(cases: Sequence[Case]) -> list[str]:
+    """Per Optuna study among the records (searched sweeps): its Pareto front and each parameter's importance."""
+    from .search import record_points, study_lines
+
+    lines = []
+    for study, (points, objectives) in sorted(record_points([(c.name, c.info) for c in cases]).items()):
+        lines += [f"## Study {study}", "", "```", *study_lines(f"study {study}", points, objectives), "```", ""]
+    return lines
 
 
 MASK_ONLY_KINDS = {"elements": "fine-grained zeros", "rows": "zeroed fc input features"}

@@ -125,9 +125,25 @@ class PrunebenchSession:
                 error = None
             if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
                 pytest.fail(error, pytrace=False)
-            values = sweep.grid() if sweep.method == "grid" else [None]
+            if sweep.early_terminate is not None and self.settings.epochs == 0:
+                pytest.fail(f"{path}: early_terminate: --prunebench-epochs 0 retrains no case, so there is nothing "
+                            f"to stop early; drop one of them", pytrace=False)
+            values = sweep.grid() if sweep.method == "grid" and not self._searched(sweep) else [None]
             points += [SweepPoint(sweep, point) for point in values]
         return points
+
+    def _searched(self, sweep: Sweep) -> bool:
+        """bayes sweeps always run through an Optuna study; grid and random ones when a study URL is given."""
+        return sweep.method == "bayes" or self.settings.study is not None
+
+    def check_study(self) -> None:
+        """--prunebench-study: the storage must open now, before any training (search.open_storage)."""
+        from .search import open_storage
+
+        try:
+            open_storage(self.settings.study, self.settings.root)
+        except PrunebenchError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     def _sweep_files(self, definition: pytest.Function) -> list[Path]:
         for marker in definition.iter_markers("prunebench"):
@@ -183,12 +199,22 @@ class PrunebenchSession:
     def run_case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None,
                  on_collapse: str = "fail") -> CaseResult:
         """Run one case for a test, record it, then check collapse and the schedule's declarative thresholds."""
+        result, loaded, failures, _ = self._case(node, schedule, name, on_collapse)
+        if failures:
+            pytest.fail(self._failure_message(loaded, failures), pytrace=False)
+        return result
+
+    def _case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None, on_collapse: str,
+              trial: Any = None) -> tuple[CaseResult, Schedule, list[str], dict[str, Any]]:
+        """Run and record one case: (result, schedule, threshold and collapse failures, record). `trial` (a
+        searched sweep's search.CaseTrial) may stop retraining early and labels the record."""
         if self.tracking and self._tracker is None:
             self._start_tracking()
         try:
             loaded = schedule if isinstance(schedule, Schedule) else load_schedule(schedule)
             suffix = self._record_suffix(node, loaded, name)
-            result = self.runner.run(loaded, node.name + suffix)
+            extra = {} if trial is None else {"on_epoch": trial.on_epoch}
+            result = self.runner.run(loaded, node.name + suffix, **extra)
         except WeakBaselineError as exc:
             # No case of this session is worth running on it: stop here (pytest, and xdist's controller, end the
             # session after this test, with exit code 1).
@@ -199,18 +225,25 @@ class PrunebenchSession:
             error = None
         if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
             pytest.fail(error, pytrace=False)
-        self.record(self._record(node, result, suffix))
-        failures = self._threshold_failures(result, loaded)
+        if trial is not None:
+            result = replace(result, search=trial.labels(result))
+        record = self._record(node, result, suffix)
+        self.record(record)
+        # An early-terminated case stopped because it was worse than others: recorded, never failed.
+        failures = [] if result.early_terminated else self._threshold_failures(result, loaded)
         if result.collapsed and (on_collapse == "fail" or failures):  # a recorded collapse explains other misses
             failures.insert(0, _collapse_line(result, hint=on_collapse == "fail"))
         if self.tracking:
             self._track(node, result, passed=not failures)
-        if failures:
-            pytest.fail(self._failure_message(loaded, failures), pytrace=False)
-        return result
+        return result, loaded, failures, record
 
     def run_sweep(self, node: pytest.Item, point: SweepPoint, on_collapse: str) -> list[CaseResult]:
-        """A grid point is one case; a random sweep draws its cases with hypothesis, guided by its metric."""
+        """A grid point is one case; a random sweep draws its cases with hypothesis, guided by its metric; a
+        bayes sweep (or any sweep, with --prunebench-study) runs its cases through an Optuna study."""
+        if point.values is None and self._searched(point.sweep):
+            from .search import run_search
+
+            return run_search(self, node, point.sweep, self._sweep_model(point.sweep), on_collapse)
         if point.values is None:
             return self._draw_sweep(node, point.sweep, self._sweep_model(point.sweep), on_collapse)
         return [self.run_case(node, self.sweep_schedule(point), None, on_collapse)]
@@ -325,7 +358,7 @@ class PrunebenchSession:
             "param": callspec.id if callspec else None,
             "params": {k: str(v) for k, v in callspec.params.items()} if callspec else None,
             "extra_info": result.extra_info(), "samples": list(result.latencies_s),
-            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": self.settings.rounds,
+            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": len(result.latencies_s),
                         "max_time": 0.0, "min_time": 0.0, "precision": None, "confidence": None,
                         "warmup": self.settings.warmup, "device": result.device},
         }
@@ -467,6 +500,7 @@ class PrunebenchSession:
 
     def terminal_summary(self, reporter: Any) -> None:
         self._cases_summary(reporter)
+        self._studies_summary(reporter)
         if self.gate_report is not None:
             from .gates import report_lines
 
@@ -474,6 +508,29 @@ class PrunebenchSession:
             reporter.write_sep("-", f"prunebench: --prunebench-compare-fail {verdict}",
                                red=self.gate_report.failed, green=not self.gate_report.failed)
             for line in report_lines(self.gate_report):
+                reporter.write_line(line)
+
+    def amend_records(self, records: list[dict[str, Any]], **fields: Any) -> None:
+        """Add fields to records already made (e.g. on_pareto_front, known when a search ends). The record's
+        extra_info is the one pytest-benchmark (or the xdist hand-over) writes; the summary rows are copies."""
+        names = {record["fullname"] for record in records}
+        for record in records:
+            record["extra_info"].update(fields)
+        for row in self.rows:
+            if row["fullname"] in names:
+                row.update(fields)
+
+    def _studies_summary(self, reporter: Any) -> None:
+        """Per study this session's cases belong to: its Pareto front and parameter importance, over every trial
+        of the study (all processes and hosts that worked on it)."""
+        studies = sorted({row["study"] for row in self.rows if isinstance(row.get("study"), str)})
+        if not studies:
+            return
+        from .search import summary_lines
+
+        for name in studies:
+            reporter.write_sep("-", f"prunebench: study {name}")
+            for line in summary_lines(self.settings.study, self.settings.root, name):
                 reporter.write_line(line)
 
     def _cases_summary(self, reporter: Any) -> None:
@@ -484,7 +541,8 @@ class PrunebenchSession:
         collapsed = sum(1 for row in self.rows if row["collapsed"])
         reporter.write_sep("-", f"prunebench: {len(self.rows)} case(s) on {self.settings.device}, "
                                 f"{collapsed} collapsed")
-        header = ("case", "top1 %", "dense %", "latency ms", "speed-up", "MAC speed-up", "params", "ONNX KB")
+        header = ("case", "top1 %", "dense %", "latency ms [95% CI]", "abs ms [95% CI]", "speed-up [95% CI]",
+                  "MAC speed-up", "params", "ONNX KB")
         rows = [_summary_cells(r) for r in sorted(self.rows, key=lambda row: row["name"])]
         for line in text_table(header, rows):
             reporter.write_line(line)
@@ -494,6 +552,13 @@ class PrunebenchSession:
         precision = sorted({r["precision"] for r in self.rows})
         reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
                             f"timed interleaved in each case's window")
+        references = sorted({(r["model"], r["latency_ms_ref"]) for r in self.rows if r.get("latency_ms_ref")})
+        if references:
+            reporter.write_line("latency ms = drift-corrected: the session's reference dense median ("
+                                + "; ".join(f"{model} {ms:.3f} ms" for model, ms in references)
+                                + ") / speed-up; abs ms = the case's own median, which drifts between windows")
+            reporter.write_line("95% CI: speed-up by a bootstrap over pairs of interleaved blocks (dense, pruned); "
+                                "abs ms by order statistics")
 
 
 def collapse_policy(node: pytest.Item) -> str:
@@ -521,9 +586,18 @@ def _collapse_line(result: CaseResult, hint: bool) -> str:
     return line
 
 
+def _with_interval(value: float, interval: list[float] | None, digits: int, unit: str = "") -> str:
+    """`1.234 [1.201-1.262]`: a figure and its 95% interval, when the record has one."""
+    text = f"{value:.{digits}f}{unit}"
+    return text if not interval else f"{text} [{interval[0]:.{digits}f}-{interval[1]:.{digits}f}]"
+
+
 def _summary_cells(row: dict[str, Any]) -> tuple[str, ...]:
     return (row["name"] + (" [collapsed]" if row["collapsed"] else ""), f"{row['top1']:.2f}",
-            f"{row['top1_dense']:.2f}", f"{row['latency_ms']:.3f}", f"{row['latency_speedup']:.2f}x",
+            f"{row['top1_dense']:.2f}",
+            _with_interval(row.get("latency_ms_rel", row["latency_ms"]), row.get("latency_ms_rel_ci"), 3),
+            _with_interval(row["latency_ms"], row.get("latency_ms_ci"), 3),
+            _with_interval(row["latency_speedup"], row.get("latency_speedup_ci"), 2, "x"),
             f"{row['mac_speedup']:.2f}x", f"{row['params']:,}", f"{row['onnx_bytes'] / 1024:.0f}")
 
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .data import DataSpec, parse_data_spec
 from .lock import GATE_MODES
@@ -51,6 +51,35 @@ def positive_int(text: str) -> int:
     if value == 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+AUTO_ROUNDS = "auto"  # --prunebench-rounds auto: adaptive rounds (intervals.AdaptiveRounds)
+DEFAULT_PRECISION_TARGET = 0.01  # auto: the speed-up's 95% interval within +-1% of it
+DEFAULT_MAX_ROUNDS = 5000  # auto: timed inferences per model at most
+
+
+def rounds_spec(text: str) -> int | str:
+    """A count of timed inferences per model, or `auto` (until the interval is narrow enough)."""
+    if text.strip().lower() == AUTO_ROUNDS:
+        return AUTO_ROUNDS
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; use a whole number of rounds or auto") from None
+
+
+def precision_target(text: str) -> float:
+    """A relative half-width: `1%` or `0.01`, above 0 and at most 50%."""
+    value = text.strip()
+    percent = value.endswith("%")
+    try:
+        number = float(value.removesuffix("%")) / (100.0 if percent else 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a precision; use a percentage such as 1% (or 0.01)"
+                                         ) from None
+    if not (0 < number <= 0.5 and math.isfinite(number)):
+        raise argparse.ArgumentTypeError(f"{text!r}: use a half-width above 0 and at most 50%, such as 1% (or 0.01)")
+    return number
 
 
 def positive_float(text: str) -> float:
@@ -174,6 +203,15 @@ def model_name(text: str) -> str:
                                      f"or package.module:factory")
 
 
+def study_url(text: str) -> str:
+    from .search import study_url as checked
+
+    try:
+        return checked(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def precision(text: str) -> str:
     value = text.strip().lower()
     if value not in PRECISIONS:
@@ -204,7 +242,9 @@ class Settings:
     baseline_epochs: int | None = None  # None: the model family's recipe, with its early stop (baseline.py)
     min_dense_top1: float | None = None  # None: the dataset's floor (case.DENSE_TOP1_FLOORS); 0: no floor
     seed: int = 0
-    rounds: int = 200
+    rounds: int | str = 200  # timed inferences per model, or AUTO_ROUNDS (see latency_rounds)
+    precision_target: float | None = None  # auto: relative half-width to reach; None: DEFAULT_PRECISION_TARGET
+    max_rounds: int | None = None  # auto: the round budget per model; None: DEFAULT_MAX_ROUNDS
     warmup: int = 20
     round_to: int | None = None  # None: each schedule's own (default 1: no rounding)
     bn_recalibration: int = RECALIBRATION_IMAGES  # training images BN statistics are re-estimated on after pruning
@@ -212,10 +252,22 @@ class Settings:
     lock_path: Path | None = None  # None: one per device in the temp dir
     lock_timeout: float = 900.0
     broker: str | None = None  # redis://...: every measurement goes to a device worker (worker.py); None: local
+    study: str | None = None  # Optuna study storage of searched sweeps (search.py); None: .prunebench/ journal
     xdist_workers: int = 0  # on a pytest-xdist worker: how many workers share this host (torch threads split)
+    reference_dir: Path | None = None  # where xdist workers share the session's reference dense medians; None: here
     host_gate: str = "auto"  # auto: measurements pause other processes' CPU work when the device shares the host
     report: Path | None = None  # where the session writes its report; None: no report
     artifacts: Path = Path(".prunebench/artifacts")
     cache: Path = Path(".prunebench/cache")  # dense baselines and pruned + retrained models (cache.py)
     no_cache: bool = False  # build every artifact afresh and store none
     root: Path = Path(".")
+
+    @property
+    def latency_rounds(self) -> Any:
+        """What a measurement times: a fixed count per model, or an intervals.AdaptiveRounds policy."""
+        if self.rounds != AUTO_ROUNDS:
+            return self.rounds
+        from .intervals import MIN_ROUNDS, AdaptiveRounds  # numpy: not at import (the plugin imports this module)
+
+        most = self.max_rounds or DEFAULT_MAX_ROUNDS
+        return AdaptiveRounds(self.precision_target or DEFAULT_PRECISION_TARGET, min(MIN_ROUNDS, most), most)

@@ -2,8 +2,8 @@
 
 A sweep's `parameters` are pruning settings of one model:
 
-    method: random                       # grid | random (bayes needs W&B's sweep server: refused)
-    metric: {name: latency_ms, goal: minimize}   # random: guides hypothesis.target
+    method: random                       # grid | random | bayes (an Optuna study: search.py)
+    metric: {name: latency_ms_rel, goal: minimize}   # random: guides hypothesis.target; bayes: a list is allowed
     run_cap: 12                          # random: examples drawn (--prunebench-examples overrides)
     parameters:
       model: {value: resnet20}
@@ -36,9 +36,19 @@ if TYPE_CHECKING:
 
     from .schedule import Schedule
 
-METHODS = ("grid", "random")
+METHODS = ("grid", "random", "bayes")
 TOP_LEVEL_KEYS = frozenset({"method", "parameters", "metric", "run_cap", "name", "description", "program",
-                            "command", "project", "entity"})
+                            "command", "project", "entity", "early_terminate", "sampler"})
+# `sampler:` (an extension of W&B's format): which Optuna sampler a bayes sweep uses, and its options.
+SAMPLER_OPTIONS: dict[str, frozenset[str]] = {
+    "tpe": frozenset({"seed", "n_startup_trials", "multivariate", "constant_liar"}),
+    "gp": frozenset({"seed", "n_startup_trials"}),
+    "nsgaii": frozenset({"seed", "population_size", "mutation_prob", "crossover_prob"}),
+    "random": frozenset({"seed"}),
+}
+HYPERBAND_KEYS = frozenset({"type", "min_iter", "max_iter", "eta", "s"})
+# Figures known per retraining epoch, which early termination can judge a case on.
+EPOCH_METRICS = ("top1",)
 PARAMETER_KEYS = frozenset({"value", "values", "distribution", "min", "max", "q", "probabilities"})
 DISTRIBUTIONS = ("constant", "categorical", "uniform", "int_uniform", "q_uniform", "log_uniform_values")
 GLOBAL_PARAMETERS = ("model", "epochs", "lr")
@@ -46,9 +56,10 @@ PER_GROUP = ("sparsity", "kind", "ranker")
 KINDS = ("filters", "channels")
 RANKERS = ("l1", "l2")
 # Figures a metric can name: the numeric fields of a record (and of its W&B summary).
-METRICS = ("top1", "top5", "top1_pruned", "latency_ms", "latency_median_ms", "latency_mean_ms", "latency_p90_ms",
-           "e2e_ms", "device_ms", "latency_speedup", "mac_speedup", "throughput_fps", "params", "weights", "macs",
-           "onnx_bytes")
+# latency_ms_rel (drift-corrected) is the one to rank cases on; latency_ms and the statistics drift between windows.
+METRICS = ("top1", "top5", "top1_pruned", "latency_ms_rel", "latency_ms", "latency_median_ms", "latency_mean_ms",
+           "latency_p90_ms", "e2e_ms", "device_ms", "latency_speedup", "mac_speedup", "throughput_fps", "params",
+           "weights", "macs", "onnx_bytes")
 MAX_GRID_POINTS = 10_000
 MISSING_HINT = "pass an existing W&B sweep file with --prunebench-sweep"
 
@@ -94,13 +105,27 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class Hyperband:
+    """W&B's `early_terminate: {type: hyperband, ...}`, in retraining epochs (Optuna's HyperbandPruner)."""
+
+    min_iter: int
+    max_iter: int | None  # None: the longest case's epochs (Optuna's "auto")
+    eta: int
+
+
+@dataclass(frozen=True)
 class Sweep:
     path: str
     method: str
     parameters: tuple[Parameter, ...]
-    metric: str | None
+    metric: str | None  # the first objective
     goal: str  # minimize | maximize
     run_cap: int | None
+    objectives: tuple[tuple[str, str], ...] = ()  # (figure, goal) per objective; several: a list metric
+    early_terminate: Hyperband | None = None
+    sampler: str = "tpe"
+    sampler_options: tuple[tuple[str, Any], ...] = ()
+    name: str | None = None  # W&B's sweep name: the study's name when given
 
     @property
     def stem(self) -> str:
@@ -163,44 +188,134 @@ def parse_sweep(document: Any, path: str) -> Sweep:
         kind = "empty" if document is None else f"a {type(document).__name__}"
         raise SweepError(path, "", f"the file is {kind}; a W&B sweep is a mapping with `method:` and `parameters:`")
     unknown = sorted(set(map(str, document)) - TOP_LEVEL_KEYS)
-    if "early_terminate" in unknown:
-        raise SweepError(path, "early_terminate", "cases always run to the end here; remove early_terminate")
     if unknown:
         hint = "; a Distiller schedule? pass it with --prunebench-schedules" if "pruners" in unknown else ""
         raise SweepError(path, unknown[0], f"unknown key; a sweep file has {', '.join(sorted(TOP_LEVEL_KEYS))}{hint}")
     method = _method(path, document.get("method"))
     parameters = _parameters(path, document.get("parameters"))
-    metric, goal = _metric(path, document.get("metric"))
+    objectives = _objectives(path, document.get("metric"), method)
+    metric, goal = objectives[0] if objectives else (None, "minimize")
     run_cap = document.get("run_cap")
     if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
         raise SweepError(path, "run_cap", f"{shown(run_cap)}: use a whole number of cases, at least 1")
-    sweep = Sweep(path, method, parameters, metric, goal, run_cap)
+    if method == "bayes" and not objectives:
+        raise SweepError(path, "metric", "bayes needs a metric to optimise, e.g. {name: latency_ms, goal: minimize}")
+    sampler, options = _sampler(path, document.get("sampler"), method, len(objectives))
+    name = document.get("name")
+    sweep = Sweep(path, method, parameters, metric, goal, run_cap, objectives,
+                  _early_terminate(path, document.get("early_terminate"), method, objectives, parameters),
+                  sampler, options, name if isinstance(name, str) and name.strip() else None)
     if method == "grid":
         _check_grid(sweep)
     return sweep
 
 
 def _method(path: str, method: Any) -> str:
-    if method == "bayes":
-        raise SweepError(path, "method", "bayes needs W&B's Bayesian sweep server, which is online and not here; "
-                                         "use random (hypothesis draws the cases, guided toward the metric) or grid")
     if method not in METHODS:
-        raise SweepError(path, "method", f"{shown(method)}: use grid (every combination) or random (hypothesis "
-                                         f"draws)")
+        raise SweepError(path, "method", f"{shown(method)}: use grid (every combination), random (hypothesis "
+                                         f"draws) or bayes (an Optuna sampler suggests)")
     return str(method)
 
 
-def _metric(path: str, metric: Any) -> tuple[str | None, str]:
+def _objectives(path: str, metric: Any, method: str) -> tuple[tuple[str, str], ...]:
+    """W&B's `metric: {name, goal}`, or (an extension of W&B's format) a list of them: several objectives."""
     if metric is None:
-        return None, "minimize"
+        return ()
+    if isinstance(metric, list):
+        if method != "bayes":
+            raise SweepError(path, "metric", "a list of metrics (several objectives) needs method: bayes")
+        if not metric:
+            raise SweepError(path, "metric", "an empty list: give one {name: ..., goal: ...} per objective")
+        found = tuple(_one_metric(path, f"metric[{i}]", m, goal_required=True) for i, m in enumerate(metric))
+        names = [name for name, _ in found]
+        repeated = next((n for n in names if names.count(n) > 1), None)
+        if repeated:
+            raise SweepError(path, "metric", f"{repeated} is listed twice")
+        return found
+    return (_one_metric(path, "metric", metric, goal_required=False),)
+
+
+def _one_metric(path: str, where: str, metric: Any, goal_required: bool) -> tuple[str, str]:
     if not isinstance(metric, Mapping) or not set(metric) <= {"name", "goal"}:
-        raise SweepError(path, "metric", f"{shown(metric)}: use {{name: latency_ms, goal: minimize}}")
+        raise SweepError(path, where, f"{shown(metric)}: use {{name: latency_ms_rel, goal: minimize}}")
+    if goal_required and "goal" not in metric:
+        raise SweepError(path, f"{where}.goal", "missing: each objective of a list says minimize or maximize")
     name, goal = metric.get("name"), metric.get("goal", "minimize")
     if name not in METRICS:
-        raise SweepError(path, "metric.name", f"{shown(name)} is not a record figure; use one of {', '.join(METRICS)}")
+        raise SweepError(path, f"{where}.name", f"{shown(name)} is not a record figure; use one of "
+                                                f"{', '.join(METRICS)}")
     if goal not in ("minimize", "maximize"):
-        raise SweepError(path, "metric.goal", f"{shown(goal)}: use minimize or maximize")
-    return name, goal
+        raise SweepError(path, f"{where}.goal", f"{shown(goal)}: use minimize or maximize")
+    return str(name), str(goal)
+
+
+def _sampler(path: str, spec: Any, method: str, objectives: int) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """`sampler: {type: tpe | gp | nsgaii | random, seed: 0, ...}` (bayes only); default TPE (see the README)."""
+    if spec is None:
+        return "tpe", ()
+    if method != "bayes":
+        raise SweepError(path, "sampler", f"the sampler chooses bayes cases; method {method} has none")
+    if not isinstance(spec, Mapping):
+        raise SweepError(path, "sampler", f"{shown(spec)}: use {{type: tpe}} (tpe, gp, nsgaii or random)")
+    kind = spec.get("type", "tpe")
+    if kind not in SAMPLER_OPTIONS:
+        raise SweepError(path, "sampler.type", f"{shown(kind)}: use one of {', '.join(SAMPLER_OPTIONS)}")
+    options = {str(k): v for k, v in spec.items() if k != "type"}
+    unknown = sorted(set(options) - SAMPLER_OPTIONS[kind])
+    if unknown:
+        raise SweepError(path, f"sampler.{unknown[0]}", f"{shown(options[unknown[0]])}: not an option of the {kind} "
+                                                        f"sampler; use {', '.join(sorted(SAMPLER_OPTIONS[kind]))}")
+    for key, value in options.items():
+        if key in ("multivariate", "constant_liar"):
+            ok = isinstance(value, bool)
+        elif key in ("mutation_prob", "crossover_prob"):
+            ok = finite_number(value) and 0 <= value <= 1
+        else:
+            ok = _is_int(value) and value >= (2 if key == "population_size" else 0)
+        if not ok:
+            raise SweepError(path, f"sampler.{key}", f"{shown(value)} is not a valid {key}")
+    return str(kind), tuple(sorted(options.items()))
+
+
+def _early_terminate(path: str, spec: Any, method: str, objectives: tuple[tuple[str, str], ...],
+                     parameters: tuple[Parameter, ...]) -> Hyperband | None:
+    """W&B's `early_terminate: {type: hyperband, min_iter, max_iter, eta, s}`, in retraining epochs."""
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise SweepError(path, "early_terminate", f"{shown(spec)}: use {{type: hyperband, min_iter: 1, eta: 3}}")
+    if spec.get("type") != "hyperband":
+        raise SweepError(path, "early_terminate.type", f"{shown(spec.get('type'))}: the one type is hyperband")
+    unknown = sorted(set(map(str, spec)) - HYPERBAND_KEYS)
+    if unknown:
+        raise SweepError(path, f"early_terminate.{unknown[0]}", f"unknown key; hyperband takes "
+                                                                 f"{', '.join(sorted(HYPERBAND_KEYS))}")
+    for key in ("min_iter", "max_iter", "eta", "s"):
+        value = spec.get(key)
+        if value is not None and not (_is_int(value) and value >= (2 if key == "eta" else 1)):
+            need = "a whole number, at least 2" if key == "eta" else "a whole number of epochs, at least 1"
+            raise SweepError(path, f"early_terminate.{key}", f"{shown(value)}: {need}")
+    eta, max_iter = int(spec.get("eta", 3)), spec.get("max_iter")
+    if "s" in spec and "min_iter" not in spec:  # W&B: s brackets below max_iter
+        if max_iter is None:
+            raise SweepError(path, "early_terminate.s", "s needs max_iter (the brackets are max_iter / eta^k)")
+        min_iter = max(1, round(max_iter / eta ** int(spec["s"])))
+    else:
+        min_iter = int(spec.get("min_iter", 1))
+    if max_iter is not None and max_iter <= min_iter:
+        raise SweepError(path, "early_terminate.max_iter", f"{max_iter}: must be above min_iter {min_iter}")
+    if method != "bayes":
+        raise SweepError(path, "early_terminate", f"early termination stops bayes cases; method {method} runs every "
+                                                  f"case to the end")
+    if len(objectives) != 1 or objectives[0][0] not in EPOCH_METRICS:
+        named = ", ".join(name for name, _ in objectives)
+        raise SweepError(path, "early_terminate", f"hyperband judges a case on one figure known after every "
+                                                  f"retraining epoch ({', '.join(EPOCH_METRICS)}); the metric is "
+                                                  f"{named}, known only after the whole case")
+    epochs = next((p for p in parameters if p.name == "epochs"), None)
+    if epochs is not None and max(epochs.values or epochs.grid_values() or (epochs.high,)) == 0:
+        raise SweepError(path, "early_terminate", "every case has 0 retraining epochs: nothing to stop early")
+    return Hyperband(min_iter, None if max_iter is None else int(max_iter), eta)
 
 
 def _flatten(path: str, parameters: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from .case import CaseResult
 
 # Record fields that describe the case rather than measure it: they go to the run's config, not its summary.
-CONFIG_FIELDS = ("model", "dataset", "device", "precision", "schedule", "schedule_hash", "epochs", "round_to")
+CONFIG_FIELDS = ("model", "dataset", "device", "precision", "schedule", "schedule_hash", "epochs", "round_to",
+                 "study", "trial")  # a searched sweep's case: its Optuna study and trial number
 # Per-pruner fields of the record (`sparsity.<pruner>`, ...): the configuration a sweep panel correlates.
 PRUNER_PREFIXES = ("sparsity.", "kind.", "ranker.")
 # Characters W&B refuses in a project name; offline it says so only at `wandb sync`, hours later.
@@ -50,11 +51,14 @@ def run_config(extra_info: Mapping[str, Any], suite: str) -> dict[str, Any]:
 
 
 def run_summary(extra_info: Mapping[str, Any], latencies_s: tuple[float, ...]) -> dict[str, float | int | bool]:
-    """Every numeric figure of the record, and the latency statistics in milliseconds."""
+    """Every numeric figure of the record, its intervals' ends, and the latency statistics in milliseconds."""
     summary: dict[str, float | int | bool] = {
         key: value for key, value in extra_info.items()
         if isinstance(value, int | float) and key not in CONFIG_FIELDS and not key.startswith(PRUNER_PREFIXES)
     }
+    for key, value in extra_info.items():  # 95% intervals, [low, high]: two figures W&B panels can plot
+        if key.endswith("_ci") and isinstance(value, list | tuple) and len(value) == 2:
+            summary.update({f"{key}_low": float(value[0]), f"{key}_high": float(value[1])})
     samples_ms = np.asarray(latencies_s, dtype=float) * 1000.0
     if samples_ms.size:
         summary.update({

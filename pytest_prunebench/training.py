@@ -99,6 +99,7 @@ class RetrainOutcome:
     masks: list[Mask] = field(default_factory=list)
     stopped_at: int | None = None  # the epoch retraining stopped at because the pruned model collapsed
     reached: dict[str, float] = field(default_factory=dict)  # per pruner, the sparsity it reached (pruning.py)
+    early_terminated: bool = False  # `on_epoch` stopped retraining before its last epoch (a study's pruner)
 
 
 @torch.no_grad()
@@ -317,10 +318,11 @@ def firing_target(schedule: Schedule, policy: PrunerPolicy, epoch: int, seed: in
 
 
 def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainConfig,
-            progress: Progress = _quiet) -> RetrainOutcome:
+            progress: Progress = _quiet, on_epoch: Callable[[int, float], bool] | None = None) -> RetrainOutcome:
     """Follow the schedule epoch by epoch, in Distiller's order: pruners compute their masks at epoch begin,
     thinning runs at the first minibatch of its epoch, masks are handled around every minibatch as Distiller's
-    policies say (masking.py), LR schedulers step at epoch end."""
+    policies say (masking.py), LR schedulers step at epoch end. `on_epoch(epoch, top1)` is called after every
+    epoch but the last; when it returns True, retraining ends there (the model is thinned and kept as it is)."""
     torch.manual_seed(config.seed)
     outcome = RetrainOutcome()
     optimizer = _sgd(model, config, config.lr)
@@ -372,6 +374,10 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
         outcome.history.append(EpochRecord(epoch, loss, result.top1, lr, seconds))
         progress(f"retrain epoch {epoch + 1}/{config.epochs}: loss {loss:.3f}, top1 {result.top1:.2f}%, "
                  f"lr {lr:.4g}, {seconds:.1f} s")
+        if on_epoch is not None and epoch + 1 < config.epochs and on_epoch(epoch, result.top1):
+            outcome.early_terminated = True
+            progress(f"stopped early after epoch {epoch + 1} of {config.epochs} (early termination)")
+            break
     # The timeline ended before its thinning epoch: thin anyway, latency must reflect the pruning.
     kept = masking.final_masks()
     outcome.masks.extend(m for m in kept if m.kind == "elements")  # recomputed within epochs: the latest count

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -61,6 +61,7 @@ class _Current:
     fields: dict[bytes, bytes]
     case: str
     storing: bool = False
+    started: float = field(default_factory=time.monotonic)  # when it was taken: producers bound a job's time
 
 
 class _BlobCache:
@@ -139,18 +140,31 @@ class Worker:
                 self._beat_quietly()
         finally:
             with contextlib.suppress(Exception):  # the heartbeat expires by itself when the broker is gone
-                self.client.delete(protocol.heartbeat_key(self.name))
+                self.unregister()
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def beat(self) -> None:
         """The heartbeat others see (`prunebench:worker:<name>`), expiring three beats after the worker stops."""
+        now = time.monotonic()
         with self._state:
             state = {device: ("measuring " + job.case) if (job := self.current.get(device)) else "idle"
                      for device in self.devices}
+            # How long each busy device has held its current job, by this host's clock: a producer whose job a
+            # worker holds past --prunebench-lock-timeout (stuck inside OpenVINO, heartbeat alive) stops waiting.
+            busy = {device: round(now - job.started, 1) for device, job in self.current.items()}
         beat = {"worker": self.name, "host": socket.gethostname(), "pid": os.getpid(), "devices": self.devices,
-                "openvino": self.openvino, "state": state, "jobs": self.jobs_done, "started": self.started,
-                "stopping": self.stopping.is_set(), "at": time.time()}
-        self.client.set(protocol.heartbeat_key(self.name), json.dumps(beat), ex=int(3 * HEARTBEAT_S))
+                "openvino": self.openvino, "state": state, "busy_s": busy, "jobs": self.jobs_done,
+                "started": self.started, "stopping": self.stopping.is_set(), "at": time.time()}
+        pipe = self.client.pipeline(transaction=False)  # the heartbeat, then the name producers find it by
+        pipe.set(protocol.heartbeat_key(self.name), json.dumps(beat), ex=int(3 * HEARTBEAT_S))
+        pipe.sadd(protocol.WORKERS_KEY, self.name)
+        pipe.execute()
+
+    def unregister(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(protocol.heartbeat_key(self.name))
+        pipe.srem(protocol.WORKERS_KEY, self.name)
+        pipe.execute()
 
     def _beat_quietly(self) -> None:
         import redis
@@ -404,7 +418,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             worker.hand_back()
         finally:
-            worker.client.delete(protocol.heartbeat_key(worker.name))
+            with contextlib.suppress(Exception):  # the heartbeat expires by itself when the broker is gone
+                worker.unregister()
             shutil.rmtree(worker.workdir, ignore_errors=True)
             os._exit(130 if signum == signal.SIGINT else 143)  # the measuring threads stop with the process
 

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXTRA_INFO_KEYS = {
     "model", "dataset", "device", "schedule", "epochs", "top1", "top5", "top1_pruned", "top1_dense", "params",
     "params_dense", "macs", "macs_dense", "onnx_bytes", "onnx_path", "throughput_fps", "latency_speedup",
-    "mac_speedup", "collapsed", "precision",
+    "mac_speedup", "collapsed", "precision", "latency_ms_rel", "latency_ms_ref",
 }
 RESNET20_MACS = 40_813_184
 # Writes which thread gathers the CPU info of pytest-benchmark's machine_info.
@@ -84,8 +84,10 @@ def test_schedule_suite_records_every_case_for_pytest_benchmark(pytester: pytest
     result.stdout.fnmatch_lines([
         "*test_schedule[[]gated[]]: latency median * ms is above max_latency_ms 1e-06 (*gated.yaml)*",
     ])
-    result.stdout.fnmatch_lines(["*prunebench: 2 case(s) on CPU*", "case *top1 %*dense %*latency ms*ONNX KB*",
-                                 "test_schedule[[]filters[]] *x *x *", "test_schedule[[]gated[]] *"])
+    result.stdout.fnmatch_lines(["*prunebench: 2 case(s) on CPU*",
+                                 "case *top1 %*dense %*latency ms [[]95% CI[]]*speed-up [[]95% CI[]]*ONNX KB*",
+                                 "test_schedule[[]filters[]] * [[]*-*[]] * [[]*-*[]] *x [[]*-*[]] *x *",
+                                 "test_schedule[[]gated[]] *", "*latency ms = drift-corrected*", "95% CI: *"])
     document = json.loads((pytester.path / "out.json").read_text())
     records = {b["name"]: b for b in document["benchmarks"]}
     assert set(records) == {"test_schedule[filters]", "test_schedule[gated]"}  # a failed threshold keeps its record
@@ -102,6 +104,12 @@ def test_schedule_suite_records_every_case_for_pytest_benchmark(pytester: pytest
         assert info["top1_pruned"] == info["top1"], "0 epochs: the exported model is the pruned one"
         assert info["seconds.measure"] >= info["seconds.measure.accuracy"] + info["seconds.measure.latency"] > 0
         assert info["macs_dense"] == RESNET20_MACS
+        low, high = info["latency_speedup_ci"]
+        assert low <= info["latency_speedup"] <= high
+        low, high = info["latency_ms_ci"]
+        assert low <= info["latency_ms"] <= high
+        low, high = info["latency_ms_rel_ci"]
+        assert low <= info["latency_ms_rel"] <= high
         onnx.checker.check_model(info["onnx_path"], full_check=True)
         assert Path(info["onnx_path"]).stat().st_size == info["onnx_bytes"]
     assert records["test_schedule[filters]"]["extra_info"]["macs"] == FILTERS_MACS
@@ -198,6 +206,12 @@ def test_xdist_workers_records_reach_one_json_file(pytester: pytest.Pytester, ti
     records = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
     assert sorted(b["name"] for b in records) == ["test_schedule[channels]", "test_schedule[filters]"]
     assert all(len(b["stats"]["data"]) == 20 for b in records)
+    # Each worker measured its own dense window; both cases are scaled to the session's one reference.
+    references = {b["extra_info"]["latency_ms_ref"] for b in records}
+    assert len(references) == 1 and next(iter(references)) > 0
+    for record in records:
+        info = record["extra_info"]
+        assert info["latency_ms_rel"] == pytest.approx(info["latency_ms_ref"] / info["latency_speedup"])
 
 
 def test_the_round_to_option_rounds_kept_filters_and_is_recorded(settings: Settings) -> None:

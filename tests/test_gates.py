@@ -85,6 +85,30 @@ def test_evaluate_lists_regressions_and_cases_on_one_side_only() -> None:
     assert lines[4:] == ["not in the saved run (new): new", "not in this run (missing): gone"]
 
 
+@pytest.mark.parametrize(
+    ("before_ci", "now_ci", "says"),
+    [
+        ([1.45, 1.55], [1.35, 1.47], "overlaps the saved run's [1.45, 1.55], so no change is plausible"),
+        ([1.49, 1.51], [1.30, 1.44], "this run's 95% interval [1.3, 1.44] includes the worst allowed 1.425"),
+        ([1.49, 1.51], [1.39, 1.41], ""),  # a real regression: both intervals clear of it
+        (None, None, ""),  # records of older versions have no interval
+    ],
+)
+def test_a_regression_inside_the_noise_says_so(before_ci: list[float] | None, now_ci: list[float] | None,
+                                               says: str) -> None:
+    before = {"a": {"latency_speedup": 1.5, "latency_speedup_ci": before_ci}}
+    now = {"a": {"latency_speedup": 1.4, "latency_speedup_ci": now_ci}}
+    report = evaluate(parse_gates("latency_speedup:5%"), now, before, "saved")
+    (regression,) = report.regressions  # 1.4 < 1.425: it fires whatever the intervals say
+    assert (says in regression.noise) if says else regression.noise == ""
+    noisy = [line for line in report_lines(report) if "noise" in line]
+    if says:
+        assert noisy[0].startswith("inside the noise: a latency_speedup: ") and says in noisy[0]
+        assert "1 of 1 regression(s) are inside the measurement noise: they still fail the gate" in noisy[1]
+    else:
+        assert noisy == []
+
+
 def test_a_figure_missing_on_one_side_is_listed_not_fatal() -> None:
     report = evaluate(parse_gates("top1:0.5"), {"a": {"top1": None}}, {"a": {"top1": 90.0}}, "saved")
     assert not report.failed and report.unmeasured == ("a top1",)
@@ -139,6 +163,27 @@ def test_a_less_accurate_run_fails_the_session_with_a_table(pytester: pytest.Pyt
         "not in this run (missing): test_suite.py::test_schedule?old?",
     ])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_latency_gate_that_fires_inside_the_noise_says_so(pytester: pytest.Pytester,
+                                                            saved: tuple[list[str], Path]) -> None:
+    args, path = saved
+    data = json.loads(path.read_text())
+    (bench,) = data["benchmarks"]
+    assert len(bench["extra_info"]["latency_speedup_ci"]) == 2 and len(bench["extra_info"]["latency_ms_ci"]) == 2
+    # A saved run far faster, but measured so loosely that its interval holds any figure of this run.
+    bench["extra_info"].update(latency_speedup=1000.0, latency_speedup_ci=[0.0, 1000.0])
+    path.write_text(json.dumps(data))
+    result = pytester.runpytest_subprocess(*args, "--benchmark-compare", "--prunebench-compare-fail",
+                                           "latency_speedup:5%")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*prunebench: --prunebench-compare-fail FAILED*",
+        "inside the noise: test_suite.py::test_schedule?channels? latency_speedup: *overlaps the saved run's "
+        "[[]0, 1000[]], so no change is plausible",
+        "1 of 1 regression(s) are inside the measurement noise: they still fail the gate; *",
+    ])
 
 
 @pytest.mark.parametrize(

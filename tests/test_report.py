@@ -18,6 +18,7 @@ from pytest_prunebench.report import (
     Case,
     ReportError,
     correlations,
+    dense_points,
     load_cases,
     markdown,
     pareto_front,
@@ -279,3 +280,63 @@ def test_filters_png_shows_a_chosen_case_and_unknown_cases_are_refused(tmp_path:
     assert "filters.png" not in {p.name for p in written} and len(messages) == 2, messages
     assert any("has no structures file" in m for m in messages)
     assert any("no per-layer device times" in m for m in messages)
+
+
+# -- drift-corrected latency --------------------------------------------------------------------------------------
+
+
+def drifted_cases() -> list[Case]:
+    """The issue's finding: a case with the dense model's MACs measured in a fast window (0.675 ms absolute, speed-up
+    1.0) beside truly pruned cases measured in slow windows. Session reference: dense at 0.97 ms."""
+    def case(name: str, absolute: float, speedup: float, top1: float, macs: int) -> Case:
+        return Case(name, {"model": "resnet56", "device": "CPU", "precision": "bf16", "top1": top1,
+                           "latency_ms": absolute, "latency_ms_dense": absolute * speedup, "latency_speedup": speedup,
+                           "latency_ms_ref": 0.97, "latency_ms_rel": 0.97 / speedup, "top1_dense": 99.0,
+                           "macs": macs, "macs_dense": 1000, "sparsity.a": 1 - macs / 1000})
+    return [case("dense-macs", 0.675, 1.0, 99.0, 1000), case("half", 1.10, 1.40, 98.0, 500),
+            case("third", 1.30, 1.15, 98.5, 700)]
+
+
+def test_the_pareto_front_ranks_drift_corrected_latency_not_the_window() -> None:
+    cases = drifted_cases()
+    assert min(cases, key=lambda c: c.info["latency_ms"]).name == "dense-macs"  # what the absolute median says
+    front = pareto_front(cases)
+    assert [c.name for c in front] == ["half", "third", "dense-macs"]  # fastest first: the half-MAC case
+    assert front[0].info["macs"] < front[0].info["macs_dense"]
+    assert dense_points(cases) == {"resnet56": (0.97, 99.0)}  # the dense star sits at the session's reference
+
+
+def test_correlations_and_bins_use_the_drift_corrected_latency() -> None:
+    cases = drifted_cases()
+    (_, _, r_latency, _), = correlations(cases)
+    assert r_latency == pytest.approx(pearson([c.sparsities["a"] for c in cases],
+                                              [c.info["latency_ms_rel"] for c in cases]))
+    assert r_latency < -0.9  # the absolute medians would give a positive r here
+    assert pearson([c.sparsities["a"] for c in cases], [c.info["latency_ms"] for c in cases]) > 0
+    assert sparsity_bins(cases, "a")[0][1] == pytest.approx(0.97)
+
+
+def test_the_markdown_says_which_latency_it_compares() -> None:
+    text = markdown(drifted_cases())
+    assert "Latency: drift-corrected (`latency_ms_rel`)" in text
+    assert "| dense-macs | 99.00 | 0.970 | 0.675 |" in text  # corrected, then absolute
+    old = markdown([Case("old", {"top1": 90.0, "latency_ms": 1.0, "sparsity.p": 0.5})])
+    assert "no drift-corrected" in old
+
+
+def test_records_of_two_sessions_are_rescaled_to_one_reference(tmp_path: Path) -> None:
+    def record(name: str, ref: float, speedup: float) -> dict[str, Any]:
+        info = {"model": "resnet56", "device": "CPU", "precision": "bf16", "top1": 90.0, "latency_ms": 9.9,
+                "latency_speedup": speedup, "latency_ms_ref": ref, "latency_ms_rel": ref / speedup}
+        return {"name": name, "fullname": name, "extra_info": info}
+
+    slow = write_json(tmp_path / "slow.json", [record("a", 1.5, 2.0)])
+    fast = write_json(tmp_path / "fast.json", [record("b", 0.5, 1.0), record("c", 0.5, 4.0)])
+    cases = {c.name: c for c in load_cases([slow, fast])}
+    common = 1.0  # the median of the two sessions' references
+    assert cases["a"].latency == pytest.approx(common / 2.0) and cases["b"].latency == pytest.approx(common / 1.0)
+    assert cases["c"].latency == pytest.approx(common / 4.0)
+    assert cases["a"].info["latency_ms_rel_session"] == pytest.approx(0.75)
+    assert "rescaled to one reference" in markdown(list(cases.values()))
+    single = load_cases([fast])  # one session: nothing to rescale
+    assert all("latency_ms_rel_session" not in c.info for c in single)

@@ -70,8 +70,10 @@ def assert_run_matches_record(run: OfflineRun, record: dict[str, Any]) -> None:
     assert pruner_keys and {k: run.config[k] for k in pruner_keys} == {k: info[k] for k in pruner_keys}
     # summary: every figure of the record, and the latency statistics of its samples
     for key in ("top1", "top5", "top1_pruned", "top1_dense", "params", "macs", "macs_dense", "onnx_bytes",
-                "latency_ms", "latency_ms_dense", "throughput_fps", "latency_speedup", "mac_speedup", "collapsed"):
+                "latency_ms", "latency_ms_dense", "throughput_fps", "latency_speedup", "mac_speedup", "collapsed",
+                "latency_ms_rel", "latency_ms_ref"):
         assert run.summary[key] == info[key], key
+    assert [run.summary["latency_speedup_ci_low"], run.summary["latency_speedup_ci_high"]] == info["latency_speedup_ci"]
     stats = record["stats"]
     assert run.summary["latency_median_ms"] == pytest.approx(stats["median"] * 1000, rel=1e-12)
     assert run.summary["latency_mean_ms"] == pytest.approx(stats["mean"] * 1000, rel=1e-12)
@@ -227,7 +229,8 @@ def test_config_holds_the_case_and_summary_its_figures() -> None:
     assert config == {"model": "resnet20", "dataset": "digits", "device": "CPU", "precision": "f32", "schedule": "s",
                       "schedule_hash": "abc", "epochs": 2, "sparsity.p": 0.5, "kind.p": "filters",
                       "ranker.p": "l1", "suite": "test_suite"}
-    summary = run_summary(INFO, (0.001, 0.002, 0.003, 0.004))
+    summary = run_summary({**INFO, "latency_speedup_ci": [1.1, 1.3]}, (0.001, 0.002, 0.003, 0.004))
+    assert (summary["latency_speedup_ci_low"], summary["latency_speedup_ci_high"]) == (1.1, 1.3)
     assert summary["top1"] == 91.5 and summary["params"] == 1000 and summary["collapsed"] is False
     assert summary["latency_median_ms"] == pytest.approx(2.5) and summary["latency_mean_ms"] == pytest.approx(2.5)
     assert summary["latency_p90_ms"] == pytest.approx(3.7) and summary["latency_rounds"] == 4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,14 +20,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+import redis_servers
 import torch
 
 from pytest_prunebench import protocol
-from pytest_prunebench.broker import Broker, BrokerError, connect, store_result
+from pytest_prunebench.broker import Broker, BrokerError, connect, store_result, workers
 from pytest_prunebench.export import export_onnx
 from pytest_prunebench.models import build_model
 
 PRUNEBENCH = Path(sys.executable).parent / "prunebench"
+HANGING_WORKER = Path(__file__).parent / "hanging_worker.py"  # every job hangs; heartbeat and claim renewals go on
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +74,9 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
     started: list[WorkerProcess] = []
 
     def start(*extra: str, url: str = redis_url, console: bool = False, python: str = sys.executable,
-              ready: bool = True) -> WorkerProcess:
-        base = [str(PRUNEBENCH), "worker"] if console else [python, "-m", "pytest_prunebench.worker"]
+              ready: bool = True, script: Path | None = None) -> WorkerProcess:
+        base = ([str(PRUNEBENCH), "worker"] if console else [python, str(script)] if script
+                else [python, "-m", "pytest_prunebench.worker"])
         worker = WorkerProcess([*base, "--broker", url, "--device", "CPU", *extra],
                                tmp_path / f"worker-{len(started)}.log")
         started.append(worker)
@@ -98,8 +102,7 @@ def _submit(broker: Broker, onnx: bytes, dense: bytes | None = None, rounds: int
 
 
 def _heartbeat_state(client: redis.Redis, name_part: str) -> str:
-    for key in client.scan_iter(match=protocol.heartbeat_key("*")):
-        beat = json.loads(client.get(key) or b"{}")
+    for beat in workers(client):
         if name_part in beat.get("worker", ""):
             return beat["state"].get("CPU", "")
     return ""
@@ -124,6 +127,17 @@ def _pending(client: redis.Redis, settle: float = 10) -> int:
         time.sleep(0.05)
 
 
+def _results(client: redis.Redis) -> list[protocol.Result]:
+    return [protocol.decode_result(client.hgetall(key)) for key in client.scan_iter(match=protocol.result_key("*"))]
+
+
+def _assert_one_at_a_time(results: list[protocol.Result]) -> None:
+    """No two measurement windows overlap (each worker takes the device's lock for its window)."""
+    windows = sorted(r.measurement.measured_at for r in results)
+    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+        assert start >= end, windows
+
+
 def test_worker_measures_a_job_with_its_reference(redis_url: str, start_worker: Callable[..., WorkerProcess],
                                                   onnx_files: tuple[bytes, bytes]) -> None:
     dense, other = onnx_files
@@ -140,9 +154,10 @@ def test_worker_measures_a_job_with_its_reference(redis_url: str, start_worker: 
     assert result.worker_openvino.startswith("2026.") and ":" in result.worker
     worker.wait_for("resnet20-other CPU median ")
     assert _pending(broker.client) == 0  # acknowledged once stored
-    # The heartbeat others see: which devices this worker serves.
+    # The heartbeat others see: which devices this worker serves, found through the set of worker names.
     beats = [b for b in broker.client.scan_iter(match=protocol.heartbeat_key("*"))]
     assert len(beats) == 1 and json.loads(broker.client.get(beats[0]))["devices"] == ["CPU"]
+    assert [beat["worker"] for beat in workers(broker.client)] == [result.worker]
 
 
 def test_hostile_messages_are_error_results_and_the_worker_keeps_serving(
@@ -257,6 +272,36 @@ def test_a_job_measured_twice_is_recorded_once(redis_url: str, start_worker: Cal
     assert broker.client.llen(protocol.done_key(job)) == 0  # signalled once, and that once was consumed
 
 
+def test_a_waiting_producer_costs_the_broker_the_same_few_commands_whatever_its_keyspace_holds(
+        redis_url: str, start_worker: Callable[..., WorkerProcess]) -> None:
+    """Finding the heartbeats is one script over the set of worker names, not a SCAN of every key: with 20,000
+    other keys (a day of results), a producer waiting for a job sends about 4 commands a second."""
+    client = connect(redis_url)
+    pipe = client.pipeline(transaction=False)
+    for i in range(20_000):
+        pipe.set(protocol.result_key(f"old{i}"), b"x", ex=600)
+    pipe.execute()
+    worker = start_worker("--name", "idle")
+    client.sadd(protocol.WORKERS_KEY, "ghost")  # a worker whose heartbeat expired: dropped from the set on sight
+    broker = Broker(redis_url)
+    job = broker.submit("nobody", "OTHER", None, 1, 0, b"x", None, *(protocol.bytes_ref(b"x"),) * 2, "tests")
+    client.config_resetstat()
+    started = time.monotonic()
+    with pytest.raises(BrokerError, match="no worker served device OTHER"):
+        broker.wait(job, "OTHER", timeout=3)
+    seconds = time.monotonic() - started
+    calls = {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in client.info("commandstats").items()}
+    calls.pop("config|resetstat", None)
+    worker_calls = calls.pop("xautoclaim", 0) + calls.pop("xreadgroup", 0) + calls.pop("set", 0)  # the idle worker
+    assert "scan" not in calls and "keys" not in calls, calls
+    assert sum(calls.values()) / seconds < 8, calls  # blpop, the heartbeats' script, xpending: each once a second
+    assert worker_calls / seconds < 4, calls
+    assert [beat["worker"] for beat in workers(client)] == ["idle"]
+    assert client.smembers(protocol.WORKERS_KEY) == {b"idle"}
+    worker.process.send_signal(signal.SIGINT)  # a worker that stops leaves the set at once
+    assert worker.process.wait(30) == 0 and client.smembers(protocol.WORKERS_KEY) == set()
+
+
 def test_store_result_keeps_the_first(redis_url: str) -> None:
     client = connect(redis_url)
     first = protocol.encode_result("job1", "a", "2026.4", error="first")
@@ -275,13 +320,53 @@ def test_no_worker_for_the_device_fails_with_the_command_that_starts_one(
     assert broker.client.xlen(protocol.stream_key("CPU")) == 0  # withdrawn: no later worker measures it
 
 
+def test_a_worker_stuck_inside_a_job_does_not_hold_its_producers_forever(
+        redis_url: str, start_worker: Callable[..., WorkerProcess], onnx_files: tuple[bytes, bytes]) -> None:
+    """A worker alive (heartbeat, claim renewals) but stuck in a job: the producer whose job it holds, and one whose
+    job waits behind it, each fail with one line after --prunebench-lock-timeout (plus at most a heartbeat), naming
+    the worker; both jobs are withdrawn."""
+    stuck = start_worker("--name", "stuck", script=HANGING_WORKER)
+    broker = Broker(redis_url)
+    held = _submit(broker, onnx_files[1], case="held")
+    _wait_measuring(broker.client, "stuck")
+    queued = _submit(broker, onnx_files[1], case="queued")
+    started = time.monotonic()
+    with pytest.raises(BrokerError) as info:
+        broker.wait(held, "CPU", timeout=3)
+    assert re.fullmatch(r"worker stuck has held this job on device CPU of the broker redis://127\.0\.0\.1:\d+/0 "
+                        r"for \d+ s without an answer \(--prunebench-lock-timeout 3 s\) while its heartbeat goes on "
+                        r"\(measuring held\): stuck inside OpenVINO\? Restart it: prunebench worker --broker "
+                        r"redis://127\.0\.0\.1:\d+/0 --device CPU", str(info.value)), str(info.value)
+    assert 3 < time.monotonic() - started < 3 + 5 + 3  # the timeout, a heartbeat's lag, a few polls
+    started = time.monotonic()
+    with pytest.raises(BrokerError, match=r"^every worker serving device CPU on the broker redis://127\.0\.0\.1:\d+/0 "
+                                          r"has held one job for over 3 s \(--prunebench-lock-timeout\) while its "
+                                          r"heartbeat goes on: stuck \(measuring held, \d+ s\); stuck inside OpenVINO"):
+        broker.wait(queued, "CPU", timeout=3)
+    assert 3 < time.monotonic() - started < 3 + 3
+    assert broker.client.xlen(protocol.stream_key("CPU")) == 0 and _pending(broker.client, settle=0) == 0
+    assert stuck.process.poll() is None and _heartbeat_state(broker.client, "stuck") == "measuring held"
+
+
+def test_a_pytest_run_fails_the_case_a_stuck_worker_holds_with_one_line(
+        pytester: pytest.Pytester, tiny_args: list[str], redis_url: str,
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    from tiny import run_schedule_suite
+
+    start_worker("--name", "stuck", script=HANGING_WORKER)
+    result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0", f"--prunebench-broker={redis_url}",
+                                "--prunebench-lock-timeout", "3", "-k", "filters")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*worker stuck has held this job on device CPU of the broker redis://127.0.0.1:*/0 "
+                                 "for * s without an answer (--prunebench-lock-timeout 3 s) while its heartbeat goes "
+                                 "on (measuring resnet20-*): stuck inside OpenVINO? Restart it: prunebench worker "
+                                 "--broker redis://127.0.0.1:*/0 --device CPU*"])
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_broker_errors_are_one_line_without_the_password(redis_server: int, redis_url: str,
                                                          start_worker: Callable[..., WorkerProcess]) -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
+    free = redis_servers.free_port()
     with pytest.raises(BrokerError, match=r"cannot reach the broker redis://:\*\*\*@127.0.0.1:\d+/0"):
         connect(f"redis://:hunter2@127.0.0.1:{free}/0")
     admin = redis.Redis(port=redis_server)
@@ -303,6 +388,100 @@ def test_broker_errors_are_one_line_without_the_password(redis_server: int, redi
         assert "right-secret" not in right.output() and "stopped after 0 job(s)" in right.output()
     finally:
         admin.acl_deluser("tester")
+
+
+TLS_SECRET = "tls-hunter2"
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, redis_servers.Certificates]]:
+    """A redis-server that speaks only TLS, with a certificate from a throwaway CA, and a password."""
+    folder = tmp_path_factory.mktemp("tls-broker")
+    certificates = redis_servers.make_certificates(folder)
+    server, port = redis_servers.start_tls(folder, certificates, "--requirepass", TLS_SECRET)
+    yield port, certificates
+    server.terminate()
+    server.wait(10)
+
+
+def _everything_stored(client: redis.Redis) -> bytes:
+    """Every key and value on the broker (streams keep their entries after XACK), to search for a secret."""
+    found: list[bytes] = []
+    for key in client.scan_iter():
+        kind = client.type(key)
+        if kind == b"string":
+            found.append(client.get(key) or b"")
+        elif kind == b"hash":
+            found += [b"%s=%s" % item for item in client.hgetall(key).items()]
+        elif kind == b"list":
+            found += client.lrange(key, 0, -1)
+        elif kind == b"stream":
+            found += [b"%s=%s" % item for _, fields in client.xrange(key) for item in fields.items()]
+        found.append(key)
+    return b"\n".join(found)
+
+
+def test_a_tls_broker_with_its_ca_named_in_the_url(
+        tls_broker: tuple[int, redis_servers.Certificates], start_worker: Callable[..., WorkerProcess],
+        venv310: Path, pytester: pytest.Pytester, tiny_args: list[str]) -> None:
+    """rediss:// with ?ssl_ca_certs=: a worker on either OpenVINO and a pytest run connect; a CA that did not sign
+    the broker's certificate (or none: the system store) is one line; the password is in no output or record."""
+    from tiny import run_schedule_suite
+
+    port, certificates = tls_broker
+
+    def url(ca: Path | None) -> str:
+        return f"rediss://:{TLS_SECRET}@127.0.0.1:{port}/0" + (f"?ssl_ca_certs={ca}" if ca else "")
+
+    def untrusted(ca: Path | None) -> str:
+        shown = url(ca).replace(TLS_SECRET, "***")
+        return (re.escape(f"the broker {shown} presented a TLS certificate this host does not trust (") + r"[^\n]+"
+                + re.escape("); name the CA that signed it: rediss://host:port/db?ssl_ca_certs=/path/to/ca.pem"))
+
+    for ca in (certificates.other_ca, None):
+        refused = start_worker(url=url(ca), ready=False)
+        assert refused.process.wait(60) == 2
+        assert re.fullmatch("prunebench worker: error: " + untrusted(ca), refused.output().strip()), refused.output()
+    old = start_worker(url=url(certificates.ca), python=str(venv310 / "bin" / "python"))  # Python 3.10's ssl
+    old.process.send_signal(signal.SIGINT)
+    assert old.process.wait(30) == 0 and f"OpenVINO {OPENVINO_2022}" in old.output()
+    worker = start_worker("--name", "tls-worker", url=url(certificates.ca))
+
+    result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0", "-k", "filters",
+                                f"--prunebench-broker={url(certificates.ca)}")
+    result.assert_outcomes(passed=1)
+    records = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    assert [r["extra_info"]["worker"] for r in records] == ["tls-worker"]
+    worker.wait_for("test_schedule_filters CPU median")
+    refused_run = pytester.runpytest_subprocess(f"--prunebench-broker={url(certificates.other_ca)}")
+    assert refused_run.ret == pytest.ExitCode.USAGE_ERROR
+    assert re.fullmatch("ERROR: " + untrusted(certificates.other_ca), refused_run.stderr.str().strip())
+
+    outputs = [result.stdout.str(), result.stderr.str(), refused_run.stdout.str(), refused_run.stderr.str(),
+               (pytester.path / "out.json").read_text(), worker.output(), old.output(), refused.output()]
+    assert not [text for text in outputs if TLS_SECRET in text]
+    client = connect(url(certificates.ca))
+    stored = _everything_stored(client)
+    assert b"prunebench:result:" in stored and TLS_SECRET.encode() not in stored
+    client.flushall()
+
+
+def test_mistakes_in_a_tls_url_are_one_line_without_the_password(tmp_path: Path) -> None:
+    from pytest_prunebench.broker import redact
+
+    base = f"rediss://:{TLS_SECRET}@127.0.0.1:{redis_servers.free_port()}/0"
+    shown = base.replace(TLS_SECRET, "***")
+    missing = tmp_path / "no-such-ca.pem"
+    with pytest.raises(BrokerError) as info:
+        connect(f"{base}?ssl_ca_certs={missing}")
+    assert str(info.value) == (f"broker {shown}?ssl_ca_certs={missing}: ssl_ca_certs {missing} does not exist on "
+                               f"this host")
+    with pytest.raises(BrokerError) as info:  # redis-py would pass the misspelt option on as a keyword: TypeError
+        connect(f"{base}?ssl_ca_cert={missing}")
+    assert str(info.value).startswith(f"broker {shown}?ssl_ca_cert={missing}: unknown URL option ssl_ca_cert (")
+    # redis-py also takes a password (and a key file's) as query options
+    assert redact(f"rediss://h:1/0?password={TLS_SECRET}&ssl_password=x&ssl_ca_certs=/ca.pem") == \
+        "rediss://h:1/0?password=***&ssl_password=***&ssl_ca_certs=/ca.pem"
 
 
 # -- the NCS2's software: OpenVINO 2022.3 on Python 3.10 ------------------------------------------------------------
@@ -393,13 +572,16 @@ def test_openvino_2022_worker_on_python_310_measures_this_projects_export(
 
 # -- the producer side: --prunebench-broker ------------------------------------------------------------------------
 
+@pytest.mark.parametrize("openvino", ["2026.", OPENVINO_2022])
 def test_a_pytest_run_under_xdist_measures_every_case_on_workers(
         pytester: pytest.Pytester, tiny_args: list[str], redis_url: str,
-        start_worker: Callable[..., WorkerProcess]) -> None:
-    """Two producers (-n 2) and two workers: every record present once, as local plus the worker's name."""
+        start_worker: Callable[..., WorkerProcess], request: pytest.FixtureRequest, openvino: str) -> None:
+    """Two producers (-n 2) and two workers: every record present once, as local plus the worker's name; with
+    OpenVINO 2022.3 workers on Python 3.10 (the NCS2 host's software), every job this project's exports make."""
     from tiny import run_schedule_suite
 
-    workers = [start_worker("--name", name, ready=False) for name in ("w1", "w2")]  # both start at once
+    python = sys.executable if openvino != OPENVINO_2022 else str(request.getfixturevalue("venv310") / "bin/python")
+    workers = [start_worker("--name", name, python=python, ready=False) for name in ("w1", "w2")]  # start at once
     for worker in workers:
         worker.wait_for("serving CPU")
     result = run_schedule_suite(pytester, tiny_args, "-n", "2", "--prunebench-epochs", "0",
@@ -409,23 +591,64 @@ def test_a_pytest_run_under_xdist_measures_every_case_on_workers(
     assert sorted(r["name"] for r in records) == ["test_schedule[channels]", "test_schedule[filters]"]
     for record in records:
         info = record["extra_info"]
-        assert info["worker"] in ("w1", "w2") and info["worker_openvino"].startswith("2026.")
+        assert info["worker"] in ("w1", "w2") and info["worker_openvino"].startswith(openvino)
         assert record["stats"]["rounds"] == 20 and 0 < record["stats"]["median"] < 1
         assert info["latency_speedup"] > 0 and info["throughput_fps"] > 0 and info["device_ms"] is not None
         assert info["top1_pruned"] == info["top1"]
+    assert len({r["extra_info"]["latency_ms_ref"] for r in records}) == 1  # one reference for the session
     logs = "".join(w.output() for w in workers)
     for case in ("test_schedule_filters", "test_schedule_channels"):
         assert logs.count(f"{case} CPU median") == 1, logs  # the job's case is its ONNX file's stem
     assert logs.count("resnet20-") >= 1, logs  # the dense baseline measured on a worker too (once per producer)
-    assert _pending(connect(redis_url)) == 0
+    client = connect(redis_url)
+    assert _pending(client) == 0
+    results = _results(client)  # the dense baselines' jobs too
+    assert len(results) == client.xlen(protocol.stream_key("CPU")) >= 3
+    assert all(r.error is None and r.worker_openvino.startswith(openvino) for r in results)
+    _assert_one_at_a_time(results)
+
+
+def test_two_pytest_sessions_at_once_share_the_broker_and_two_workers(
+        tmp_path: Path, tiny_args: list[str], redis_url: str, start_worker: Callable[..., WorkerProcess]) -> None:
+    """Two separate pytest processes (two producers, not xdist) and two workers: each session's records present
+    exactly once, every job answered once, and no two measurements on the device at once."""
+    from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, SCHEDULE_SUITE, write_schedules
+
+    workers = [start_worker("--name", name, ready=False) for name in ("w1", "w2")]
+    for worker in workers:
+        worker.wait_for("serving CPU")
+    sessions = {}
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        write_schedules(folder, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
+        (folder / "test_suite.py").write_text(SCHEDULE_SUITE)
+        sessions[name] = subprocess.Popen(
+            [sys.executable, "-m", "pytest", *tiny_args, "--prunebench-artifacts=artifacts",
+             "--benchmark-json=out.json", "--prunebench-epochs", "0", f"--prunebench-broker={redis_url}",
+             f"--basetemp={folder / 'tmp'}", "-q"],
+            cwd=folder, stdout=(folder / "pytest.log").open("w"), stderr=subprocess.STDOUT)
+    for name, session in sessions.items():
+        assert session.wait(300) == 0, (tmp_path / name / "pytest.log").read_text()
+    client = connect(redis_url)
+    for name in sessions:
+        records = json.loads((tmp_path / name / "out.json").read_text())["benchmarks"]
+        assert sorted(r["name"] for r in records) == ["test_schedule[channels]", "test_schedule[filters]"]
+        assert all(r["extra_info"]["worker"] in ("w1", "w2") for r in records)
+    # Each session: its dense baseline and two cases, one job each; every job answered once and acknowledged.
+    jobs = [protocol.parse_job(fields[b"meta"]) for _, fields in client.xrange(protocol.stream_key("CPU"))]
+    assert len({job.producer for job in jobs}) == 2 and len({job.job for job in jobs}) == len(jobs) == 6
+    results = _results(client)
+    assert sorted(r.job for r in results) == sorted(job.job for job in jobs)
+    assert all(r.error is None for r in results)
+    assert _pending(client) == 0
+    logs = "".join(worker.output() for worker in workers)
+    assert logs.count(" CPU median ") == 6 and "discarded" not in logs, logs
+    _assert_one_at_a_time(results)
 
 
 def test_a_broker_that_is_down_at_session_start_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
+    free = redis_servers.free_port()
     pytester.makepyfile(test_x="def test_x(): pass")
     result = pytester.runpytest_subprocess(f"--prunebench-broker=redis://:s3cret@127.0.0.1:{free}/0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -485,21 +708,10 @@ def test_the_worker_survives_a_broker_restart(tmp_path: Path, start_worker: Call
                                               onnx_files: tuple[bytes, bytes]) -> None:
     """A broker of its own (the session's one stays up): stopped mid-run, the worker retries; restarted empty,
     the worker serves it again."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", str(tmp_path)]
+    port = redis_servers.free_port()
 
     def server() -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        return process
+        return redis_servers.start(tmp_path, port=port)[0]
 
     url = f"redis://127.0.0.1:{port}/0"
     first = server()

@@ -1,0 +1,424 @@
+"""Searched sweeps (search.py): W&B distributions as Optuna's, the admission rule that makes run_cap exact, stale
+trials, storages (journal file, a real redis-server, sqlite), the Pareto front, and the plugin running them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_prunebench import search
+from pytest_prunebench.search import (
+    ADMITTED,
+    DUPLICATE,
+    OVER_CAP,
+    Point,
+    StaleWatch,
+    StudyError,
+    TrialView,
+    decide,
+    open_study,
+    study_url,
+)
+from pytest_prunebench.sweep import parse_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+TWO_OBJECTIVES = {
+    "method": "bayes",
+    "metric": [{"name": "top1", "goal": "maximize"}, {"name": "latency_ms", "goal": "minimize"}],
+    "run_cap": 6,
+    "parameters": {
+        "model": {"value": "resnet20"},
+        "epochs": {"value": 0},
+        "sparsity.layer3": {"min": 0.1, "max": 0.5, "distribution": "q_uniform", "q": 0.05},
+        "kind.layer3": {"values": ["filters", "channels"]},
+        "lr": {"min": 0.001, "max": 0.1, "distribution": "log_uniform_values"},
+    },
+}
+
+
+# -- W&B distributions as Optuna distributions ----------------------------------------------------------------
+
+
+def test_each_w_and_b_distribution_maps_onto_optunas() -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    sweep = parse_sweep({"method": "bayes", "metric": {"name": "top1", "goal": "maximize"}, "parameters": {
+        "model": {"value": "resnet20"}, "epochs": {"min": 0, "max": 3},
+        "sparsity.layer1": {"min": 0.1, "max": 0.5}, "kind.layer1": {"values": ["filters", "channels"]},
+        "sparsity.layer2": {"min": 0.13, "max": 0.5, "distribution": "q_uniform", "q": 0.05},
+        "lr": {"min": 0.001, "max": 0.1, "distribution": "log_uniform_values"}}}, "s.yaml")
+    space = search.search_space(sweep)
+    assert space["model"] == CategoricalDistribution(["resnet20"])
+    assert space["epochs"] == IntDistribution(0, 3)
+    assert space["sparsity.layer1"] == FloatDistribution(0.1, 0.5)
+    assert space["kind.layer1"] == CategoricalDistribution(["filters", "channels"])
+    assert space["lr"] == FloatDistribution(0.001, 0.1, log=True)
+    # q_uniform: W&B's values are the multiples of q between the bounds, exactly the float distribution's steps
+    q = space["sparsity.layer2"]
+    assert (q.low, q.high, q.step) == (0.15, 0.5, 0.05)
+    parameter = next(p for p in sweep.parameters if p.name == "sparsity.layer2")
+    assert [round(q.low + k * q.step, 9) for k in range(8)] == list(parameter.grid_values() or ())
+
+
+def test_a_study_name_derives_from_the_content_unless_given() -> None:
+    sweep = parse_sweep(TWO_OBJECTIVES, "sweeps/two.yaml")
+    context = {"model": "resnet20", "device": "CPU"}
+    name = search.study_name(sweep, context)
+    assert name.startswith("two-") and name == search.study_name(parse_sweep(TWO_OBJECTIVES, "other/two.yaml"),
+                                                                context)
+    assert search.study_name(parse_sweep({**TWO_OBJECTIVES, "run_cap": 60}, "two.yaml"), context) == name
+    changed = {**TWO_OBJECTIVES, "parameters": {**TWO_OBJECTIVES["parameters"], "epochs": {"value": 1}}}
+    assert search.study_name(parse_sweep(changed, "two.yaml"), context) != name
+    assert search.study_name(sweep, {**context, "device": "GPU"}) != name
+    assert search.study_name(parse_sweep({**TWO_OBJECTIVES, "name": "mine"}, "two.yaml"), context) == "mine"
+
+
+# -- admission: run_cap exact, no configuration twice ---------------------------------------------------------
+
+
+def trial(number: int, slot: str | None, params: dict[str, Any] | None = None, running: bool = False,
+          beat: Any = None) -> TrialView:
+    return TrialView(number, running, not running, slot, params or {"s": number}, beat)
+
+
+def test_a_trial_waits_for_every_lower_undecided_running_trial() -> None:
+    assert decide(trial(3, None, running=True), [trial(0, ADMITTED), trial(1, None, running=True)], cap=5) is None
+    assert decide(trial(3, None, running=True), [trial(0, ADMITTED), trial(4, None, running=True)], cap=5) == ADMITTED
+
+
+def test_the_cap_counts_admitted_trials_only_and_waits_while_one_still_runs() -> None:
+    lower = [trial(0, ADMITTED), trial(1, DUPLICATE), trial(2, "abandoned"), trial(3, ADMITTED, running=True)]
+    assert decide(trial(5, None, running=True), lower, cap=3) == ADMITTED  # 2 counted
+    assert decide(trial(5, None, running=True), lower, cap=2) is None  # trial 3 may yet be abandoned
+    finished = [*lower[:3], trial(3, ADMITTED)]
+    assert decide(trial(5, None, running=True), finished, cap=2) == OVER_CAP
+
+
+def test_a_configuration_already_admitted_is_a_duplicate() -> None:
+    lower = [trial(0, ADMITTED, {"s": 0.1}), trial(1, "error", {"s": 0.2})]
+    assert decide(trial(2, None, {"s": 0.1}, running=True), lower, cap=9) == DUPLICATE
+    assert decide(trial(2, None, {"s": 0.2}, running=True), lower, cap=9) == ADMITTED  # an errored one is redone
+    assert decide(trial(2, None, {"s": 0.1 + 1e-12}, running=True), lower, cap=9) == DUPLICATE
+
+
+def test_admission_in_number_order_never_passes_the_cap() -> None:
+    """Trials decided one after another in any order of arrival: exactly cap are admitted, in number order."""
+    for cap in (1, 3, 5):
+        views = [trial(n, None, {"s": n}, running=True) for n in range(8)]
+        for _ in range(20):
+            for i, mine in enumerate(views):
+                if mine.slot is None:
+                    decision = decide(mine, views, cap)
+                    if decision is not None:  # decided, and its case (if admitted) done at once
+                        views[i] = TrialView(mine.number, False, True, decision, mine.params)
+        assert [v.number for v in views if v.slot == ADMITTED] == list(range(cap))
+
+
+def test_a_trial_whose_beat_stands_still_past_the_grace_is_stale() -> None:
+    now = [0.0]
+    watch = StaleWatch(grace=10, clock=lambda: now[0])
+    alive, dead = trial(1, ADMITTED, running=True, beat=1), trial(2, ADMITTED, running=True, beat=7)
+    assert watch.stale([alive, dead], own=set()) == []
+    now[0] = 8
+    alive = trial(1, ADMITTED, running=True, beat=2)
+    assert watch.stale([alive, dead], own=set()) == []
+    now[0] = 11
+    assert watch.stale([alive, dead, trial(3, ADMITTED, running=True)], own=set()) == [2]
+    assert watch.stale([alive, dead], own={2}) == []  # a process's own trials are never stale to it
+
+
+# -- studies on real storages ---------------------------------------------------------------------------------
+
+AGENT = """
+import json, sys, time
+from pathlib import Path
+from pytest_prunebench import search
+from pytest_prunebench.sweep import parse_sweep
+
+sweep = parse_sweep(json.loads(sys.argv[1]), "sweep.yaml")
+url = None if sys.argv[2] == "-" else sys.argv[2]
+handle = search.open_study(sweep, url, Path(sys.argv[3]), {}, search.budget(sweep, None))
+agent = search.Agent(handle, lambda m: None)
+for slot in agent.trials():
+    if sys.argv[4] == "die":
+        print("RUNNING", slot.number, flush=True)
+        time.sleep(600)
+    time.sleep(0.05)
+    agent.tell(slot, f"case-{slot.number}", [slot.values["sparsity.layer3"], 1.0], False)
+    print("RAN", json.dumps(slot.values, sort_keys=True), flush=True)
+"""
+
+DISCRETE = {**TWO_OBJECTIVES, "run_cap": 7, "parameters": {
+    "sparsity.layer3": {"min": 0.1, "max": 0.5, "distribution": "q_uniform", "q": 0.1},
+    "kind.layer3": {"values": ["filters", "channels"]}}}
+
+
+def run_agents(tmp_path: Path, document: dict[str, Any], url: str | None, count: int,
+               env: dict[str, str] | None = None, mode: str = "run") -> list[subprocess.Popen[str]]:
+    script = tmp_path / "agent.py"
+    script.write_text(AGENT)
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return [subprocess.Popen([sys.executable, str(script), json.dumps(document), url or "-", str(tmp_path), mode],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
+            for _ in range(count)]
+
+
+def ran(processes: list[subprocess.Popen[str]]) -> list[str]:
+    lines = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        lines += [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("RAN")]
+    return lines
+
+
+@pytest.mark.parametrize("storage", ["journal", "redis", "sqlite"])
+def test_three_processes_on_one_study_run_exactly_run_cap_distinct_cases(tmp_path: Path, storage: str,
+                                                                        request: pytest.FixtureRequest) -> None:
+    """A discrete space of 10 configurations, TPE suggesting repeats: 7 distinct cases in all, none twice."""
+    url = {"journal": None, "redis": request.getfixturevalue("redis_url") if storage == "redis" else None,
+           "sqlite": f"sqlite:///{tmp_path}/study.db"}[storage]
+    done = ran(run_agents(tmp_path, DISCRETE, url, 3))
+    assert len(done) == 7 and len(set(done)) == 7, done
+    handle = open_study(parse_sweep(DISCRETE, "sweep.yaml"), url, tmp_path, {}, 7)
+    points = search.study_points(handle.study)
+    assert len(points) == 7
+    # a rerun continues the study: the budget is spent, nothing more runs
+    assert ran(run_agents(tmp_path, DISCRETE, url, 1)) == []
+    # and a larger run_cap continues it where it stopped, still without repeats
+    assert len(set(ran(run_agents(tmp_path, {**DISCRETE, "run_cap": 9}, url, 1))) - set(done)) == 2
+
+
+def test_a_process_killed_mid_case_frees_its_slot_after_the_grace(tmp_path: Path) -> None:
+    env = {"PRUNEBENCH_STUDY_HEARTBEAT": "0.1"}  # grace 2 s
+    document = {**DISCRETE, "run_cap": 2}
+    (doomed,) = run_agents(tmp_path, document, None, 1, env, mode="die")
+    assert doomed.stdout is not None and doomed.stdout.readline().startswith("RUNNING")
+    doomed.kill()
+    doomed.wait()
+    started = time.monotonic()
+    done = ran(run_agents(tmp_path, document, None, 1, env))
+    assert len(done) == 2, done  # the dead trial no longer counts
+    assert time.monotonic() - started < 60
+    handle = open_study(parse_sweep(document, "sweep.yaml"), None, tmp_path, {}, 2)
+    slots = [t.system_attrs.get(search.SLOT) for t in handle.study.get_trials()]
+    assert slots.count(search.ABANDONED) == 1 and slots.count(ADMITTED) == 2
+
+
+def test_a_grid_through_a_study_is_split_without_overlap(tmp_path: Path) -> None:
+    grid = {"method": "grid", "parameters": {"sparsity.layer3": {"values": [0.1, 0.2, 0.3, 0.4, 0.5]},
+                                             "kind.layer3": {"values": ["filters", "channels"]}}}
+    done = ran(run_agents(tmp_path, grid, None, 2))
+    assert sorted(done) == sorted(json.dumps(p, sort_keys=True) for p in parse_sweep(grid, "g").grid())
+
+
+def test_a_study_whose_stored_space_differs_is_one_line_before_anything_runs(tmp_path: Path) -> None:
+    named = {**TWO_OBJECTIVES, "name": "shared"}
+    open_study(parse_sweep(named, "a.yaml"), None, tmp_path, {}, 6)
+    other = {**named, "parameters": {**named["parameters"], "kind.layer3": {"value": "filters"}}}
+    with pytest.raises(StudyError) as raised:
+        open_study(parse_sweep(other, "b.yaml"), None, tmp_path, {}, 6)
+    text = str(raised.value)
+    assert text.startswith("b.yaml: study shared in ") and "parameter kind.layer3" in text and "\n" not in text
+    flipped = {**named, "metric": [{"name": "top1", "goal": "minimize"}, {"name": "latency_ms", "goal": "minimize"}]}
+    with pytest.raises(StudyError, match="give the sweep another `name:`"):
+        open_study(parse_sweep(flipped, "c.yaml"), None, tmp_path, {}, 6)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://user:hunter2@example.com/x", "http:// is not a study storage"),
+    ("mongodb://localhost/x", "mongodb:// is not a study storage"),
+    ("", "an empty study URL"),
+])
+def test_a_study_url_of_a_wrong_scheme_is_refused_without_its_password(url: str, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        study_url(url)
+    assert message in str(raised.value) and "hunter2" not in str(raised.value)
+
+
+def test_an_unreachable_study_storage_is_one_line_without_its_password(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a free port: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StudyError) as raised:
+        search.open_storage(f"redis://:hunter2@127.0.0.1:{port}/0", tmp_path)
+    assert "hunter2" not in str(raised.value) and "\n" not in str(raised.value)
+    assert str(raised.value).startswith("--prunebench-study:")
+    with pytest.raises(StudyError, match="cannot open the database"):
+        search.open_storage(f"sqlite:///{tmp_path}/missing/dir/study.db", tmp_path)
+
+
+# -- Pareto front and importance ------------------------------------------------------------------------------
+
+
+def test_the_pareto_front_is_every_undominated_point() -> None:
+    import random
+
+    rng = random.Random(3)
+    objectives = [("top1", "maximize"), ("latency_ms", "minimize")]
+    points = [Point(f"p{i}", {"s": rng.random()}, {"top1": rng.choice([90.0, 91.0, 92.0, 93.0]),
+                                                    "latency_ms": rng.choice([1.0, 1.5, 2.0])}) for i in range(40)]
+    front = {p.name for p in search.pareto_front(points, objectives)}
+    for p in points:
+        beaten = any(q.values["top1"] >= p.values["top1"] and q.values["latency_ms"] <= p.values["latency_ms"]
+                     and q.values != p.values for q in points)
+        assert (p.name in front) == (not beaten)
+
+
+def test_importance_ranks_the_parameter_that_drives_the_objective_first() -> None:
+    import random
+
+    rng = random.Random(0)
+    points = [Point(f"p{i}", {"a": (a := rng.random()), "b": rng.random(), "kind": rng.choice(["x", "y"])},
+                    {"latency_ms": 10 * a + 0.01 * rng.random()}) for i in range(30)]
+    ranked = search.importance(points, "latency_ms")
+    assert next(iter(ranked)) == "a" and ranked["a"] > 0.8
+    lines = search.study_lines("study s", points, [("latency_ms", "minimize")])
+    assert any(line.split()[:1] == ["a"] and float(line.split()[-1]) > 0.99 for line in lines)  # Pearson r
+
+
+def test_the_latency_objective_is_looked_up_through_one_mapping() -> None:
+    info = {"top1": 90.0, "latency_ms": 2.0}
+    assert search.objective_values(info, [("latency_ms", "minimize")]) == {"latency_ms": 2.0}
+    drift = search.OBJECTIVE_FIELDS["latency_ms"][0]
+    assert search.objective_values({**info, drift: 1.5}, [("latency_ms", "minimize")]) == {"latency_ms": 1.5}
+    assert search.objective_values({"top1": float("nan")}, [("top1", "maximize")]) is None
+
+
+# -- through pytest ---------------------------------------------------------------------------------------------
+
+SWEEP_SUITE = (ROOT / "bench_suites" / "test_sweep.py").read_text()
+TINY_BAYES = {
+    "method": "bayes",
+    "metric": [{"name": "top1", "goal": "maximize"}, {"name": "latency_ms", "goal": "minimize"}],
+    "run_cap": 3,
+    "sampler": {"type": "tpe", "seed": 1},
+    "parameters": {"model": {"value": "resnet20"}, "epochs": {"value": 0},
+                   "sparsity.layer3": {"min": 0.1, "max": 0.6, "distribution": "q_uniform", "q": 0.1}},
+}
+
+
+def records(path: Path) -> dict[str, dict[str, Any]]:
+    return {b["name"]: b["extra_info"] for b in json.loads(path.read_text())["benchmarks"]}
+
+
+def test_a_two_objective_bayes_sweep_records_its_trials_and_front(pytester: pytest.Pytester,
+                                                                 tiny_args: list[str]) -> None:
+    (pytester.path / "bayes.yaml").write_text(yaml.safe_dump(TINY_BAYES))
+    pytester.makepyfile(test_sweep=SWEEP_SUITE)
+    result = pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", "--prunebench-sweep",
+                                           "bayes.yaml", "--benchmark-json=out.json",
+                                           "--prunebench-study=studies/s.journal", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    found = records(pytester.path / "out.json")
+    assert len(found) == 3 and all(n.startswith("test_sweep[bayes]::cfg-") for n in found)
+    infos = list(found.values())
+    assert sorted(i["trial"] for i in infos) == [0, 1, 2] and len({i["study"] for i in infos}) == 1
+    assert len({i["sparsity.layer3"] for i in infos}) == 3  # no configuration twice
+    assert all(i["objectives"] == {"top1": "maximize", "latency_ms": "minimize"} for i in infos)
+    assert all(i["objective.latency_ms"] == i["latency_ms"] and i["objective.top1"] == i["top1"] for i in infos)
+    # the front, recomputed here from the JSON alone
+    for info in infos:
+        beaten = any(o["top1"] >= info["top1"] and o["latency_ms"] <= info["latency_ms"]
+                     and (o["top1"], o["latency_ms"]) != (info["top1"], info["latency_ms"]) for o in infos)
+        assert info["on_pareto_front"] is (not beaten)
+    result.stdout.fnmatch_lines(["*prunebench: study bayes-*", "*Pareto front (* case(s)):*",
+                                 "*parameter importance for top1 (fANOVA)*"])
+    # prunebench report shows the front and the importance of the same study
+    finished = subprocess.run([sys.executable, "-m", "pytest_prunebench.cli", "report", "out.json", "--out", "rep"],
+                              cwd=pytester.path, capture_output=True, text=True, env={**os.environ,
+                                                                                      "PYTHONPATH": str(ROOT)})
+    assert finished.returncode == 0, finished.stderr
+    text = (pytester.path / "rep" / "report.md").read_text()
+    assert "## Study " in text and "Pareto front" in text
+    front = [n for n, i in found.items() if i["on_pareto_front"]]
+    assert all(n.rsplit("::", 1)[-1] in text for n in front)
+
+
+def test_two_pytest_processes_on_one_sweep_run_exactly_run_cap_distinct_cases(pytester: pytest.Pytester,
+                                                                               tiny_args: list[str]) -> None:
+    document = {**TINY_BAYES, "run_cap": 4, "sampler": {"type": "random"}}
+    (pytester.path / "bayes.yaml").write_text(yaml.safe_dump(document))
+    pytester.makepyfile(test_sweep=SWEEP_SUITE)
+    environ = {**os.environ, "PYTHONPATH": str(ROOT)}
+    processes = [subprocess.Popen([sys.executable, "-m", "pytest", *tiny_args, "--prunebench-artifacts=artifacts",
+                                   "--prunebench-sweep", "bayes.yaml", f"--benchmark-json=out{i}.json", "-q"],
+                                  cwd=pytester.path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    each = [records(pytester.path / f"out{i}.json") for i in range(2)]
+    both = {**each[0], **each[1]}
+    assert len(each[0]) + len(each[1]) == len(both) == 4, [sorted(e) for e in each]
+    assert len({i["sparsity.layer3"] for i in both.values()}) == 4
+    assert sorted(i["trial"] for i in both.values())[0] == 0
+
+
+HYPERBAND = {
+    "method": "bayes", "metric": {"name": "top1", "goal": "maximize"}, "run_cap": 1,
+    "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 3},
+    "parameters": {"model": {"value": "resnet20"}, "epochs": {"value": 2},
+                   "sparsity.layer3.1": {"values": [0.25]}},
+}
+
+
+def test_a_case_the_pruner_stops_is_measured_recorded_and_passes(pytester: pytest.Pytester,
+                                                                tiny_args: list[str]) -> None:
+    """Hyperband's decision is Optuna's; here a conftest makes the study's pruner stop every case after epoch 1."""
+    (pytester.path / "hb.yaml").write_text(yaml.safe_dump(HYPERBAND))
+    pytester.makepyfile(test_sweep=SWEEP_SUITE)
+    pytester.makeconftest("""
+        from pytest_prunebench import search
+
+        def stop(self, epoch, top1):
+            assert self.pruning  # the sweep's early_terminate made the trial report epochs
+            self.trial.report(top1, epoch + 1)
+            return True
+
+        search.Slot.on_epoch = stop
+    """)
+    result = pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", "--prunebench-sweep",
+                                           "hb.yaml", "--benchmark-json=out.json",
+                                           "--prunebench-threshold", "min_top1=99.9")
+    result.assert_outcomes(passed=1)  # the threshold is missed, but a stopped case is not a failure
+    (info,) = records(pytester.path / "out.json").values()
+    assert info["early_terminated"] is True and info["epochs"] == 2 and info["retrained_epochs"] == 1
+    assert info["artifact_cache"] == "off"  # never cached under the 2-epoch key
+    handle = open_study(parse_sweep(HYPERBAND, str(pytester.path / "hb.yaml")), None, pytester.path,
+                        {"model": "resnet20", "dataset": "synthetic", "device": "CPU", "epochs": None}, 1)
+    (stopped,) = handle.study.get_trials()
+    assert stopped.state.name == "PRUNED" and list(stopped.intermediate_values) == [1]  # epoch 1's top1 reported
+    assert stopped.user_attrs[search.RECORD] == "test_sweep[hb]::" + info["schedule"]
+
+
+def test_hyperband_maps_w_and_b_keys_onto_optunas_pruner() -> None:
+    sweep = parse_sweep({**HYPERBAND, "early_terminate": {"type": "hyperband", "max_iter": 27, "s": 2, "eta": 3}},
+                        "h.yaml")
+    pruner = search.make_pruner(sweep)
+    assert type(pruner).__name__ == "HyperbandPruner"
+    assert (pruner._min_resource, pruner._max_resource, pruner._reduction_factor) == (3, 27, 3)
+
+
+def test_a_study_url_that_cannot_be_reached_stops_pytest_before_any_case(pytester: pytest.Pytester) -> None:
+    (pytester.path / "bayes.yaml").write_text(yaml.safe_dump(TINY_BAYES))
+    pytester.makepyfile(test_sweep=SWEEP_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--prunebench-sweep=bayes.yaml",
+                                           "--prunebench-study=redis://:hunter2@127.0.0.1:1/0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "hunter2" not in result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines(["*--prunebench-study: *127.0.0.1:1*"])
+    assert "Traceback" not in result.stderr.str()
+    wrong = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--prunebench-sweep=bayes.yaml",
+                                          "--prunebench-study=ftp://u:hunter2@host/x")
+    assert wrong.ret == pytest.ExitCode.USAGE_ERROR and "hunter2" not in wrong.stderr.str()
+    wrong.stderr.fnmatch_lines(["*ftp:// is not a study storage*"])
