@@ -3,7 +3,7 @@
 Vector and matrix units compute channels in tiles (AVX-512: 16 f32 lanes; AMX: 16-row bf16 tiles). A conv whose
 width is not a multiple of the tile costs as much as the next multiple, so pruning 1-15 filters of a 64-wide
 layer buys nothing there. `probe` times a chain of convs at widths w-32 .. w on the device, all interleaved in one
-window, finds the widths where latency jumps, and reports their common step: what `round_to: auto` rounds to.
+window, finds the widths where latency jumps, and reports their step: the N to pass to `round_to`.
 
 Measured on this project's AMX host (OpenVINO 2026.4, CPU): jumps at 33 and 49 for both bf16 (+26%, +15%) and f32
 (+30%, +21%), 1-4% between most other neighbours: a step of 16.
