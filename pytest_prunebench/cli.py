@@ -244,9 +244,49 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--case", default=None, help="the case filters.png shows (default: the most accurate "
                                                      "case on the Pareto front)")
     report.set_defaults(handler=_report)
+    granularity = verbs.add_parser("granularity", help="time a conv at widths w-32..w on a device and report the "
+                                                       "width step at which its latency changes (for round_to)")
+    granularity.add_argument("--device", type=device_name, default="CPU", help="OpenVINO device (default CPU)")
+    granularity.add_argument("--precision", type=precision, default=None, help="inference precision hint (default: "
+                                                                              "the device's)")
+    granularity.add_argument("--width", type=probe_width, default=64, help="the widest width probed (default 64, "
+                                                                          "a ResNet's last stage)")
+    granularity.add_argument("--rounds", type=positive_int, default=300, help="timed inferences per width "
+                                                                             "(default 300)")
+    granularity.set_defaults(handler=_granularity)
     _add_cache_verbs(verbs)
     _add_worker_verb(verbs)
     return parser
+
+
+def probe_width(text: str) -> int:
+    from .granularity import SPAN
+
+    value = positive_int(text)
+    if value <= SPAN:
+        raise argparse.ArgumentTypeError(f"{value}: probe a width above {SPAN} (widths {SPAN} below it are timed)")
+    return value
+
+
+def _granularity(args: argparse.Namespace) -> int:
+    """The probe under the device lock and host gate, as a measurement in a pytest run takes them."""
+    from . import device
+    from .granularity import probe
+    from .lock import exclusive_measurement, host_gate_for
+
+    device.check_device(args.device)
+    print(f"prunebench granularity: timing widths {args.width - 32}-{args.width} on {args.device}, {args.rounds} "
+          f"rounds each, interleaved", flush=True)
+    with exclusive_measurement(args.device, None, LOCK_TIMEOUT, host_gate_for(args.device, LOCK_TIMEOUT)):
+        found = probe(args.device, args.precision, args.width, args.rounds)
+    jumps = set(found.jumps)
+    for width, median in found.medians_us:
+        print(f"  width {width:>4}: {median:9.1f} us" + ("  <- jump" if width in jumps else ""))
+    print(found.summary())
+    if found.step > 1:
+        print(f"use --prunebench-round-to {found.step} (or `prunebench: {{round_to: {found.step}}}` in a schedule) "
+              f"at {found.precision} on {found.device}")
+    return 0
 
 
 def _add_worker_verb(verbs: Any) -> None:
