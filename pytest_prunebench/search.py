@@ -126,17 +126,23 @@ def open_storage(url: str | None, root: Path) -> Any:
         raise StudyError(f"--prunebench-study {shown}: cannot open the database ({reason})") from None
 
 
+# What the loser of the schema-creation race reads: sqlite, postgresql and mysql spellings.
+SCHEMA_RACE = ("already exists", "UNIQUE constraint failed", "duplicate key", "Duplicate entry")
+
+
 def _rdb(url: str, engine_kwargs: dict[str, Any] | None) -> Any:
-    """RDBStorage; agents starting together race to create its tables (one of them sees them appear): retried."""
+    """RDBStorage; agents starting together race to create its tables and to stamp its schema version (the
+    losers see a table appear or a duplicate version row): retried, as by then the winner has created them."""
     from optuna.storages import RDBStorage
 
-    for attempt in range(5):
+    attempts = 8
+    for attempt in range(attempts):
         try:
             return RDBStorage(url, engine_kwargs=engine_kwargs)
         except Exception as exc:
-            if "already exists" not in str(exc) or attempt == 4:
+            if not any(marker in str(exc) for marker in SCHEMA_RACE) or attempt == attempts - 1:
                 raise
-            time.sleep(0.2 * (attempt + 1))
+            time.sleep(0.1 * (attempt + 1))
     raise AssertionError("unreachable")
 
 

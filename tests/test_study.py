@@ -197,6 +197,31 @@ def test_three_processes_on_one_study_run_exactly_run_cap_distinct_cases(tmp_pat
     assert len(set(ran(run_agents(tmp_path, {**DISCRETE, "run_cap": 9}, url, 1))) - set(done)) == 2
 
 
+OPENER = """
+import sys, time
+from pathlib import Path
+from pytest_prunebench import search
+while time.time() < float(sys.argv[2]):  # start together: the race is in the first milliseconds
+    time.sleep(0.001)
+search.open_storage(sys.argv[1], Path("."))
+"""
+
+
+def test_agents_opening_one_new_sqlite_database_at_once_all_get_it(tmp_path: Path) -> None:
+    """The losers of the race to create the tables and stamp the schema version retry (a CI run lost it once)."""
+    script = tmp_path / "opener.py"
+    script.write_text(OPENER)
+    environ = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for round_ in range(3):
+        start = time.time() + 2.0
+        processes = [subprocess.Popen([sys.executable, str(script), f"sqlite:///{tmp_path}/race{round_}.db",
+                                       str(start)], stderr=subprocess.PIPE, text=True, env=environ, cwd=tmp_path)
+                     for _ in range(4)]
+        for process in processes:
+            _, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+
+
 def test_a_process_killed_mid_case_frees_its_slot_after_the_grace(tmp_path: Path) -> None:
     env = {"PRUNEBENCH_STUDY_HEARTBEAT": "0.1"}  # grace 2 s
     document = {**DISCRETE, "run_cap": 2}
