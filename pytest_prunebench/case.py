@@ -70,6 +70,7 @@ class CaseResult:
     layers_path: str = ""  # JSON beside the ONNX file: per conv / fc layer, MACs and device time
     layers_path_dense: str = ""  # the same for the dense baseline
     round_to: int = 1  # kept structures rounded up to a multiple of this
+    round_to_probe: str = ""  # round_to: auto: what the device's granularity probe saw ("": round_to was given)
     artifact_cache: str = "off"  # the pruned + retrained model: "hit" (from the cache), "built", or "off"
     reached: dict[str, float] = field(default_factory=dict)  # per pruner, the sparsity its layers really reached
     top1_dense_torch: float | None = None  # the dense model in torch (f32), beside top1_dense on the device
@@ -121,7 +122,9 @@ class CaseResult:
             "structures_path": self.structures_path, "layers_path": self.layers_path,
             "layers_path_dense": self.layers_path_dense,
             "device_ms": None if self.device_ms is None else float(self.device_ms),
-            "e2e_ms": float(self.latency_ms), "round_to": self.round_to, "artifact_cache": self.artifact_cache,
+            "e2e_ms": float(self.latency_ms), "round_to": self.round_to,
+            "round_to_auto": bool(self.round_to_probe), "round_to_probe": self.round_to_probe,
+            "artifact_cache": self.artifact_cache,
             "top1_dense_torch": None if self.top1_dense_torch is None else float(self.top1_dense_torch),
             "baseline_epochs": int(self.baseline_epochs), "bn_recalibration": int(self.bn_recalibration),
             "latency_ms_rel": float(self.latency_ms_rel),
@@ -173,6 +176,7 @@ class CaseRunner:
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         from .cache import ArtifactCache
+        from .granularity import SessionSteps
         from .lock import HostGate, default_gate_path, shares_host
         from .reference import ReferenceStore
 
@@ -186,6 +190,7 @@ class CaseRunner:
         self.gate = HostGate(default_gate_path(), settings.lock_timeout) if gated else None
         self._remote: Any = None  # broker.RemoteMeasurer, with --prunebench-broker
         self.references = ReferenceStore(settings.reference_dir)  # the session's reference dense medians
+        self.steps = SessionSteps(settings.reference_dir)  # round_to: auto, probed once per device and precision
 
     # -- resolution -------------------------------------------------------------------------------------------
 
@@ -327,6 +332,7 @@ class CaseRunner:
         share_cpus_with_workers(self.settings.xdist_workers)
         if self.settings.round_to is not None:
             schedule = replace(schedule, round_to=self.settings.round_to)
+        schedule, probe = self._resolve_round_to(schedule, name)
         for message in schedule.warnings:
             warnings.warn(message, stacklevel=3)
         laps = _Laps()
@@ -366,11 +372,35 @@ class CaseRunner:
                               spec.label, model_name, collapse_reason, laps.seconds)
         result = replace(result, structures_path=str(structures_path.resolve()),
                          layers_path=str(layers_path.resolve()) if layers_path else "",
-                         early_terminated=pruned.early_terminated)
+                         early_terminated=pruned.early_terminated, round_to_probe=probe)
         self.progress(f"{name}: top1 {result.top1:.2f}% (dense {result.top1_dense:.2f}%), latency "
                       f"{result.latency_ms:.3f} ms ({result.latency_speedup:.2f}x), MACs {result.mac_speedup:.2f}x"
                       + (" [collapsed]" if result.collapsed else ""))
         return result
+
+    def _resolve_round_to(self, schedule: Schedule, name: str) -> tuple[Schedule, str]:
+        """`round_to: auto`: the step the device's granularity probe measured (once per session), and what the
+        probe saw; any other round_to as it is, with ""."""
+        from .granularity import AUTO_ROUND_TO
+        from .lock import exclusive_measurement
+
+        if schedule.round_to != AUTO_ROUND_TO:
+            return schedule, ""
+        if self.settings.broker:  # the probe times the device, which is behind a worker on another host
+            device = self.settings.device
+            raise ScheduleError(schedule.path, "prunebench.round_to",
+                                f"auto probes {device} in this process, which --prunebench-broker measures on a "
+                                f"device worker: run `prunebench granularity --device {device}` on the worker's "
+                                f"host and give its step (round_to: N or --prunebench-round-to N)")
+        settings = self.settings
+        probed = self.steps.settled(settings.device, settings.precision)
+        if probed is None:
+            self.progress(f"{name}: round_to auto: probing the channel granularity of {settings.device}")
+            probed, fresh = self.steps.step(settings.device, settings.precision, lambda: exclusive_measurement(
+                settings.device, settings.lock_path, settings.lock_timeout, self.gate))
+            self.progress(f"{name}: round_to auto -> {probed.step} ({probed.found}"
+                          + ("" if fresh else f"; probed by {probed.by}") + ")")
+        return replace(schedule, round_to=probed.step), probed.found
 
     def _check_artifacts_dir(self) -> None:
         """Before any training: the ONNX files and per-case JSON must have somewhere to go."""

@@ -11,12 +11,15 @@ Measured on this project's AMX host (OpenVINO 2026.4, CPU): jumps at 33 and 49 f
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+AUTO_ROUND_TO = "auto"  # round_to: auto: the step this module's probe measures, once per session
 
 SPAN = 32  # widths probed below the reference width: two tiles of 16, four of 8
 DEPTH = 4  # conv pairs in the chain: one conv takes ~10 us here, too close to the per-inference overhead
@@ -111,3 +114,60 @@ def probe(device_name: str, precision: str | None, width: int = 64, rounds: int 
     medians = tuple((inner, statistics.median(times) * 1e6) for inner, times in zip(widths, samples, strict=True))
     step, jumps = find_step(medians)
     return Granularity(device_name, device._precision_of(compiled[0]), width, step, jumps, medians, rounds)
+
+
+# -- round_to: auto ------------------------------------------------------------------------------------------------
+
+SESSION_WIDTH = 64  # the width a session's probe times below: ResNet's last stage, MobileNetV2's middle blocks
+SESSION_ROUNDS = 300  # ~3 s here: steps of 16 and 32 differ by a 5-15% jump, which 100 rounds blurred in a probe
+
+
+@dataclass(frozen=True)
+class ProbedStep:
+    """The step `round_to: auto` resolves to on one device and precision, and what the probe saw."""
+
+    step: int
+    found: str  # Granularity.summary() of the probe that settled it
+    by: str  # host:pid of the process that probed
+
+
+def step_key(device: str, precision: str | None) -> str:
+    return f"granularity|{device}|{precision or 'default'}"
+
+
+class SessionSteps:
+    """The session's probed steps: one probe per device and precision, the first settled wins in this process
+    and, under xdist, in `directory` (shared like the reference dense medians, reference.publish_first), so every
+    case of a session rounds to the same step."""
+
+    def __init__(self, directory: Path | None, prober: Callable[[str, str | None], Granularity] | None = None) -> None:
+        self.directory = directory
+        self.prober = prober or (lambda device, precision: probe(device, precision, SESSION_WIDTH, SESSION_ROUNDS))
+        self._settled: dict[str, ProbedStep] = {}
+
+    def settled(self, device: str, precision: str | None) -> ProbedStep | None:
+        """The step this process already settled for the device and precision, or None."""
+        return self._settled.get(step_key(device, precision))
+
+    def step(self, device: str, precision: str | None,
+             window: Callable[[], contextlib.AbstractContextManager[Any]]) -> tuple[ProbedStep, bool]:
+        """(the step, whether this call probed it). `window` is the device lock and host gate to probe under."""
+        import os
+        import socket
+
+        from .reference import publish_first, published
+
+        key = step_key(device, precision)
+        if key in self._settled:
+            return self._settled[key], False
+        with window():  # another worker may have published while this one waited for the device
+            known = published(self.directory, key)
+            if known is None:
+                found = self.prober(device, precision)
+                mine = ProbedStep(found.step, found.summary(), f"{socket.gethostname()}:{os.getpid()}")
+                document = mine.__dict__ if self.directory is None else publish_first(self.directory, key,
+                                                                                      dict(mine.__dict__))
+            else:
+                document = known
+        self._settled[key] = ProbedStep(int(document["step"]), str(document["found"]), str(document["by"]))
+        return self._settled[key], known is None

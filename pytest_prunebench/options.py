@@ -13,6 +13,7 @@ import pytest
 
 from . import settings as parsers
 from .gates import parse_gates
+from .granularity import AUTO_ROUND_TO
 from .schedule import find_yaml_files
 from .settings import NCS_DEVICE, Settings
 
@@ -53,7 +54,8 @@ OPTIONS = (
     Option("--prunebench-examples", "examples", "examples each hypothesis-generated suite draws (default: the "
            "suite's own max_examples)", parsers.positive_int, "N"),
     Option("--prunebench-round-to", "round_to", "round the filters/channels each pruned layer keeps up to a "
-           "multiple of N (SIMD-friendly widths; overrides the schedules' round_to)", parsers.positive_int, "N"),
+           "multiple of N (SIMD-friendly widths; overrides the schedules' round_to); auto: the step a probe "
+           "measures on the device once per session (prunebench granularity)", parsers.round_to_spec, "N|auto"),
     Option("--prunebench-bn-recalibration", "bn_recalibration", "re-estimate BatchNorm statistics on N training "
            "images after pruning, before the pruned model is judged or exported (default 1024; off: keep the dense "
            "model's statistics)", parsers.recalibration_images, "N|off"),
@@ -161,6 +163,10 @@ def resolve(config: pytest.Config) -> Settings:
     if adaptive_only and values.get("rounds", Settings.rounds) != parsers.AUTO_ROUNDS:
         raise pytest.UsageError(f"{' and '.join(adaptive_only)} apply to adaptive rounds: add --prunebench-rounds "
                                 f"auto, or leave them out with a fixed count of rounds")
+    if values.get("round_to") == AUTO_ROUND_TO and values.get("broker"):
+        raise pytest.UsageError("--prunebench-round-to auto probes the device in this process, which "
+                                "--prunebench-broker measures on a device worker: run `prunebench granularity "
+                                "--device DEVICE` on the worker's host and pass --prunebench-round-to N")
     if config.getoption("ncs"):
         if values.get("device", NCS_DEVICE) != NCS_DEVICE:
             raise pytest.UsageError(f"--ncs measures on MYRIAD but --prunebench-device says {values['device']}: "

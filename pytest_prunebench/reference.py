@@ -20,6 +20,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,34 @@ class ReferenceStore:
 
     def _publish(self, key: str, mine: Reference) -> Reference:
         assert self.directory is not None
-        self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
-        partial = target.with_suffix(f".{os.getpid()}.partial")
-        partial.write_text(json.dumps({"key": key, **asdict(mine)}), encoding="utf-8")
-        try:
-            os.link(partial, target)  # atomic, and fails when another process published first
-        except FileExistsError:
-            pass
-        finally:
-            partial.unlink(missing_ok=True)
-        document = json.loads(target.read_text(encoding="utf-8"))
+        document = publish_first(self.directory, key, asdict(mine))
         return Reference(float(document["latency_ms"]), float(document["measured_at"]), str(document["by"]))
+
+
+def _published_path(directory: Path, key: str) -> Path:
+    return directory / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+
+
+def published(directory: Path | None, key: str) -> dict[str, Any] | None:
+    """What a process of the session published under `key`, or None."""
+    if directory is None:
+        return None
+    try:
+        return dict(json.loads(_published_path(directory, key).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+
+
+def publish_first(directory: Path, key: str, document: dict[str, Any]) -> dict[str, Any]:
+    """Publish `document` under `key` unless a process of the session did first: the published one either way."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = _published_path(directory, key)
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps({"key": key, **document}), encoding="utf-8")
+    try:
+        os.link(partial, target)  # atomic, and fails when another process published first
+    except FileExistsError:
+        pass
+    finally:
+        partial.unlink(missing_ok=True)
+    return dict(json.loads(target.read_text(encoding="utf-8")))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ScheduleError, shown
+from .granularity import AUTO_ROUND_TO
 
 PrunerKind = Literal["filters", "channels", "rows", "elements"]
 # Kinds whose structures are physically removed; the others stay masks: zeros in a dense tensor.
@@ -274,7 +275,8 @@ class Schedule:
     dataset: str | None = None
     epochs: int | None = None
     lr: float | None = None
-    round_to: int | None = None  # kept structures per layer rounded up to a multiple (SIMD-friendly widths)
+    round_to: int | str | None = None  # kept structures per layer rounded up to a multiple (SIMD-friendly widths);
+    # "auto" (AUTO_ROUND_TO): the device's measured step, resolved by the case runner before pruning
     thresholds: Thresholds = field(default_factory=Thresholds)
     warnings: tuple[str, ...] = ()
 
@@ -979,9 +981,9 @@ class _Reader:
             result["lr"] = self.positive(section["lr"], "prunebench.lr")
         if "round_to" in section:
             value = section["round_to"]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if value != AUTO_ROUND_TO and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise self.fail("prunebench.round_to", f"a whole number >= 1 (e.g. 8: kept filters in multiples "
-                                                       f"of 8), got {shown(value)}")
+                                                       f"of 8) or auto (measured on the device), got {shown(value)}")
             result["round_to"] = value
         bounds = {k: self.number(section[k], f"prunebench.{k}") for k in THRESHOLD_KEYS if k in section}
         result["thresholds"] = Thresholds(**bounds)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .data import DataSpec, parse_data_spec
+from .granularity import AUTO_ROUND_TO
 from .lock import GATE_MODES
 from .schedule import THRESHOLD_KEYS
 
@@ -58,14 +59,24 @@ DEFAULT_PRECISION_TARGET = 0.01  # auto: the speed-up's 95% interval within +-1%
 DEFAULT_MAX_ROUNDS = 5000  # auto: timed inferences per model at most
 
 
-def rounds_spec(text: str) -> int | str:
-    """A count of timed inferences per model, or `auto` (until the interval is narrow enough)."""
-    if text.strip().lower() == AUTO_ROUNDS:
-        return AUTO_ROUNDS
+def positive_int_or_auto(text: str, auto: str, hint: str) -> int | str:
+    """A whole number >= 1, or the word `auto` (returned as `auto`); `hint` ends the message of anything else."""
+    if text.strip().lower() == "auto":
+        return auto
     try:
         return positive_int(text)
     except argparse.ArgumentTypeError as exc:
-        raise argparse.ArgumentTypeError(f"{exc}; use a whole number of rounds or auto") from None
+        raise argparse.ArgumentTypeError(f"{exc}; {hint}") from None
+
+
+def rounds_spec(text: str) -> int | str:
+    """A count of timed inferences per model, or `auto` (until the interval is narrow enough)."""
+    return positive_int_or_auto(text, AUTO_ROUNDS, "use a whole number of rounds or auto")
+
+
+def round_to_spec(text: str) -> int | str:
+    """A width multiple kept structures are rounded up to, or `auto` (probed on the device once per session)."""
+    return positive_int_or_auto(text, AUTO_ROUND_TO, "use a whole number such as 8, or auto (measured on the device)")
 
 
 def precision_target(text: str) -> float:
@@ -246,7 +257,7 @@ class Settings:
     precision_target: float | None = None  # auto: relative half-width to reach; None: DEFAULT_PRECISION_TARGET
     max_rounds: int | None = None  # auto: the round budget per model; None: DEFAULT_MAX_ROUNDS
     warmup: int = 20
-    round_to: int | None = None  # None: each schedule's own (default 1: no rounding)
+    round_to: int | str | None = None  # None: each schedule's own (default 1: no rounding); AUTO_ROUND_TO: probed
     bn_recalibration: int = RECALIBRATION_IMAGES  # training images BN statistics are re-estimated on after pruning
     lr: float = 0.01  # fine-tuning: 0.05 left pruned ResNets 4-20 points short after 3 epochs
     lock_path: Path | None = None  # None: one per device in the temp dir

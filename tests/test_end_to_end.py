@@ -21,6 +21,7 @@ from tiny import AGP_SCHEDULE, CHANNELS_SCHEDULE, FILTERS_SCHEDULE, SPLICING_SCH
 
 from pytest_prunebench.case import CaseRunner
 from pytest_prunebench.data import DataSpec
+from pytest_prunebench.errors import ScheduleError
 from pytest_prunebench.schedule import load_schedule
 from pytest_prunebench.settings import Settings
 
@@ -226,6 +227,44 @@ def test_the_round_to_option_rounds_kept_filters_and_is_recorded(settings: Setti
     assert result.macs > FILTERS_MACS  # without rounding both layers lose half
     assert result.extra_info()["round_to"] == 16
     assert result.schedule_hash != load_schedule(schedule_path).semantic_hash()  # round_to is part of the config
+
+
+def test_round_to_auto_rounds_to_the_step_probed_once_on_the_device(settings: Settings) -> None:
+    """A real probe on the CPU (whatever step this machine shows), the case thinned to multiples of it."""
+    from dataclasses import replace as with_values
+
+    schedule = load_schedule(write_schedules(settings.artifacts.parent, filters=FILTERS_SCHEDULE) / "filters.yaml")
+    messages: list[str] = []
+    runner = CaseRunner(with_values(settings, round_to="auto", epochs=0), messages.append)
+    result = runner.run(schedule)
+
+    step = result.round_to
+    settled = runner.steps.settled("CPU", None)
+    assert settled is not None and settled.step == step and f"step {step}" in settled.found
+    info = result.extra_info()
+    assert info["round_to"] == step and info["round_to_auto"] is True and info["round_to_probe"] == settled.found
+    # 8 of layer1.0.conv1's 16 filters and 16 of layer2.1.conv1's 32 kept, each rounded up to a multiple of step
+    kept1, kept2 = min(16, -(-8 // step) * step), min(32, -(-16 // step) * step)
+    assert result.macs_dense - result.macs == 2 * conv_macs(32, 16 - kept1, 16) + 2 * conv_macs(16, 32 - kept2, 32)
+    assert sum("probing the channel granularity" in m for m in messages) == 1
+    runner._resolve_round_to(schedule, "again")  # the session's step, not a second probe
+    assert sum("probing the channel granularity" in m for m in messages) == 1
+    given = load_schedule(write_schedules(settings.artifacts.parent, filters=FILTERS_SCHEDULE) / "filters.yaml")
+    assert runner._resolve_round_to(given, "given") == (given, "")  # a schedule's own N, no probe
+
+
+def test_round_to_auto_with_a_broker_names_the_command_to_run_on_the_worker_host(settings: Settings) -> None:
+    from dataclasses import replace as with_values
+
+    auto = FILTERS_SCHEDULE + "prunebench: {round_to: auto}\n"
+    path = write_schedules(settings.artifacts.parent, auto=auto) / "auto.yaml"
+    schedule = load_schedule(path)
+    assert schedule.round_to == "auto"
+    runner = CaseRunner(with_values(settings, broker="redis://127.0.0.1:9/0"))
+    with pytest.raises(ScheduleError, match=r"prunebench.round_to: auto probes CPU in this process, which "
+                                            r"--prunebench-broker measures on a device worker: run `prunebench "
+                                            r"granularity --device CPU` on the worker's host"):
+        runner.run(schedule)
 
 
 def test_a_cut_agp_case_records_the_sparsity_reached_and_exports_its_zeros(settings: Settings) -> None:

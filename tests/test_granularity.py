@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
 import random
+from collections.abc import Iterator
+from pathlib import Path
 
 import onnx
 import pytest
 
 from pytest_prunebench.cli import main
-from pytest_prunebench.granularity import SPAN, STEPS, chain_onnx, find_step, probe
+from pytest_prunebench.errors import ScheduleError
+from pytest_prunebench.granularity import (
+    AUTO_ROUND_TO,
+    SPAN,
+    STEPS,
+    Granularity,
+    SessionSteps,
+    chain_onnx,
+    find_step,
+    probe,
+)
 
 
 def staircase(tile: int, top: int = 64, noise: float = 0.01, slope: float = 0.0, seed: int = 0
@@ -64,3 +79,70 @@ def test_the_granularity_command_prints_the_table_and_refuses_a_narrow_width(cap
         main(["granularity", "--width", "20"])
     assert exit_info.value.code == 2
     assert "20: probe a width above 32" in capsys.readouterr().err
+
+
+# -- round_to: auto: one probe per session -------------------------------------------------------------------------
+
+
+class Prober:
+    """Counts its probes; finds the step it was given."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.calls = step, []
+
+    def __call__(self, device: str, precision: str | None) -> Granularity:
+        self.calls.append((device, precision))
+        return Granularity(device, precision or "bf16", 64, self.step, (33, 49), ((32, 1.0), (33, 1.3)), 10)
+
+
+class Window:
+    def __init__(self) -> None:
+        self.entered = 0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        self.entered += 1
+        yield
+
+
+def test_a_session_probes_each_device_and_precision_once() -> None:
+    prober, window = Prober(16), Window()
+    steps = SessionSteps(None, prober)
+    first, fresh = steps.step("CPU", None, window)
+    assert (first.step, fresh) == (16, True) and "step 16" in first.found and first.by.endswith(f":{os.getpid()}")
+    assert steps.step("CPU", None, window) == (first, False)
+    assert steps.settled("CPU", None) == first and steps.settled("CPU", "f32") is None
+    steps.step("CPU", "f32", window)
+    assert prober.calls == [("CPU", None), ("CPU", "f32")] and window.entered == 2  # probed under the window
+
+
+def test_xdist_workers_share_the_first_probe_through_the_directory(tmp_path: Path) -> None:
+    """A second worker (another store on the same directory) reads the first one's step instead of probing, even
+    when its own probe would have found another."""
+    first, second = Prober(16), Prober(32)
+    settled, _ = SessionSteps(tmp_path, first).step("CPU", None, Window())
+    read, fresh = SessionSteps(tmp_path, second).step("CPU", None, Window())
+    assert (read.step, read.found, read.by, fresh) == (16, settled.found, settled.by, False)
+    assert second.calls == [] and len(first.calls) == 1
+    other, _ = SessionSteps(tmp_path, second).step("GPU", None, Window())  # another device: its own probe
+    assert other.step == 32 and second.calls == [("GPU", None)]
+
+
+def test_round_to_accepts_auto_on_the_command_line_and_in_schedules() -> None:
+    from pytest_prunebench.schedule import parse_schedule, schedule_document
+    from pytest_prunebench.settings import round_to_spec
+
+    assert round_to_spec(" Auto ") == AUTO_ROUND_TO and round_to_spec("8") == 8
+    with pytest.raises(argparse.ArgumentTypeError, match="'0' must be at least 1; use a whole number such as 8, or "
+                                                         "auto"):
+        round_to_spec("0")
+    document = {"pruners": {"p": {"class": "L1RankedStructureParameterPruner", "group_type": "Filters",
+                                  "desired_sparsity": 0.3, "weights": ["layer3.0.conv1.weight"]}},
+                "policies": [{"pruner": {"instance_name": "p"}, "epochs": [0]}],
+                "prunebench": {"model": "resnet20", "round_to": "auto"}}
+    schedule = parse_schedule(document, "s.yaml", "s")
+    assert schedule.round_to == AUTO_ROUND_TO
+    assert schedule_document(schedule)["prunebench"]["round_to"] == "auto"  # written back as the user wrote it
+    with pytest.raises(ScheduleError, match=r"prunebench.round_to: a whole number >= 1 \(e.g. 8: kept filters in "
+                                            r"multiples of 8\) or auto \(measured on the device\), got 'automatic'"):
+        parse_schedule({**document, "prunebench": {"round_to": "automatic"}}, "s.yaml", "s")

@@ -154,3 +154,12 @@ def test_importing_the_plugin_imports_no_heavy_library() -> None:
             "print(sorted(m for m in ('torch', 'openvino', 'wandb', 'numpy', 'yaml') if m in sys.modules))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_round_to_auto_conflicts_with_a_broker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest("--prunebench-round-to", "auto", "--prunebench-broker", "redis://127.0.0.1:9/0")
+    assert_usage_error(result, "*--prunebench-round-to auto probes the device in this process*`prunebench "
+                               "granularity --device DEVICE` on the worker's host*")
+    result = pytester.runpytest("--prunebench-round-to", "often")
+    assert_usage_error(result, "*--prunebench-round-to*'often' is not a whole number*or auto*")
