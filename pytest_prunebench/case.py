@@ -513,7 +513,7 @@ class CaseRunner:
             measured_at=measurement.measured_at,
             history=pruned.history, seconds=seconds, pruner_kinds={p.name: p.kind for p in schedule.pruners},
             pruner_rankers={p.name: p.ranker for p in schedule.pruners}, device_ms=measurement.device_ms,
-            round_to=schedule.round_to or 1,
+            round_to=schedule.rounding(),
             layers_path_dense=dense.layers_path, artifact_cache=pruned.cache,
             worker=measurement.worker, worker_openvino=measurement.worker_openvino,
             reached=reached_sparsity(model, schedule, layer_sizes(dense.model, schedule)),

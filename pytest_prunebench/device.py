@@ -38,7 +38,7 @@ def openvino() -> Any:
     import openvino as ov
 
     if not hasattr(ov, "Core"):  # OpenVINO 2022.3 (the NCS2's last release): the API is openvino.runtime
-        import openvino.runtime as ov  # type: ignore[no-redef]
+        import openvino.runtime as ov
     return ov
 
 
@@ -324,7 +324,7 @@ def _infer_all(compiled: Any, images: np.ndarray, batch: int) -> tuple[np.ndarra
         queue.start_async({0: chunk}, index)
     queue.wait_all()
     elapsed = time.perf_counter() - started
-    return np.concatenate(outputs)[:len(images)], len(images) / elapsed
+    return np.concatenate([output for output in outputs if output is not None])[:len(images)], len(images) / elapsed
 
 
 def _interleaved_latency(models: list[Any], sample: np.ndarray, rounds: int | AdaptiveRounds, warmup: int,

@@ -87,6 +87,8 @@ def noise_note(gate: Gate, before: Mapping[str, Any], now: Mapping[str, Any]) ->
     """What says a regression of `gate` may be noise: this run's interval reaching the worst allowed value, or the
     two runs' intervals overlapping (no change is plausible); "" when the records carry no interval or neither holds."""
     key = INTERVALS.get(gate.metric)
+    if key is None:
+        return ""
     now_ci, before_ci = _interval(now.get(key)), _interval(before.get(key))
     if now_ci is None:
         return ""
@@ -123,7 +125,7 @@ def evaluate(gates: tuple[Gate, ...], now: Mapping[str, Mapping[str, Any]], befo
     for case in common:
         for gate in gates:
             old, new = before[case].get(gate.metric), now[case].get(gate.metric)
-            if not (_number(old) and _number(new)):
+            if old is None or new is None or not (_number(old) and _number(new)):
                 unmeasured.append(f"{case} {gate.metric}")
             elif gate.fails(float(old), float(new)):
                 regressions.append(Regression(case, gate, float(old), float(new),

@@ -11,12 +11,13 @@ applied again unless mask_on_forward_only, then the regularizers' threshold mask
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
 
 from .pruning import STRUCTURE_DIMS, Mask, apply_masks, follow_thinning, rank_pruner
-from .schedule import MASKER_FLAGS, PrunerPolicy, RegularizerSpec, Schedule, Window
+from .schedule import MASKER_FLAGS, PrunerKind, PrunerPolicy, RegularizerSpec, Schedule, Window
 
 
 class Masks:
@@ -170,7 +171,7 @@ class MinibatchMasking:
         self.hooks = [self._weight(layer).register_hook(hook(layer)) for layer in layers]
 
     def _weight(self, layer: str) -> torch.Tensor:
-        return self.model.get_submodule(layer).weight
+        return cast(torch.Tensor, self.model.get_submodule(layer).weight)
 
     @torch.no_grad()
     def _threshold(self, regularizer: RegularizerSpec, keep: bool) -> None:
@@ -196,7 +197,7 @@ def threshold_zeros(weight: torch.Tensor, strength: float, group: str, criteria:
     magnitude = weight.abs()
     if group == "elements":
         return magnitude <= strength
-    dims = STRUCTURE_DIMS[group]  # what a filter / channel reduces over, as the rankers' norms
+    dims = STRUCTURE_DIMS[cast(PrunerKind, group)]  # what a filter / channel reduces over, as the rankers' norms
     norms = magnitude.mean(dim=dims) if criteria == "Mean_Abs" else magnitude.amax(dim=dims)
     shape = [1] * weight.dim()
     shape[0 if group == "filters" else 1] = -1

@@ -7,6 +7,7 @@ import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -197,13 +198,13 @@ class Architecture:
     inner_layers: dict[str, tuple[str, ...]]
 
 
-_RESNET_INNER = {"filters": ("layer*.*.conv1",), "channels": ("layer*.*.conv2",)}
+_RESNET_INNER: dict[str, tuple[str, ...]] = {"filters": ("layer*.*.conv1",), "channels": ("layer*.*.conv2",)}
 # A MobileNetV2 block's inner width: the expansion conv's filters, or the projection conv's input channels (the
 # depthwise conv between them follows either way: its channels are its filters).
-_MOBILENET_INNER = {"filters": ("layer*.*.conv1",), "channels": ("layer*.*.conv3",)}
+_MOBILENET_INNER: dict[str, tuple[str, ...]] = {"filters": ("layer*.*.conv1",), "channels": ("layer*.*.conv3",)}
 # VGG has no residual stream: any conv's filters (its consumer's channels follow), the first conv's excepted for
 # channels (it reads the image).
-_VGG_INNER = {"filters": ("features.*",), "channels": ("features.*",)}
+_VGG_INNER: dict[str, tuple[str, ...]] = {"filters": ("features.*",), "channels": ("features.*",)}
 
 
 def _resnet(depth: int) -> Architecture:
@@ -307,7 +308,7 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) ->
     names = {module: name for name, module in model.named_modules()}
 
     def hook(module: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        weight = module.weight
+        weight = cast(torch.Tensor, module.weight)
         if isinstance(module, nn.Conv2d):
             # weight is [out, in / groups, kh, kw]: its elements are the multiply-adds per output position, grouped
             # and depthwise convs included.

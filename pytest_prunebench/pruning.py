@@ -14,7 +14,7 @@ import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -158,8 +158,8 @@ def input_convs(model: nn.Module) -> set[str]:
 
 
 def _structure_count(layer: nn.Module, kind: PrunerKind) -> int:
-    weight = layer.weight
-    return weight.numel() if kind == "elements" else weight.shape[0 if kind == "filters" else 1]
+    weight = cast(torch.Tensor, layer.weight)
+    return weight.numel() if kind == "elements" else int(weight.shape[0 if kind == "filters" else 1])
 
 
 def structure_importance(weight: torch.Tensor, kind: PrunerKind, ranker: str) -> torch.Tensor:
@@ -298,7 +298,8 @@ def _ranked_together(model: nn.Module, pruner: PrunerSpec) -> list[tuple[str, ..
     with cpu_work():
         graph = _dependency_graph(model)
     coupled = coupled_layers(model, graph, pruner.layers, pruner.kind)
-    groups, seen = [], set()
+    groups: list[tuple[str, ...]] = []
+    seen: set[str] = set()
     for layer in pruner.layers:
         if layer not in seen:
             group = tuple(other for other in pruner.layers if other in coupled[layer] and other not in seen)
@@ -315,8 +316,8 @@ def coupled_layers(model: nn.Module, graph: Any, layers: tuple[str, ...], kind: 
     coupled = {}
     for layer in layers:
         group = _pruning_group(graph, modules[layer], kind, [0])
-        members = {names.get(dep.target.module) for dep, _idxs in group
-                   if getattr(dep.handler, "__name__", "") == same}
+        members = {names[dep.target.module] for dep, _idxs in group
+                   if getattr(dep.handler, "__name__", "") == same and dep.target.module in names}
         coupled[layer] = (members & set(layers)) | {layer}
     return coupled
 
@@ -330,7 +331,8 @@ def ranked_weights(model: nn.Module, layers: tuple[str, ...], fold_batchnorm: bo
     if fold_batchnorm:
         for layer, bn in conv_batchnorms(model).items():
             if layer in weights:
-                scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+                variance = cast(torch.Tensor, bn.running_var)  # always tracked in these models
+                scale = bn.weight.detach() / torch.sqrt(variance + bn.eps)
                 weights[layer] = weights[layer] * scale.view(-1, 1, 1, 1)
     return weights
 
@@ -519,14 +521,16 @@ def filter_groups(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) 
         # A depthwise conv is a member of the group of the conv that feeds it (its filters follow that conv's).
         if not isinstance(conv, nn.Conv2d) or conv.groups != 1 or name in seen:
             continue
-        members, consumers = set(), set()
+        members: set[str] = set()
+        consumers: set[str] = set()
         for dep, _idxs in graph.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=[0]):
             target = dep.target.module
             if isinstance(target, nn.Conv2d):
                 handler = getattr(dep.handler, "__name__", "")
                 (members if handler == "prune_out_channels" else consumers).add(names[target])
         seen |= members
-        groups.append(FilterGroup(tuple(sorted(members, key=order.get)), tuple(sorted(consumers, key=order.get))))
+        groups.append(FilterGroup(tuple(sorted(members, key=order.__getitem__)),
+                                  tuple(sorted(consumers, key=order.__getitem__))))
     return groups
 
 
@@ -554,7 +558,7 @@ def final_masks(model: nn.Module, schedule: Schedule, pruner: PrunerSpec, images
         from .splicing import splice_to_final  # imported here: splicing imports Mask from this module
 
         return splice_to_final(model, schedule, pruner)
-    return rank_pruner(model, pruner, round_to=schedule.round_to, images=images,
+    return rank_pruner(model, pruner, round_to=schedule.rounding(), images=images,
                        fold_batchnorm=schedule.folds_batchnorm(pruner.name))
 
 

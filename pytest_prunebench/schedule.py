@@ -194,10 +194,11 @@ class PrunerSpec:
 
 # Fields added after records were first named: left out of hashes at their defaults, so a schedule that does not
 # use them keeps its hash (generated cases are named by it) and its artifact-cache key.
-_LATER_PRUNER_FIELDS = {"initial_sparsity": None, "levels": (), "sparsity_range": None, "splicing": None}
-_LATER_POLICY_FIELDS = {"fold_batchnorm": False, "minibatch_frequency": 0, "keep_mask": False,
+_LATER_PRUNER_FIELDS: dict[str, Any] = {"initial_sparsity": None, "levels": (), "sparsity_range": None,
+                                        "splicing": None}
+_LATER_POLICY_FIELDS: dict[str, Any] = {"fold_batchnorm": False, "minibatch_frequency": 0, "keep_mask": False,
                         "mask_on_forward_only": False, "use_double_copies": False, "mask_gradients": False}
-_LATER_REGULARIZER_FIELDS = {"threshold_criteria": None, "keep_mask": False}
+_LATER_REGULARIZER_FIELDS: dict[str, Any] = {"threshold_criteria": None, "keep_mask": False}
 
 
 @dataclass(frozen=True)
@@ -336,6 +337,14 @@ class Schedule:
     def policy(self, pruner: str) -> PrunerPolicy:
         """The pruner's first policy (a SplicingPruner's sensitivity grows from its starting_epoch)."""
         return next(p for p in self.pruner_policies if p.pruner == pruner)
+
+    def rounding(self) -> int:
+        """The multiple kept structures are rounded up to (1: none). `auto` is resolved by the case runner, which
+        probes the device, before anything prunes (case.CaseRunner._resolve_round_to)."""
+        if isinstance(self.round_to, str):
+            raise ScheduleError(self.path, "prunebench.round_to", f"{self.round_to} is measured on the device by a "
+                                "case runner; prune through one, or give a whole number")
+        return self.round_to or 1
 
     def folds_batchnorm(self, pruner: str) -> bool:
         """Whether any policy of this pruner ranks BN-folded weights."""
@@ -671,7 +680,7 @@ class _Reader:
         if not _one_of(class_name, allowed):
             raise self.fail(f"{where}.class", f"{what} class {shown(class_name)} is not supported "
                                               f"(supported: {', '.join(sorted(allowed))})")
-        return class_name
+        return str(class_name)
 
     def check_extension(self, name: str, spec: Any) -> None:
         where = f"extensions.{name}"

@@ -114,13 +114,13 @@ class PrunebenchSession:
         """
         from .sweep import SweepPoint, check_groups, load_sweep
 
-        points = []
+        points: list[Any] = []
         for path in self._sweep_files(definition):
             try:
                 sweep = load_sweep(path)
                 check_groups(sweep, self._sweep_model(sweep))
             except PrunebenchError as exc:
-                error = str(exc)
+                error: str | None = str(exc)
             else:
                 error = None
             if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
@@ -177,7 +177,7 @@ class PrunebenchSession:
         from hypothesis import settings as hypothesis_settings
 
         for test in tests.values():
-            function = getattr(test, "__func__", test)
+            function: Any = getattr(test, "__func__", test)
             current = getattr(function, "_hypothesis_internal_use_settings", None) or hypothesis_settings.default
             function._hypothesis_internal_use_settings = hypothesis_settings(current,
                                                                              max_examples=self.settings.examples)
@@ -218,7 +218,8 @@ class PrunebenchSession:
         except WeakBaselineError as exc:
             # No case of this session is worth running on it: stop here (pytest, and xdist's controller, end the
             # session after this test, with exit code 1).
-            error = node.session.shouldfail = str(exc)
+            error: str | None = str(exc)
+            node.session.shouldfail = str(exc)
         except PrunebenchError as exc:
             error = str(exc)
         else:
@@ -462,12 +463,15 @@ class PrunebenchSession:
         """--prunebench-report DIR: the report of this session's cases (every worker's), as `prunebench report`."""
         from .report import Case, write_report
 
+        report = self.settings.report
+        if report is None:
+            return
         if not self.rows:
             warnings.warn(PrunebenchWarning(f"--prunebench-report {self.settings.report}: no case ran, no report"),
                           stacklevel=2)
             return
         try:
-            written = write_report([Case(row["fullname"], row) for row in self.rows], self.settings.report)
+            written = write_report([Case(row["fullname"], row) for row in self.rows], report)
         except (PrunebenchError, OSError) as exc:  # the records are written already: a report never loses them
             warnings.warn(PrunebenchWarning(f"--prunebench-report: {exc}"), stacklevel=2)
             return

@@ -112,7 +112,7 @@ def _patterns_per_kind(layers: Sequence[str] | Mapping[str, Sequence[str]] | Non
     if unknown or not kinds:
         raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {tuple(kinds)!r}")
     if layers is None:
-        layers = defaults
+        return {kind: tuple(defaults.get(kind, ())) for kind in kinds}  # type: ignore[misc, call-overload]
     if isinstance(layers, str):
         raise ValueError(f"layers must be a list of name patterns, got the string {layers!r}")
     if isinstance(layers, Mapping):
@@ -170,7 +170,7 @@ def group_layers(model: str, name: str, kind: PrunerKind) -> tuple[str, ...]:
             raise ValueError(f"{name} reads the input image: its channels cannot be pruned (use filters)")
         return (name,)
     for group_by in ("block", "stage"):
-        for group in layer_groups(model, None, (kind,), group_by):  # type: ignore[arg-type]
+        for group in layer_groups(model, None, (kind,), group_by):
             if group.name == name:
                 return group.layers_for(kind)
     blocks = [g.name for g in layer_groups(model, None, ("filters",), "block")]

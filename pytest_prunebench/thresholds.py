@@ -10,10 +10,19 @@ EPS = 1e-9
 
 
 class Figures(Protocol):
-    name: str
-    top1: float
-    top1_dense: float
-    latency_ms: float
+    """What thresholds read of a case (read-only: a CaseResult is frozen)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def top1(self) -> float: ...
+
+    @property
+    def top1_dense(self) -> float: ...
+
+    @property
+    def latency_ms(self) -> float: ...
 
     @property
     def latency_speedup(self) -> float: ...

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -135,12 +135,12 @@ def log_case(target: WandbTarget, result: TrackedCase, suite: str, passed: bool)
     target.directory.mkdir(parents=True, exist_ok=True)
     run = wandb.init(project=target.project, entity=target.entity, group=target.group, job_type=suite,
                      name=result.name, tags=[result.model, result.dataset, result.device],
-                     config=run_config(info, suite), mode=target.mode, dir=str(target.directory),
+                     config=run_config(info, suite), mode=cast(Any, target.mode), dir=str(target.directory),
                      reinit="create_new", settings=quiet_settings())
     exit_code = 1
     try:
         for row in history_rows(result.history):
-            run.log(row, step=row["epoch"])
+            run.log(row, step=int(row["epoch"]))
         run.summary.update({**run_summary(info, result.latencies_s), "passed": passed})
         if target.log_model:
             artifact = wandb.Artifact(slug(result.name), type="model",  # W&B names: letters, digits, - _ .

@@ -331,7 +331,7 @@ def retrain(model: nn.Module, schedule: Schedule, data: Dataset, config: TrainCo
     masks = Masks()
     images = probe_images(data.train_x, config.seed)  # what activation rankers collect their statistics on
     masking = MinibatchMasking(model, schedule, masks, compute_for(
-        model, schedule, images, schedule.round_to, lambda policy, epoch: firing_target(schedule, policy, epoch,
+        model, schedule, images, schedule.rounding(), lambda policy, epoch: firing_target(schedule, policy, epoch,
                                                                                         config.seed)))
 
     for epoch in range(config.epochs):

@@ -142,6 +142,8 @@ def test_round_to_accepts_auto_on_the_command_line_and_in_schedules() -> None:
                 "prunebench": {"model": "resnet20", "round_to": "auto"}}
     schedule = parse_schedule(document, "s.yaml", "s")
     assert schedule.round_to == AUTO_ROUND_TO
+    with pytest.raises(ScheduleError, match="prunebench.round_to: auto is measured on the device by a case runner"):
+        schedule.rounding()  # pruning it outside a case runner: a clear error, not a TypeError deep in pruning
     assert schedule_document(schedule)["prunebench"]["round_to"] == "auto"  # written back as the user wrote it
     with pytest.raises(ScheduleError, match=r"prunebench.round_to: a whole number >= 1 \(e.g. 8: kept filters in "
                                             r"multiples of 8\) or auto \(measured on the device\), got 'automatic'"):
