@@ -21,14 +21,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from . import protocol
-from .errors import PrunebenchError
+from .errors import BrokerError
 
 BLOB_TTL_S = 24 * 3600  # a blob unused for a day expires; every job that references it renews it
 RESULT_TTL_S = 24 * 3600
 
-
-class BrokerError(PrunebenchError):
-    """The broker cannot be reached or used, or no worker served a job in time."""
 
 
 def redact(url: str) -> str:

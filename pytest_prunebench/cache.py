@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import CacheError, PrunebenchWarning
+from .errors import CacheError, CacheWarning
 
 CACHE_FORMAT = 2  # bump when an entry's layout changes: older entries then simply miss
 KINDS = ("baselines", "cases")
@@ -32,9 +32,6 @@ _KEY = re.compile(r"^[0-9a-f]{32}$")
 T = TypeVar("T")
 _PARTIAL = re.compile(r"^\.partial-([0-9a-f]{32})-([0-9]+)$")
 
-
-class CacheWarning(PrunebenchWarning):
-    """A cache entry that could not be used (corrupt, truncated): it is rebuilt."""
 
 
 def library_versions() -> dict[str, str]:

@@ -60,9 +60,33 @@ class WeakBaselineError(PrunebenchError):
     """A dense baseline below the session's quality floor (--prunebench-min-dense-top1): the session stops."""
 
 
-class ThresholdError(PrunebenchError):
-    """A declarative threshold from a schedule's `prunebench:` section that a case did not meet."""
-
-
 class CacheError(PrunebenchError):
     """An artifact cache directory that cannot be used (unwritable, full, or its lock held too long)."""
+
+
+class CacheWarning(PrunebenchWarning):
+    """A cache entry that could not be used (corrupt, truncated): it is rebuilt."""
+
+
+class ProtocolError(PrunebenchError):
+    """A device-worker message that is malformed, of another protocol version, or too large."""
+
+
+class BrokerError(PrunebenchError):
+    """The broker cannot be reached or used, or no worker served a job in time."""
+
+
+class StudyError(PrunebenchError):
+    """A study that cannot be opened or used: a bad or unreachable URL, a search space that differs."""
+
+
+class ReportError(PrunebenchError):
+    """A results file that cannot be read, or holds no prunebench record."""
+
+
+class TrackingError(PrunebenchError):
+    """W&B could not take a run; the case and its pytest-benchmark record stand."""
+
+
+class StrategyError(PrunebenchError, ValueError):
+    """A generated-suite strategy called with arguments it cannot draw from (a ValueError, as before)."""

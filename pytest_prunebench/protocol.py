@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .errors import PrunebenchError
+from .errors import ProtocolError
 
 VERSION = 1  # results, and jobs with a fixed number of rounds
 ADAPTIVE_VERSION = 2  # jobs with `adaptive` (intervals.AdaptiveRounds)
@@ -37,9 +37,6 @@ JOB_FIELDS = frozenset({"v", "job", "case", "device", "precision", "rounds", "wa
 ADAPTIVE_FIELDS = frozenset({"target", "max_rounds", "budget_s"})
 MAX_ROUNDS = 100_000
 
-
-class ProtocolError(PrunebenchError):
-    """A message that is malformed, of another protocol version, or too large."""
 
 
 def sha256(data: bytes) -> str:

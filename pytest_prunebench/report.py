@@ -26,15 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import PrunebenchError
+from .errors import ReportError
 
 BIN_WIDTH = 0.02  # the seed's sparsity bins
 LATENCY = "latency_ms_rel"  # the figure cases are compared on (Case.latency)
 PICTURES = ("pareto.png", "sparsity_latency.png", "speedup.png")
 
-
-class ReportError(PrunebenchError):
-    """A results file that cannot be read, or holds no prunebench record."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .errors import PrunebenchError, PrunebenchWarning
+from .errors import PrunebenchError, PrunebenchWarning, StudyError
 
 if TYPE_CHECKING:
 
@@ -55,9 +55,6 @@ REDIS_SCHEMES = ("redis", "rediss")
 # drift-corrected per-case latency where records carry one, never one window's absolute median.
 OBJECTIVE_FIELDS: dict[str, tuple[str, ...]] = {"latency_ms": ("latency_ms_rel", "latency_ms")}
 
-
-class StudyError(PrunebenchError):
-    """A study that cannot be opened or used: a bad or unreachable URL, a search space that differs."""
 
 
 # -- storage ----------------------------------------------------------------------------------------------------

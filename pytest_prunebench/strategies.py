@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
+from .errors import StrategyError
 from .schedule import (
     CLASS_FOR_RANKER,
     GENERATED_PREFIX,
@@ -110,15 +111,15 @@ def _patterns_per_kind(layers: Sequence[str] | Mapping[str, Sequence[str]] | Non
                        defaults: Mapping[PrunerKind, tuple[str, ...]]) -> dict[PrunerKind, tuple[str, ...]]:
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown or not kinds:
-        raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {tuple(kinds)!r}")
+        raise StrategyError(f"kinds must be a non-empty subset of {KINDS}, got {tuple(kinds)!r}")
     if layers is None:
         return {kind: tuple(defaults.get(kind, ())) for kind in kinds}  # type: ignore[misc, call-overload]
     if isinstance(layers, str):
-        raise ValueError(f"layers must be a list of name patterns, got the string {layers!r}")
+        raise StrategyError(f"layers must be a list of name patterns, got the string {layers!r}")
     if isinstance(layers, Mapping):
         extra = sorted(set(layers) - set(KINDS))
         if extra:
-            raise ValueError(f"layers: unknown kind {extra[0]!r} (kinds are {KINDS})")
+            raise StrategyError(f"layers: unknown kind {extra[0]!r} (kinds are {KINDS})")
         return {kind: tuple(layers.get(kind, ())) for kind in kinds}  # type: ignore[misc]
     return {kind: tuple(layers) for kind in kinds}  # type: ignore[misc]
 
@@ -134,9 +135,9 @@ def layer_groups(model: str = "resnet20", layers: Sequence[str] | Mapping[str, S
     from .settings import canonical_model_name
 
     if group_by not in ("layer", "block", "stage"):
-        raise ValueError(f"group_by must be 'layer', 'block' or 'stage', got {group_by!r}")
+        raise StrategyError(f"group_by must be 'layer', 'block' or 'stage', got {group_by!r}")
     if group_by == "layer" and layers is None and len(set(kinds)) > 1:
-        raise ValueError("group_by='layer' with the default layers would make a block's conv1 filters and conv2 "
+        raise StrategyError("group_by='layer' with the default layers would make a block's conv1 filters and conv2 "
                          "channels two groups, but they are the same channels: use group_by='block', one kind, "
                          "or layers=... naming convs whose structures are not coupled")
     patterns = _patterns_per_kind(layers, kinds, default_layers(model))
@@ -149,7 +150,7 @@ def layer_groups(model: str = "resnet20", layers: Sequence[str] | Mapping[str, S
             if any(fnmatch.fnmatchcase(conv, pattern) for pattern in kind_patterns):
                 grouped.setdefault(_group_key(conv, group_by), {}).setdefault(kind, []).append(conv)
     if not grouped:
-        raise ValueError(f"no conv of {model} matches layers={patterns!r} (list them with `prunebench layers "
+        raise StrategyError(f"no conv of {model} matches layers={patterns!r} (list them with `prunebench layers "
                          f"{model}`)")
     return tuple(LayerGroup(name, tuple((kind, tuple(found)) for kind, found in by_kind.items()))
                  for name, by_kind in grouped.items())
@@ -163,18 +164,18 @@ def group_layers(model: str, name: str, kind: PrunerKind) -> tuple[str, ...]:
     convs, input_convs, depthwise = _conv_names(canonical_model_name(model))
     if name in depthwise:
         if kind == "channels":
-            raise ValueError(f"{name} is a depthwise conv: its channels are its filters (use filters)")
+            raise StrategyError(f"{name} is a depthwise conv: its channels are its filters (use filters)")
         return (name,)
     if name in convs:
         if kind == "channels" and name in input_convs:
-            raise ValueError(f"{name} reads the input image: its channels cannot be pruned (use filters)")
+            raise StrategyError(f"{name} reads the input image: its channels cannot be pruned (use filters)")
         return (name,)
     for group_by in ("block", "stage"):
         for group in layer_groups(model, None, (kind,), group_by):
             if group.name == name:
                 return group.layers_for(kind)
     blocks = [g.name for g in layer_groups(model, None, ("filters",), "block")]
-    raise ValueError(f"{model} has no conv, residual block or stage named {name!r} (blocks: {blocks[0]} ... "
+    raise StrategyError(f"{model} has no conv, residual block or stage named {name!r} (blocks: {blocks[0]} ... "
                      f"{blocks[-1]}; stages: {', '.join(sorted({b.split('.')[0] for b in blocks}))}; list convs with "
                      f"`prunebench layers {model}`)")
 
@@ -182,7 +183,7 @@ def group_layers(model: str, name: str, kind: PrunerKind) -> tuple[str, ...]:
 def sparsities(max_sparsity: float = 0.9, step: float = 0.02) -> st.SearchStrategy[float]:
     """Multiples of `step` in (0, max_sparsity]: the seed's 0.02-wide bins. Shrinks toward `step`."""
     if not 0 < step <= max_sparsity < 1:
-        raise ValueError(f"need 0 < step <= max_sparsity < 1, got step={step}, max_sparsity={max_sparsity}")
+        raise StrategyError(f"need 0 < step <= max_sparsity < 1, got step={step}, max_sparsity={max_sparsity}")
     levels = int(round(max_sparsity / step, 9))
     return st.integers(1, levels).map(lambda level: round(level * step, 10))
 
@@ -227,17 +228,17 @@ def pruning_documents(model: str = "resnet20", *, layers: Sequence[str] | Mappin
     `prunebench:` section (epochs, lr, thresholds such as min_top1 or max_latency_ms)."""
     bad_rankers = sorted(set(rankers) - set(RANKERS))
     if bad_rankers or not rankers:
-        raise ValueError(f"rankers must be a non-empty subset of {RANKERS}, got {tuple(rankers)!r}")
+        raise StrategyError(f"rankers must be a non-empty subset of {RANKERS}, got {tuple(rankers)!r}")
     sparsity = sparsities(max_sparsity, step)
     section = dict(prunebench or {})
     if "model" in section:
-        raise ValueError("prunebench: give the model as the strategy's first argument, not in the section")
+        raise StrategyError("prunebench: give the model as the strategy's first argument, not in the section")
 
     def build() -> st.SearchStrategy[dict[str, Any]]:
         groups = layer_groups(model, layers, kinds, group_by)
         top = len(groups) if max_groups is None else max_groups
         if not 1 <= min_groups <= top <= len(groups):
-            raise ValueError(f"need 1 <= min_groups <= max_groups <= {len(groups)} (the groups of {model}), "
+            raise StrategyError(f"need 1 <= min_groups <= max_groups <= {len(groups)} (the groups of {model}), "
                              f"got min_groups={min_groups}, max_groups={max_groups}")
         return _documents(model, groups, tuple(rankers), sparsity, min_groups, top, section)  # type: ignore[arg-type]
 
@@ -248,7 +249,7 @@ def single_group_schedule(model: str, group: str, sparsity: float, kind: PrunerK
                           ranker: Ranker = "l1", prunebench: Mapping[str, Any] | None = None) -> Schedule:
     """One group (a conv, block or stage, see `group_layers`) pruned alone: a point of a sensitivity analysis."""
     if not 0 < sparsity < 1:
-        raise ValueError(f"sparsity must be in (0, 1), got {sparsity}")
+        raise StrategyError(f"sparsity must be in (0, 1), got {sparsity}")
     pruner = pruner_entry(kind, ranker, sparsity, group_layers(model, group, kind))
     return to_schedule(distiller_document(model, {group: pruner}, dict(prunebench or {})))
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from .errors import TrackingError
+
 if TYPE_CHECKING:
     from .case import CaseResult
 
@@ -25,9 +27,6 @@ PRUNER_PREFIXES = ("sparsity.", "kind.", "ranker.")
 # Characters W&B refuses in a project name; offline it says so only at `wandb sync`, hours later.
 _PROJECT_FORBIDDEN = re.compile(r"[/\\#?%:]")
 
-
-class TrackingError(Exception):
-    """W&B could not take a run; the case and its pytest-benchmark record stand."""
 
 
 @dataclass(frozen=True)
