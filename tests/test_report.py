@@ -60,12 +60,15 @@ def cases(tmp_path: Path) -> list[Case]:
 
 
 def test_the_pareto_front_is_exactly_the_undominated_cases(cases: list[Case]) -> None:
-    points = np.array([[c.info["top1"], c.info["latency_ms"]] for c in cases])
-    undominated = {cases[i].name for i, (top, lat) in enumerate(points)
+    # The dense baseline is a point too: 96% top1 at its 1.0 ms (these records have no drift-corrected figure).
+    names = [c.name for c in cases] + ["dense resnet20"]
+    points = np.array([[c.info["top1"], c.info["latency_ms"]] for c in cases] + [[96.0, 1.0]])
+    undominated = {names[i] for i, (top, lat) in enumerate(points)
                    if not np.any((points[:, 0] >= top) & (points[:, 1] <= lat) & ((points[:, 0] > top) |
                                                                                    (points[:, 1] < lat)))}
     front = pareto_front(cases)
     assert {c.name for c in front} == undominated and 1 <= len(front) < len(cases)
+    assert "dense resnet20" in undominated  # the most accurate point: no case reaches 96%
     assert [c.info["latency_ms"] for c in front] == sorted(c.info["latency_ms"] for c in front)
     assert [c.info["top1"] for c in front] == sorted(c.info["top1"] for c in front)  # faster is less accurate
 
@@ -81,6 +84,8 @@ def test_correlations_equal_numpys_pearson(cases: list[Case]) -> None:
         assert r_lat == pytest.approx(np.corrcoef(xs, [c.info["latency_ms"] for c in having])[0, 1], abs=1e-12)
         assert r_top == pytest.approx(np.corrcoef(xs, [c.info["top1"] for c in having])[0, 1], abs=1e-12)
     assert rows["a"][1] < -0.9 and rows["b"][2] < -0.9  # the relations the records were built with
+    strengths = [abs(r_lat) for _, _, r_lat, _ in correlations(cases)]
+    assert strengths == sorted(strengths, reverse=True)  # strongest |r(latency)| first
 
 
 def test_pearson_is_undefined_for_too_few_or_constant_values() -> None:
@@ -99,7 +104,7 @@ def test_the_report_writes_pictures_with_drawn_content_and_tables(tmp_path: Path
     import matplotlib.image
 
     written = write_report(cases, tmp_path / "out")
-    assert [p.name for p in written] == [*PICTURES, "report.md", "index.html"]
+    assert [p.name for p in written] == [*PICTURES, "cases.csv", "report.md", "index.html"]
     for name in PICTURES:
         image = matplotlib.image.imread(tmp_path / "out" / name)
         assert image.shape[0] > 300 and image.shape[1] > 300
@@ -107,13 +112,14 @@ def test_the_report_writes_pictures_with_drawn_content_and_tables(tmp_path: Path
         assert len(colours) > 20, name  # axes, labels, points: not a blank canvas
     text = (tmp_path / "out" / "report.md").read_text()
     for pruner, n, r_lat, r_top in correlations(cases):
-        assert f"| {pruner} | {n} | {r_lat:.3f} | {r_top:.3f} |" in text
+        pruned = sum(1 for c in cases if c.info.get(f"sparsity.{pruner}", 0) > 0)
+        assert f"| {pruner} | {n} | {pruned} | {r_lat:.3f} | {r_top:.3f} |" in text
     pareto_section = text.split("## Pareto set")[1].split("##")[0]
-    assert [line.split("|")[1].strip() for line in pareto_section.splitlines() if line.startswith("| s.py")] == [
-        c.name for c in pareto_front(cases)]
+    rows = [line.split("|")[1].strip() for line in pareto_section.splitlines() if line.startswith("| ")][1:]
+    assert rows == [c.name + (" (baseline)" if c.name.startswith("dense ") else "") for c in pareto_front(cases)]
     assert f"- {cases[3].name}: predicts one class" in text
     page = (tmp_path / "out" / "index.html").read_text()
-    assert all(f'src="{name}"' in page for name in PICTURES)
+    assert page.count('<img src="data:image/png;base64,') == len(PICTURES) and 'src="pareto.png"' not in page
 
 
 def test_records_of_several_files_merge_and_same_names_are_told_apart(tmp_path: Path) -> None:
@@ -149,7 +155,7 @@ def test_unreadable_results_are_one_clear_error(tmp_path: Path, content: str, me
 
 def test_markdown_marks_undefined_correlations() -> None:
     cases = [Case("only", {"top1": 90.0, "latency_ms": 1.0, "sparsity.p": 0.5})]
-    assert "| p | 1 | – | – |" in markdown(cases)
+    assert "| p | 1 | 1 | – | – |" in markdown(cases)
 
 
 def test_markdown_says_fine_grained_masks_do_not_shrink_dense_latency_and_shows_reached_sparsity() -> None:
@@ -221,12 +227,12 @@ def test_sensitivity_curves_rank_groups_by_their_mean_accuracy_drop(tmp_path: Pa
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| a | 3 | 1.50 | 87.50 | 0.5 |" in text and "| b | 3 | 12.00 | 70.00 | 0.5 |" in text
     assert "Least sensitive: a; most sensitive: b." in text
-    assert 'src="sensitivity.png"' in (tmp_path / "out" / "index.html").read_text()
+    assert 'title="sensitivity.png"' in (tmp_path / "out" / "index.html").read_text()
 
 
 def test_a_report_without_single_group_cases_has_no_sensitivity(tmp_path: Path, cases: list[Case]) -> None:
     written = write_report(cases, tmp_path / "out")
-    assert not (tmp_path / "out" / "sensitivity.png").exists() and len(written) == len(PICTURES) + 2
+    assert not (tmp_path / "out" / "sensitivity.png").exists() and len(written) == len(PICTURES) + 3
     assert "Sensitivity" not in (tmp_path / "out" / "report.md").read_text()
 
 
@@ -301,9 +307,32 @@ def test_the_pareto_front_ranks_drift_corrected_latency_not_the_window() -> None
     cases = drifted_cases()
     assert min(cases, key=lambda c: c.info["latency_ms"]).name == "dense-macs"  # what the absolute median says
     front = pareto_front(cases)
-    assert [c.name for c in front] == ["half", "third", "dense-macs"]  # fastest first: the half-MAC case
+    # Fastest first: the half-MAC case; the case that removed nothing is the dense model again, left to the baseline.
+    assert [c.name for c in front] == ["half", "third", "dense resnet56"]
     assert front[0].info["macs"] < front[0].info["macs_dense"]
     assert dense_points(cases) == {"resnet56": (0.97, 99.0)}  # the dense star sits at the session's reference
+
+
+def test_a_case_that_removed_nothing_is_not_the_fronts_fastest_point_when_noise_favours_it() -> None:
+    """A rapid run's 0.02 of a conv that rounds to no channel: the dense model timed again, here 3% faster by noise
+    (and in a fast window). Without setting it apart it would be the front's fastest point."""
+    nothing, faster, third = drifted_cases()
+    noisy = Case(nothing.name, {**nothing.info, "latency_speedup": 1.03, "latency_ms_rel": 0.97 / 1.03})
+    slower = Case(third.name, {**third.info, "latency_speedup": 0.98, "latency_ms_rel": 0.97 / 0.98})
+    slight = Case(faster.name, {**faster.info, "latency_speedup": 1.01, "latency_ms_rel": 0.97 / 1.01,
+                                "latency_speedup_ci": [1.0, 1.02], "latency_ms_rel_ci": [0.97 / 1.02, 0.97]})
+    front = pareto_front([noisy, slight, slower])
+    assert noisy.latency < slight.latency  # what ranking it with the others would make the fastest point
+    assert [c.name for c in front] == ["half", "dense resnet56"] and front[0].info["macs"] < 1000
+    text = markdown([noisy, slight, slower])
+    assert "| half | 98.00 | 0.960 [0.951-0.970] | 1.01 [1.00-1.02] | 500 |" in text  # with its intervals
+    assert "1 case(s) removed nothing" in text and "spans 1.030-1.030" in text
+    assert "No case that removed structures is faster" not in text
+    # On a host where pruning buys nothing, the dense baseline is the front's fastest point, and the report says so.
+    slow = [noisy, Case("half", {**faster.info, "latency_speedup": 0.95, "latency_ms_rel": 0.97 / 0.95})]
+    assert [c.name for c in pareto_front(slow)] == ["dense resnet56"]
+    assert "No case that removed structures is faster than the dense model: the fastest, half, has a latency " \
+           "speed-up of 0.950." in markdown(slow)
 
 
 def test_correlations_and_bins_use_the_drift_corrected_latency() -> None:
@@ -319,7 +348,8 @@ def test_correlations_and_bins_use_the_drift_corrected_latency() -> None:
 def test_the_markdown_says_which_latency_it_compares() -> None:
     text = markdown(drifted_cases())
     assert "Latency: drift-corrected (`latency_ms_rel`)" in text
-    assert "| dense-macs | 99.00 | 0.970 | 0.675 |" in text  # corrected, then absolute
+    assert "| dense-macs | – | 99.00 | 0.970 | 0.675 |" in text  # what it pruned (nothing), corrected, absolute
+    assert "| half | a 0.5 | 98.00 | 0.693 | 1.100 |" in text
     old = markdown([Case("old", {"top1": 90.0, "latency_ms": 1.0, "sparsity.p": 0.5})])
     assert "no drift-corrected" in old
 
@@ -327,7 +357,8 @@ def test_the_markdown_says_which_latency_it_compares() -> None:
 def test_records_of_two_sessions_are_rescaled_to_one_reference(tmp_path: Path) -> None:
     def record(name: str, ref: float, speedup: float) -> dict[str, Any]:
         info = {"model": "resnet56", "device": "CPU", "precision": "bf16", "top1": 90.0, "latency_ms": 9.9,
-                "latency_speedup": speedup, "latency_ms_ref": ref, "latency_ms_rel": ref / speedup}
+                "latency_speedup": speedup, "latency_ms_ref": ref, "latency_ms_rel": ref / speedup,
+                "latency_ms_rel_ci": [0.9 * ref / speedup, 1.1 * ref / speedup]}
         return {"name": name, "fullname": name, "extra_info": info}
 
     slow = write_json(tmp_path / "slow.json", [record("a", 1.5, 2.0)])
@@ -337,6 +368,8 @@ def test_records_of_two_sessions_are_rescaled_to_one_reference(tmp_path: Path) -
     assert cases["a"].latency == pytest.approx(common / 2.0) and cases["b"].latency == pytest.approx(common / 1.0)
     assert cases["c"].latency == pytest.approx(common / 4.0)
     assert cases["a"].info["latency_ms_rel_session"] == pytest.approx(0.75)
+    assert cases["a"].latency_interval == pytest.approx([0.45, 0.55])  # the interval moves with its figure
+    assert cases["a"].info["latency_ms_rel_ci_session"] == pytest.approx([0.675, 0.825])
     assert "rescaled to one reference" in markdown(list(cases.values()))
     single = load_cases([fast])  # one session: nothing to rescale
     assert all("latency_ms_rel_session" not in c.info for c in single)
