@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -373,3 +374,161 @@ def test_records_of_two_sessions_are_rescaled_to_one_reference(tmp_path: Path) -
     assert "rescaled to one reference" in markdown(list(cases.values()))
     single = load_cases([fast])  # one session: nothing to rescale
     assert all("latency_ms_rel_session" not in c.info for c in single)
+
+
+# -- a rapid run's report: readable seed figures -------------------------------------------------------------------
+
+GROUPS = [f"layer{stage}.{block}" for stage in (1, 2, 3) for block in range(9)]  # ResNet-56's 27 residual blocks
+STRONG = ("layer3.0", "layer2.4", "layer1.7")  # the groups the crafted latency depends on
+
+
+def rapid_records(count: int = 30) -> list[dict[str, Any]]:
+    """A rapid-pruning run as the suite records it: every case carries all 27 groups' sparsity (0 where not drawn),
+    reached sparsities, kinds and rankers, intervals. Each case prunes the STRONG groups and up to 3 others; its
+    speed-up grows with the STRONG groups' sparsity only. Two cases draw 0.02 of one group: nothing removed."""
+    rng = np.random.default_rng(18)
+    records = []
+    for index in range(count):
+        drawn = {g: 0.02 * int(rng.integers(1, 46)) for g in STRONG}
+        drawn |= {g: 0.02 * int(rng.integers(1, 46)) for g in rng.choice(GROUPS, int(rng.integers(0, 4)))}
+        if index in (7, 19):
+            drawn = {GROUPS[index]: 0.02}
+        sparsity = {g: round(drawn.get(g, 0.0), 2) for g in GROUPS}
+        nothing = index in (7, 19)
+        speedup = (1.0 if nothing else 1 + 0.8 * sum(sparsity[g] for g in STRONG)) * float(rng.normal(1, 0.01))
+        absolute = 0.43 * float(rng.uniform(0.7, 1.3)) / speedup  # the case's own window drifts
+        rel = 0.43 / speedup
+        macs = 125_747_840 if nothing else int(125_747_840 * (1 - 0.3 * sum(sparsity.values()) / len(drawn)))
+        info: dict[str, Any] = {
+            "model": "resnet56", "dataset": "digits", "device": "CPU", "precision": "bf16", "epochs": 0,
+            "top1": 99.4 - 3 * sum(sparsity.values()) + float(rng.normal(0, 0.2)), "top1_dense": 99.44,
+            "top1_pruned": 99.0, "latency_ms": absolute, "latency_ms_dense": absolute * speedup,
+            "latency_speedup": speedup, "latency_ms_ref": 0.43, "latency_ms_rel": rel,
+            "latency_ms_ci": [0.99 * absolute, 1.01 * absolute], "latency_speedup_ci": [0.99 * speedup, 1.01 * speedup],
+            "latency_ms_rel_ci": [rel / 1.01, rel / 0.99], "mac_speedup": 125_747_840 / macs, "macs": macs,
+            "macs_dense": 125_747_840, "params": macs // 150, "params_dense": 855_770, "onnx_bytes": macs // 40,
+            "collapsed": False, "collapse_reason": None, "measured_at": [1.0 + index, 2.0 + index],
+            "latency_rounds": 200, "seconds.measure": 0.6,
+            **{f"sparsity.{g}": s for g, s in sparsity.items()},
+            **{f"reached.{g}": 0.0 if nothing else s for g, s in sparsity.items()},
+            **{f"kind.{g}": "filters" for g in GROUPS}, **{f"ranker.{g}": "l1" for g in GROUPS}}
+        name = f"test_rapid_pruning[filters]::cfg-{index:012x}"
+        records.append({"name": name, "fullname": f"bench_suites/test_rapid_pruning.py::{name}",
+                        "stats": {"median": absolute / 1000}, "extra_info": info})
+    return records
+
+
+@pytest.fixture
+def rapid(tmp_path: Path) -> list[Case]:
+    return load_cases([write_json(tmp_path / "rapid.json", rapid_records())])
+
+
+def test_the_sparsity_chart_shows_the_strongest_pruners_with_their_bins_and_counts(rapid: list[Case]) -> None:
+    from pytest_prunebench.report import CHART_PRUNERS, chart_pruners, sparsity_figure
+
+    chosen = chart_pruners(rapid)
+    assert len(chosen) == CHART_PRUNERS == 6 and {p for p, _ in chosen[:3]} == set(STRONG)
+    strengths = {pruner: abs(r_lat) for pruner, _, r_lat, _ in correlations(rapid) if r_lat is not None}
+    assert min(strengths[p] for p, _ in chosen) >= max(v for p, v in strengths.items() if p not in dict(chosen))
+    fig, shown = sparsity_figure(rapid)
+    try:
+        assert shown == [p for p, _ in chosen]
+        tops, bottoms = fig.axes[0::2], fig.axes[1::2]
+        assert [ax.get_title().split(":")[0] for ax in tops] == shown
+        for pruner, top, bottom in zip(shown, tops, bottoms, strict=True):
+            bins = sparsity_bins(rapid, pruner)
+            assert [round(b.get_x() + b.get_width() / 2, 6) for b in bottom.patches] == [
+                round(start + 0.01, 6) for start, _, _ in bins]  # one bar per 0.02-wide bin, at its centre
+            assert {round(b.get_width(), 6) for b in bottom.patches} == {0.018}
+            assert [b.get_height() for b in bottom.patches] == [n for _, _, n in bins]
+            assert [t.get_text() for t in bottom.texts] == [str(n) for _, _, n in bins]  # the count, written
+            (means,) = [line for line in top.get_lines() if line.get_label() == "mean per bin"]
+            assert list(means.get_ydata()) == pytest.approx([mean for _, mean, _ in bins])
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_a_rapid_runs_report_md_is_headed_by_the_correlations_and_leaves_sparsity_0_out(
+        tmp_path: Path, rapid: list[Case]) -> None:
+    write_report(rapid, tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[0].startswith("## Correlation of each sparsity") and text.index("## Correlation") < text.index("![")
+    pruned = [(c.name, p, s) for c in rapid for p, s in c.sparsities.items() if s > 0]
+    section = text.split("## Sparsity per pruner")[1].split("\n## ")[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| bench_suites")]
+    assert sorted((r[0][2:], r[1], float(r[3])) for r in rows) == sorted(pruned)  # every pruned one, no other
+    assert f"{len(rapid) * 27 - len(pruned)} pruner(s) at sparsity 0 left out" in text
+    cases_section = text.split("## Cases")[1].split("\n## ")[0]
+    listed = {line.split(" | ")[0][2:]: line.split(" | ")[1] for line in cases_section.splitlines()
+              if line.startswith("| bench_suites")}
+    assert listed == {c.name: ", ".join(f"{p} {s:g}" for p, s in c.sparsities.items() if s > 0) for c in rapid}
+    assert "2 case(s) removed nothing" in text
+    front = pareto_front(rapid)
+    assert not front[0].info.get("dense_baseline") and front[0].figure("macs") < front[0].figure("macs_dense")
+
+
+def test_cases_csv_holds_every_record_field_one_row_per_case(tmp_path: Path, rapid: list[Case]) -> None:
+    import csv
+
+    write_report(rapid, tmp_path / "out")
+    with (tmp_path / "out" / "cases.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["case"] for row in rows] == [c.name for c in rapid]
+    front = {c.name for c in pareto_front(rapid)}
+    for case, row in zip(rapid, rows, strict=True):
+        for key, value in case.info.items():
+            if key.endswith("_ci"):
+                assert [float(row[f"{key}_low"]), float(row[f"{key}_high"])] == value, key
+            elif isinstance(value, list):
+                assert json.loads(row[key]) == value
+            elif isinstance(value, bool) or value is None or isinstance(value, str):
+                assert row[key] == ("" if value is None else str(value)), key
+            else:
+                assert float(row[key]) == value, key  # full precision, not the tables' rounding
+        assert float(row["latency_compared_ms"]) == case.latency
+        assert row["on_pareto_front"] == str(case.name in front)
+    assert sum(row["removed_nothing"] == "True" for row in rows) == 2
+
+
+def chromium_path() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="needs Debian's chromium to open the page as a user would; "
+                    ".ci/run installs it (apt-get install -y chromium) and could not here")
+def test_index_html_opens_in_a_real_browser_with_every_picture_decoded(tmp_path: Path, rapid: list[Case]) -> None:
+    """The page alone in an empty directory (no picture beside it), loaded by headless chromium; after `load`, a
+    probe writes each <img>'s decoded size into the DOM chromium dumps."""
+    written = write_report(rapid, tmp_path / "out")
+    pictures = [p for p in written if p.suffix == ".png"]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    probe = ("<script>addEventListener('load', () => { document.body.dataset.images = [...document.images].map("
+             "i => i.complete + ':' + i.naturalWidth + 'x' + i.naturalHeight).join(' ');"
+             "document.body.dataset.tables = document.querySelectorAll('table').length;"
+             "document.body.dataset.first = document.querySelector('h2').textContent; });</script>")
+    page = (tmp_path / "out" / "index.html").read_text()
+    (alone / "index.html").write_text(page.replace("</body>", probe + "</body>"))
+    finished = subprocess.run(
+        [str(chromium_path()), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+         (alone / "index.html").as_uri()], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    dom = finished.stdout
+
+    def attribute(name: str) -> str:
+        start = dom.index(f'data-{name}="') + len(f'data-{name}="')
+        return html.unescape(dom[start:dom.index('"', start)])
+
+    expected = []
+    for picture in pictures:
+        header = picture.read_bytes()[:24]  # PNG: the IHDR chunk's width and height, big-endian
+        expected.append(f"true:{int.from_bytes(header[16:20], 'big')}x{int.from_bytes(header[20:24], 'big')}")
+    assert attribute("images").split() == expected  # every picture decoded at its full size, in report order
+    assert int(attribute("tables")) >= 4 and attribute("first").startswith("Correlation of each sparsity")
