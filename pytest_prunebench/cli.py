@@ -235,8 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("schedules", nargs="+", help="schedule files")
     check.add_argument("--model", type=model_name, default=None, help="model to check against")
     check.set_defaults(handler=_check)
-    report = verbs.add_parser("report", help="pictures and tables (Pareto, sparsity vs latency, speed-ups, "
-                                             "correlations) from pytest-benchmark JSON files")
+    report = verbs.add_parser("report", help="pictures and tables (correlations, Pareto, sparsity vs latency, "
+                                             "speed-ups) from pytest-benchmark JSON files: report.md, cases.csv "
+                                             "(every record field) and index.html (one file, pictures inline)")
     report.add_argument("results", nargs="+", type=Path, help="pytest-benchmark JSON files (--benchmark-json, "
                                                               "or the files --benchmark-autosave writes)")
     report.add_argument("--out", type=Path, default=Path("prunebench-report"),
