@@ -5,7 +5,7 @@ reference dense median times the case's own interleaved pruned/dense ratio; see 
 median only for records written before it existed.
 
     pareto.png            top1 vs latency: the Pareto front over the pruned cases and the dense baselines, drawn and
-                          labelled; dominated cases grey; cases that removed nothing (dense MACs) apart
+                          labelled; dominated cases grey; cases that removed no structure (dense MACs) apart
     sparsity_latency.png  small multiples, one per pruner whose sparsity correlates most strongly with latency (at
                           most 6): mean latency per 0.02-wide sparsity bin over the cases, and the cases per bin
                           (the seed's Figure 1)
@@ -134,9 +134,10 @@ def common_reference(cases: Sequence[Case]) -> list[Case]:
 # -- analysis ---------------------------------------------------------------------------------------------------
 
 
-def removed_nothing(case: Case) -> bool:
-    """A case whose MACs equal its dense model's: its pruners removed no structure (0.02 of a conv rounds to none),
-    so it times the dense model again, and how far it lands from the dense figure is the measurement's noise."""
+def removed_no_structure(case: Case) -> bool:
+    """A case whose MACs equal its dense model's: its pruners removed no structure (0.02 of a conv rounds to no
+    channel; fine-grained pruners only zero weights), so its latency is the dense model's timed again, and how far
+    it lands from the dense figure is the measurement's noise."""
     macs, dense = case.figure("macs"), case.figure("macs_dense")
     return not case.info.get(DENSE) and not (math.isnan(macs) or math.isnan(dense)) and macs >= dense
 
@@ -151,9 +152,9 @@ def dense_cases(cases: Sequence[Case]) -> list[Case]:
 
 def pareto_front(cases: Sequence[Case]) -> list[Case]:
     """The points no other point beats on both top1 (higher) and latency (lower, drift-corrected), sorted by latency.
-    The points are the cases that removed something and each model's dense baseline: a case that removed nothing
-    is the dense model timed again, and ranking it against the others would rank noise."""
-    points = [c for c in (*cases, *dense_cases(cases)) if not (removed_nothing(c) or math.isnan(c.figure("top1"))
+    The points are the cases that removed structures and each model's dense baseline: a case that removed none
+    times the dense model's shapes again, and ranking it against the others would rank noise."""
+    points = [c for c in (*cases, *dense_cases(cases)) if not (removed_no_structure(c) or math.isnan(c.figure("top1"))
                                                               or math.isnan(c.latency))]
 
     def dominated(case: Case) -> bool:
@@ -253,13 +254,13 @@ def plot_pareto(cases: Sequence[Case], path: Path) -> None:
     front = pareto_front(cases)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     names = {c.name for c in front}
-    others = [c for c in cases if c.name not in names and not removed_nothing(c)]
+    others = [c for c in cases if c.name not in names and not removed_no_structure(c)]
     ax.scatter([c.latency for c in others], [c.figure("top1") for c in others], color="0.75",
                label="dominated", zorder=2)
-    idle = [c for c in cases if removed_nothing(c)]
+    idle = [c for c in cases if removed_no_structure(c)]
     if idle:
         ax.scatter([c.latency for c in idle], [c.figure("top1") for c in idle], marker="x", color="0.45",
-                   label="removed nothing (dense MACs): the dense model again", zorder=2)
+                   label="no structure removed (dense MACs): the dense model's latency", zorder=2)
     ax.plot([c.latency for c in front], [c.figure("top1") for c in front], "o-", color="tab:blue",
             label="Pareto front", zorder=3)
     for case in front:
@@ -521,27 +522,27 @@ def _correlation_section(cases: Sequence[Case]) -> list[str]:
 
 def _pareto_section(cases: Sequence[Case]) -> list[str]:
     """The front (dense baselines among its points), whether any pruned case beat the dense model, and the cases
-    that removed nothing: their spread around speed-up 1 is the measurement's noise."""
+    that removed no structure: their spread around speed-up 1 is the measurement's noise."""
     front = pareto_front(cases)
-    lines = _table("Pareto set (top1 up, latency down; cases that removed nothing left out)",
+    lines = _table("Pareto set (top1 up, latency down; cases that removed no structure left out)",
                    ("case", "top1 %", "latency ms [95%]", "speed-up [95%]", "MACs"),
                    [(c.name + (" (baseline)" if c.info.get(DENSE) else ""), _num(c.figure("top1"), 2),
                      with_interval(c.latency, c.latency_interval, 3),
                      "1 (reference)" if c.info.get(DENSE) else
                      with_interval(c.figure("latency_speedup"), c.info.get("latency_speedup_ci"), 2),
                      _int(c.figure("macs"))) for c in front])
-    pruned = [c for c in cases if not removed_nothing(c) and not math.isnan(c.latency)]
+    pruned = [c for c in cases if not removed_no_structure(c) and not math.isnan(c.latency)]
     if front and front[0].info.get(DENSE) and pruned:
         fastest = min(pruned, key=lambda c: c.latency)
         lines += [f"No case that removed structures is faster than the dense model: the fastest, {fastest.name}, "
                   f"has a latency speed-up of {_num(fastest.figure('latency_speedup'), 3)}.", ""]
-    idle = [c for c in cases if removed_nothing(c)]
+    idle = [c for c in cases if removed_no_structure(c)]
     if idle:
         speedups = [c.figure("latency_speedup") for c in idle if not math.isnan(c.figure("latency_speedup"))]
         spread = f"; their latency speed-up spans {min(speedups):.3f}-{max(speedups):.3f}" if speedups else ""
-        lines += [f"{len(idle)} case(s) removed nothing (their MACs equal the dense model's): they time the dense "
-                  f"model again and are left off the front{spread} (the measurement's noise and bias on this "
-                  f"host).", ""]
+        lines += [f"{len(idle)} case(s) removed no structure (their MACs equal the dense model's): they time "
+                  f"the dense model's shapes again and are left off the front{spread} (the measurement's noise and "
+                  f"bias on this host).", ""]
     return lines
 
 
@@ -625,7 +626,7 @@ def cases_csv(cases: Sequence[Case]) -> str:
 
     intervals = {key for key in keys if key.endswith("_ci") and all(
         v is None or isinstance(v, list) and len(v) == 2 for v in (c.info.get(key) for c in cases))}
-    header = ["case", "latency_compared_ms", "on_pareto_front", "removed_nothing"]
+    header = ["case", "latency_compared_ms", "on_pareto_front", "removed_no_structure"]
     for key in keys:
         header += [f"{key}_low", f"{key}_high"] if key in intervals else [key]
     front = {c.name for c in pareto_front(cases)}
@@ -633,7 +634,7 @@ def cases_csv(cases: Sequence[Case]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for case in cases:
-        row: list[Any] = [case.name, _csv_value(case.latency), case.name in front, removed_nothing(case)]
+        row: list[Any] = [case.name, _csv_value(case.latency), case.name in front, removed_no_structure(case)]
         for key in keys:
             value = case.info.get(key)
             row += [_csv_value(v) for v in (value or [None, None])] if key in intervals else [_csv_value(value)]

@@ -308,13 +308,13 @@ def test_the_pareto_front_ranks_drift_corrected_latency_not_the_window() -> None
     cases = drifted_cases()
     assert min(cases, key=lambda c: c.info["latency_ms"]).name == "dense-macs"  # what the absolute median says
     front = pareto_front(cases)
-    # Fastest first: the half-MAC case; the case that removed nothing is the dense model again, left to the baseline.
+    # Fastest first: the half-MAC case; the case that removed no structure is the dense model again (the baseline).
     assert [c.name for c in front] == ["half", "third", "dense resnet56"]
     assert front[0].info["macs"] < front[0].info["macs_dense"]
     assert dense_points(cases) == {"resnet56": (0.97, 99.0)}  # the dense star sits at the session's reference
 
 
-def test_a_case_that_removed_nothing_is_not_the_fronts_fastest_point_when_noise_favours_it() -> None:
+def test_a_case_that_removed_no_structure_is_not_the_fronts_fastest_point_when_noise_favours_it() -> None:
     """A rapid run's 0.02 of a conv that rounds to no channel: the dense model timed again, here 3% faster by noise
     (and in a fast window). Without setting it apart it would be the front's fastest point."""
     nothing, faster, third = drifted_cases()
@@ -327,7 +327,7 @@ def test_a_case_that_removed_nothing_is_not_the_fronts_fastest_point_when_noise_
     assert [c.name for c in front] == ["half", "dense resnet56"] and front[0].info["macs"] < 1000
     text = markdown([noisy, slight, slower])
     assert "| half | 98.00 | 0.960 [0.951-0.970] | 1.01 [1.00-1.02] | 500 |" in text  # with its intervals
-    assert "1 case(s) removed nothing" in text and "spans 1.030-1.030" in text
+    assert "1 case(s) removed no structure" in text and "spans 1.030-1.030" in text
     assert "No case that removed structures is faster" not in text
     # On a host where pruning buys nothing, the dense baseline is the front's fastest point, and the report says so.
     slow = [noisy, Case("half", {**faster.info, "latency_speedup": 0.95, "latency_ms_rel": 0.97 / 0.95})]
@@ -465,7 +465,7 @@ def test_a_rapid_runs_report_md_is_headed_by_the_correlations_and_leaves_sparsit
     listed = {line.split(" | ")[0][2:]: line.split(" | ")[1] for line in cases_section.splitlines()
               if line.startswith("| bench_suites")}
     assert listed == {c.name: ", ".join(f"{p} {s:g}" for p, s in c.sparsities.items() if s > 0) for c in rapid}
-    assert "2 case(s) removed nothing" in text
+    assert "2 case(s) removed no structure" in text
     front = pareto_front(rapid)
     assert not front[0].info.get("dense_baseline") and front[0].figure("macs") < front[0].figure("macs_dense")
 
@@ -490,7 +490,7 @@ def test_cases_csv_holds_every_record_field_one_row_per_case(tmp_path: Path, rap
                 assert float(row[key]) == value, key  # full precision, not the tables' rounding
         assert float(row["latency_compared_ms"]) == case.latency
         assert row["on_pareto_front"] == str(case.name in front)
-    assert sum(row["removed_nothing"] == "True" for row in rows) == 2
+    assert sum(row["removed_no_structure"] == "True" for row in rows) == 2
 
 
 def chromium_path() -> str | None:
