@@ -323,8 +323,9 @@ def sparsity_figure(cases: Sequence[Case]) -> tuple[Any, list[str]]:
     reference = next(iter(dense.values()))[0] if len(dense) == 1 else None  # one model: one dense line
     right = max([s for c in cases for s in c.sparsities.values()] or [0.0]) + 1.5 * BIN_WIDTH
     ylabel = "latency ms, drift-corrected" if corrected(cases) else "latency ms"
-    latencies = [c.latency for c in cases if c.sparsities and not math.isnan(c.latency)]
-    low, high = min([*latencies, reference or math.inf]), max([*latencies, reference or -math.inf])
+    scale = [c.latency for c in cases if c.sparsities and not math.isnan(c.latency)]
+    scale += [] if reference is None else [reference]
+    low, high = (min(scale), max(scale)) if scale else (0.0, 1.0)
     for (top, bottom), (pruner, r) in zip(axes, shown, strict=False):
         having = [c for c in cases if pruner in c.sparsities and not math.isnan(c.latency)]
         bins = sparsity_bins(cases, pruner)
