@@ -707,7 +707,8 @@ def _inline_image(path: Path, alt: str) -> str:
 
 
 def _pick(cases: Sequence[Case], name: str | None, load: Any, what: str) -> tuple[Case, Any] | None:
-    """The case a per-case picture shows: `name`, else the most accurate Pareto case that has the data."""
+    """The case a per-case picture shows: `name`, else the most accurate Pareto case that has the data, else (the
+    dense baseline alone on the front: no case is faster) the most accurate case that removed structures."""
     if name is not None:
         chosen = [c for c in cases if c.name == name or c.name.endswith(f"::{name}")]
         if not chosen:
@@ -718,7 +719,10 @@ def _pick(cases: Sequence[Case], name: str | None, load: Any, what: str) -> tupl
                           f"with this version of pytest-prunebench)", stacklevel=3)
             return None
         return chosen[0], data
-    for case in sorted(pareto_front(cases), key=lambda c: -c.figure("top1")):
+    front = [c for c in pareto_front(cases) if not c.info.get(DENSE)]
+    on_front = {c.name for c in front}
+    rest = [c for c in cases if c.name not in on_front and not removed_no_structure(c)]
+    for case in sorted(front, key=lambda c: -c.figure("top1")) + sorted(rest, key=lambda c: -c.figure("top1")):
         data = load(case)
         if data:
             return case, data
