@@ -242,8 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "or the files --benchmark-autosave writes)")
     report.add_argument("--out", type=Path, default=Path("prunebench-report"),
                         help="output directory (default prunebench-report/)")
-    report.add_argument("--case", default=None, help="the case filters.png shows (default: the most accurate "
-                                                     "case on the Pareto front)")
+    report.add_argument("--case", default=None, help="the case filters.png and layers.png show (default: the "
+                                                     "most accurate case on the Pareto front, else the most "
+                                                     "accurate case that removed structures)")
     report.set_defaults(handler=_report)
     granularity = verbs.add_parser("granularity", help="time a conv at widths w-32..w on a device and report the "
                                                        "width step at which its latency changes (for round_to)")
