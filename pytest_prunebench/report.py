@@ -650,9 +650,9 @@ def _csv_value(value: Any) -> Any:
 
 
 STYLE = ("body{font-family:sans-serif;margin:1.5em;max-width:1400px}table{border-collapse:collapse;margin:.5em 0;"
-         "font-size:13px}td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}td:first-child,th:first-child,"
-         "td:nth-child(2){text-align:left}th{background:#eee}img{max-width:100%;border:1px solid #ddd}"
-         "code{background:#f3f3f3}")
+         "font-size:13px}td,th{border:1px solid #bbb;padding:2px 6px;text-align:right;white-space:nowrap}"
+         "td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){text-align:left;white-space:normal}"
+         "th{background:#eee}img{max-width:100%;border:1px solid #ddd}code{background:#f3f3f3}")
 
 
 def index_html(markdown_text: str, pictures: Path) -> str:
