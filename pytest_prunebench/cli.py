@@ -235,14 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("schedules", nargs="+", help="schedule files")
     check.add_argument("--model", type=model_name, default=None, help="model to check against")
     check.set_defaults(handler=_check)
-    report = verbs.add_parser("report", help="pictures and tables (Pareto, sparsity vs latency, speed-ups, "
-                                             "correlations) from pytest-benchmark JSON files")
+    report = verbs.add_parser("report", help="pictures and tables (correlations, Pareto, sparsity vs latency, "
+                                             "speed-ups) from pytest-benchmark JSON files: report.md, cases.csv "
+                                             "(every record field) and index.html (one file, pictures inline)")
     report.add_argument("results", nargs="+", type=Path, help="pytest-benchmark JSON files (--benchmark-json, "
                                                               "or the files --benchmark-autosave writes)")
     report.add_argument("--out", type=Path, default=Path("prunebench-report"),
                         help="output directory (default prunebench-report/)")
-    report.add_argument("--case", default=None, help="the case filters.png shows (default: the most accurate "
-                                                     "case on the Pareto front)")
+    report.add_argument("--case", default=None, help="the case filters.png and layers.png show (default: the "
+                                                     "most accurate case on the Pareto front, else the most "
+                                                     "accurate case that removed structures)")
     report.set_defaults(handler=_report)
     granularity = verbs.add_parser("granularity", help="time a conv at widths w-32..w on a device and report the "
                                                        "width step at which its latency changes (for round_to)")

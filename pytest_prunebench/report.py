@@ -1,24 +1,34 @@
 """`prunebench report`: pictures and tables from pytest-benchmark JSON files (one run or many).
 
-    pareto.png            top1 vs latency, the Pareto front drawn and labelled, dominated cases grey, dense marked
-
 Latency, wherever cases are compared with each other, is the drift-corrected figure (`latency_ms_rel`: the session's
 reference dense median times the case's own interleaved pruned/dense ratio; see reference.py), and the absolute
 median only for records written before it existed.
-    sparsity_latency.png  per pruner, mean latency per 0.02-wide sparsity bin (the seed's Figure 1)
+
+    pareto.png            top1 vs latency: the Pareto front over the pruned cases and the dense baselines, drawn and
+                          labelled; dominated cases grey; cases that removed no structure (dense MACs) apart
+    sparsity_latency.png  small multiples, one per pruner whose sparsity correlates most strongly with latency (at
+                          most 6): mean latency per 0.02-wide sparsity bin over the cases, and the cases per bin
+                          (the seed's Figure 1)
     speedup.png           measured latency speed-up vs MAC speed-up, with y = x
     sensitivity.png       (records that prune one group alone) top1 and latency per sparsity, one curve per group
     filters.png           for one case: per pruned conv, every filter's (or channel's) norm, the removed ones red
     layers.png            for one case: per conv / fc layer, device time vs MACs, dense and pruned
-    report.md, index.html the case table, the Pearson correlations of every sparsity with latency and top1 (the
-                          seed's Table 1), the Pareto set, collapsed cases, model sizes
+    report.md             headed by the Pearson correlations of every sparsity with latency and top1 (the seed's
+                          Table 1), then the pictures, the Pareto set, the cases (pruners at sparsity 0 left out),
+                          collapsed cases, model sizes
+    cases.csv             every record field, one row per case (intervals as _low / _high columns)
+    index.html            report.md as a page that needs no other file: every picture inline as a data: URI
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import html
+import io
 import json
 import math
+import re
 import statistics
 import warnings
 from collections.abc import Iterable, Sequence
@@ -31,6 +41,9 @@ from .errors import ReportError
 BIN_WIDTH = 0.02  # the seed's sparsity bins
 LATENCY = "latency_ms_rel"  # the figure cases are compared on (Case.latency)
 PICTURES = ("pareto.png", "sparsity_latency.png", "speedup.png")
+CHART_PRUNERS = 6  # panels of the sparsity-bin chart: more lines than this nobody can read
+CSV_NAME = "cases.csv"
+DENSE = "dense_baseline"  # info key of the dense baselines pareto_front adds as points
 
 
 
@@ -50,6 +63,13 @@ class Case:
         """The latency cases are compared on: drift-corrected (`latency_ms_rel`), else the absolute median."""
         rel = self.figure(LATENCY)
         return self.figure("latency_ms") if math.isnan(rel) else rel
+
+    @property
+    def latency_interval(self) -> list[float] | None:
+        """The 95% interval of `latency`, when the record has one."""
+        key = "latency_ms_ci" if math.isnan(self.figure(LATENCY)) else "latency_ms_rel_ci"
+        interval = self.info.get(key)
+        return interval if isinstance(interval, list) and len(interval) == 2 else None
 
     @property
     def sparsities(self) -> dict[str, float]:
@@ -101,6 +121,9 @@ def common_reference(cases: Sequence[Case]) -> list[Case]:
             continue
         info = {**case.info, "latency_ms_rel_session": case.info[LATENCY], "latency_ms_ref_session": ref,
                 LATENCY: case.figure(LATENCY) * target / ref, "latency_ms_ref": target}
+        if isinstance(case.info.get("latency_ms_rel_ci"), list):
+            info["latency_ms_rel_ci_session"] = case.info["latency_ms_rel_ci"]
+            info["latency_ms_rel_ci"] = [bound * target / ref for bound in case.info["latency_ms_rel_ci"]]
         anchored.append(Case(case.name, info))
     return anchored
 
@@ -108,9 +131,28 @@ def common_reference(cases: Sequence[Case]) -> list[Case]:
 # -- analysis ---------------------------------------------------------------------------------------------------
 
 
+def removed_no_structure(case: Case) -> bool:
+    """A case whose MACs equal its dense model's: its pruners removed no structure (0.02 of a conv rounds to no
+    channel; fine-grained pruners only zero weights), so its latency is the dense model's timed again, and how far
+    it lands from the dense figure is the measurement's noise."""
+    macs, dense = case.figure("macs"), case.figure("macs_dense")
+    return not case.info.get(DENSE) and not (math.isnan(macs) or math.isnan(dense)) and macs >= dense
+
+
+def dense_cases(cases: Sequence[Case]) -> list[Case]:
+    """Per model, its dense baseline as a point: the latency of `dense_points` (on the scale the cases compare on)."""
+    macs = {str(c.info.get("model", "?")): c.info.get("macs_dense") for c in cases}
+    return [Case(f"dense {model}", {"model": model, "top1": top, LATENCY: latency, "latency_ms": latency,
+                                    "macs": macs.get(model), "macs_dense": macs.get(model), DENSE: True})
+            for model, (latency, top) in dense_points(cases).items()]
+
+
 def pareto_front(cases: Sequence[Case]) -> list[Case]:
-    """Cases no other case beats on both top1 (higher) and latency (lower, drift-corrected); sorted by latency."""
-    points = [c for c in cases if not (math.isnan(c.figure("top1")) or math.isnan(c.latency))]
+    """The points no other point beats on both top1 (higher) and latency (lower, drift-corrected), sorted by latency.
+    The points are the cases that removed structures and each model's dense baseline: a case that removed none
+    times the dense model's shapes again, and ranking it against the others would rank noise."""
+    points = [c for c in (*cases, *dense_cases(cases)) if not (removed_no_structure(c) or math.isnan(c.figure("top1"))
+                                                              or math.isnan(c.latency))]
 
     def dominated(case: Case) -> bool:
         return any(o.figure("top1") >= case.figure("top1") and o.latency <= case.latency
@@ -133,15 +175,28 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 
 
 def correlations(cases: Sequence[Case]) -> list[tuple[str, int, float | None, float | None]]:
-    """Per sparsity parameter: (pruner, cases that have it, r with latency (drift-corrected), r with top1)."""
-    pruners = sorted({p for c in cases for p in c.sparsities})
+    """Per sparsity parameter, strongest |r(latency)| first (undefined r last): (pruner, cases that have it, r with
+    latency (drift-corrected), r with top1)."""
     rows = []
-    for pruner in pruners:
+    for pruner in sorted({p for c in cases for p in c.sparsities}):
         having = [c for c in cases if pruner in c.sparsities]
         xs = [c.sparsities[pruner] for c in having]
         rows.append((pruner, len(having), pearson(xs, [c.latency for c in having]),
                      pearson(xs, [c.figure("top1") for c in having])))
-    return rows
+    return sorted(rows, key=lambda row: (row[2] is None, -abs(row[2] or 0.0), row[0]))
+
+
+def pruned_cases(cases: Sequence[Case], pruner: str) -> int:
+    """How many cases prune with `pruner` at all (sparsity above 0)."""
+    return sum(1 for c in cases if c.sparsities.get(pruner, 0.0) > 0)
+
+
+def chart_pruners(cases: Sequence[Case], limit: int = CHART_PRUNERS) -> list[tuple[str, float | None]]:
+    """The pruners the sparsity-bin chart shows: the strongest |r(latency)| first; pruners whose r is undefined
+    only to fill the panels, those that pruned the most cases first."""
+    rows = correlations(cases)
+    return [(pruner, r) for pruner, _, r, _ in sorted(rows, key=lambda row: (
+        row[2] is None, -abs(row[2] or 0.0), -pruned_cases(cases, row[0]), row[0]))][:limit]
 
 
 def sparsity_bins(cases: Sequence[Case], pruner: str) -> list[tuple[float, float, int]]:
@@ -195,14 +250,20 @@ def plot_pareto(cases: Sequence[Case], path: Path) -> None:
     plt = _pyplot()
     front = pareto_front(cases)
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    others = [c for c in cases if c not in front]
+    names = {c.name for c in front}
+    others = [c for c in cases if c.name not in names and not removed_no_structure(c)]
     ax.scatter([c.latency for c in others], [c.figure("top1") for c in others], color="0.75",
                label="dominated", zorder=2)
+    idle = [c for c in cases if removed_no_structure(c)]
+    if idle:
+        ax.scatter([c.latency for c in idle], [c.figure("top1") for c in idle], marker="x", color="0.45",
+                   label="no structure removed (dense MACs): the dense model's latency", zorder=2)
     ax.plot([c.latency for c in front], [c.figure("top1") for c in front], "o-", color="tab:blue",
             label="Pareto front", zorder=3)
     for case in front:
-        ax.annotate(_short(case.name), (case.latency, case.figure("top1")), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        if not case.info.get(DENSE):
+            ax.annotate(_short(case.name), (case.latency, case.figure("top1")), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
     dense = dense_points(cases)
     if dense:
         ax.scatter([lat for lat, _ in dense.values()], [top for _, top in dense.values()], marker="*", s=160,
@@ -212,7 +273,7 @@ def plot_pareto(cases: Sequence[Case], path: Path) -> None:
             ax.annotate(f"dense {model}", (lat, top), fontsize=7, xytext=(4, -10), textcoords="offset points")
     ax.set(xlabel=latency_label(cases), ylabel="top1 (%)", title="Accuracy vs latency")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     _save(fig, path)
 
 
@@ -243,19 +304,71 @@ def dense_points(cases: Sequence[Case]) -> dict[str, tuple[float, float]]:
     return {model: (statistics.median(values), top1[model]) for model, values in timings.items()}
 
 
-def plot_sparsity_latency(cases: Sequence[Case], path: Path) -> None:
+def sparsity_figure(cases: Sequence[Case]) -> tuple[Any, list[str]]:
+    """The seed's Figure 1, readable: one panel per pruner of `chart_pruners` (mean latency per 0.02-wide bin over
+    the cases, each case a grey dot, the dense baseline dashed) above a bar of the cases per bin, each bar labelled
+    with its count. Returns the figure and the pruners drawn."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for pruner in sorted({p for c in cases for p in c.sparsities}):
+    shown = chart_pruners(cases)
+    columns = max(1, min(3, len(shown)))
+    rows = max(1, math.ceil(len(shown) / columns))
+    fig = plt.figure(figsize=(4.4 * columns, 3.6 * rows), layout="constrained")
+    # Each pruner's panel: its latency axes on top of its count axes, close together; panels apart.
+    panels = [cell.subgridspec(2, 1, height_ratios=[3, 1], hspace=0.02) for cell in fig.add_gridspec(rows, columns)]
+    axes = [(fig.add_subplot(panel[0]), fig.add_subplot(panel[1])) for panel in panels]
+    dense = dense_points(cases)
+    reference = next(iter(dense.values()))[0] if len(dense) == 1 else None  # one model: one dense line
+    right = max([s for c in cases for s in c.sparsities.values()] or [0.0]) + 1.5 * BIN_WIDTH
+    ylabel = "latency ms, drift-corrected" if corrected(cases) else "latency ms"
+    scale = [c.latency for c in cases if c.sparsities and not math.isnan(c.latency)]
+    scale += [] if reference is None else [reference]
+    low, high = (min(scale), max(scale)) if scale else (0.0, 1.0)
+    for (top, bottom), (pruner, r) in zip(axes, shown, strict=False):
+        having = [c for c in cases if pruner in c.sparsities and not math.isnan(c.latency)]
         bins = sparsity_bins(cases, pruner)
-        ax.plot([b + BIN_WIDTH / 2 for b, _, _ in bins], [mean for _, mean, _ in bins], "o-", label=pruner,
-                markersize=3)
-    ax.set(xlabel=f"sparsity ({BIN_WIDTH:g}-wide bins)",
-           ylabel="mean latency (ms, drift-corrected)" if corrected(cases) else "mean latency (ms)",
-           title="Mean latency per sparsity bin, per pruner")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+        centres = [start + BIN_WIDTH / 2 for start, _, _ in bins]
+        top.scatter([c.sparsities[pruner] for c in having], [c.latency for c in having], s=9, color="0.72",
+                    label="a case", zorder=2)
+        top.plot(centres, [mean for _, mean, _ in bins], "o-", color="tab:blue", markersize=4,
+                 label="mean per bin", zorder=3)
+        if reference is not None:
+            top.axhline(reference, linestyle="--", linewidth=0.9, color="tab:red", label="dense", zorder=1)
+        r_text = "r undefined" if r is None else f"r = {r:+.2f}"
+        top.set_title(f"{pruner}: {r_text}, {pruned_cases(cases, pruner)} of {len(having)} cases pruned",
+                      fontsize=9)
+        top.set_ylabel(ylabel, fontsize=8)
+        top.tick_params(labelbottom=False, labelsize=7)
+        top.grid(alpha=0.3)
+        counts = [n for _, _, n in bins]
+        bottom.bar(centres, counts, width=BIN_WIDTH * 0.9, color="0.55")
+        for x, n in zip(centres, counts, strict=True):
+            bottom.annotate(str(n), (x, n), ha="center", va="bottom", fontsize=6, xytext=(0, 1),
+                            textcoords="offset points")
+        bottom.set_ylim(0, max(counts or [1]) * 1.45)
+        bottom.set_ylabel("cases", fontsize=8)
+        bottom.set_xlabel(f"sparsity of {pruner} ({BIN_WIDTH:g}-wide bins)", fontsize=8)
+        bottom.tick_params(labelsize=7)
+        for ax in (top, bottom):
+            ax.set_xlim(-BIN_WIDTH / 2, right)
+        top.set_ylim(low - 0.05 * (high - low or 1), high + 0.05 * (high - low or 1))  # one scale for every panel
+    for top, bottom in axes[len(shown):]:
+        top.axis("off")
+        bottom.axis("off")
+    if shown:
+        axes[0][0].legend(fontsize=7)
+    else:
+        axes[0][0].text(0.5, 0.5, "no sparsity.<pruner> in the records", ha="center", va="center")
+    pruners = len({p for c in cases for p in c.sparsities})
+    fig.suptitle(f"Latency per sparsity bin: the {len(shown)} of {pruners} pruner(s) whose sparsity correlates "
+                 f"most strongly with latency", fontsize=10)
+    return fig, [pruner for pruner, _ in shown]
+
+
+def plot_sparsity_latency(cases: Sequence[Case], path: Path) -> list[str]:
+    """sparsity_figure into `path`; returns the pruners drawn."""
+    fig, shown = sparsity_figure(cases)
     _save(fig, path)
+    return shown
 
 
 def plot_speedup(cases: Sequence[Case], path: Path) -> None:
@@ -330,7 +443,8 @@ def plot_filters(case: Case, layers: dict[str, dict[str, Any]], path: Path) -> N
 def _save(fig: Any, path: Path, top: float = 1.0) -> None:
     import matplotlib.pyplot as plt
 
-    fig.tight_layout(rect=(0, 0, 1, top))  # `top` < 1 leaves room for a figure title
+    if fig.get_layout_engine() is None:  # a figure laid out as it is drawn (constrained) needs nothing
+        fig.tight_layout(rect=(0, 0, 1, top))  # `top` < 1 leaves room for a figure title
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -339,22 +453,21 @@ def _save(fig: Any, path: Path, top: float = 1.0) -> None:
 
 
 def markdown(cases: Sequence[Case]) -> str:
-    front = pareto_front(cases)
     lines = [f"# prunebench report: {len(cases)} case(s)", ""]
-    lines += ["![Pareto](pareto.png)", "![Sparsity vs latency](sparsity_latency.png)", "![Speed-up](speedup.png)", ""]
+    lines += _correlation_section(cases)
     lines += _latency_note(cases)
-    lines += _table("Cases", ("case", "top1 %", "latency ms", "absolute ms", "speed-up", "MAC speed-up", "params",
-                              "MACs", "ONNX bytes", "collapsed"),
-                    [(c.name, _num(c.figure("top1"), 2), _num(c.latency, 3), _num(c.figure("latency_ms"), 3),
-                      _num(c.figure("latency_speedup"), 2), _num(c.figure("mac_speedup"), 2),
-                      _int(c.figure("params")), _int(c.figure("macs")), _int(c.figure("onnx_bytes")),
+    lines += ["![Pareto](pareto.png)", "", "![Sparsity vs latency](sparsity_latency.png)", "",
+              "![Speed-up](speedup.png)", ""]
+    lines += _pareto_section(cases)
+    lines += _table("Cases", ("case", "pruned (sparsity > 0)", "top1 %", "latency ms [95%]", "absolute ms",
+                              "speed-up [95%]", "MAC speed-up", "params", "MACs", "collapsed"),
+                    [(c.name, _pruned_text(c), _num(c.figure("top1"), 2),
+                      with_interval(c.latency, c.latency_interval, 3),
+                      _num(c.figure("latency_ms"), 3),
+                      with_interval(c.figure("latency_speedup"), c.info.get("latency_speedup_ci"), 2),
+                      _num(c.figure("mac_speedup"), 2), _int(c.figure("params")), _int(c.figure("macs")),
                       "yes" if c.info.get("collapsed") else "") for c in cases])
     lines += _pruner_table(cases)
-    lines += _table("Correlation of each sparsity with latency and top1 (Pearson r)",
-                    ("pruner", "cases", "r(latency)", "r(top1)"),
-                    [(p, str(n), _num(r_lat, 3), _num(r_top, 3)) for p, n, r_lat, r_top in correlations(cases)])
-    lines += _table("Pareto set (top1 up, latency down)", ("case", "top1 %", "latency ms"),
-                    [(c.name, _num(c.figure("top1"), 2), _num(c.latency, 3)) for c in front])
     lines += _study_sections(cases)
     curves = sensitivities(cases)
     if curves:
@@ -372,7 +485,6 @@ def markdown(cases: Sequence[Case]) -> str:
     dense = {(c.info.get("model"), c.info.get("params_dense"), c.info.get("macs_dense")) for c in cases}
     lines += _table("Dense model sizes", ("model", "params", "MACs"),
                     [(str(m), _int(float(p or "nan")), _int(float(x or "nan"))) for m, p, x in sorted(dense, key=str)])
-    lines.append("r is undefined (`–`) with fewer than 3 cases or a sparsity that never varies.")
     return "\n".join(lines) + "\n"
 
 
@@ -392,6 +504,50 @@ def _latency_note(cases: Sequence[Case]) -> list[str]:
     return [*lines, ""]
 
 
+def _correlation_section(cases: Sequence[Case]) -> list[str]:
+    """The seed's Table 1, strongest |r(latency)| first, and which pruners the sparsity-bin chart shows."""
+    rows = correlations(cases)
+    lines = _table("Correlation of each sparsity with latency and top1 (Pearson r; the seed's Table 1)",
+                   ("pruner", "cases", "pruned (> 0)", "r(latency)", "r(top1)"),
+                   [(p, str(n), str(pruned_cases(cases, p)), _num(r_lat, 3), _num(r_top, 3))
+                    for p, n, r_lat, r_top in rows])
+    shown = [pruner for pruner, _ in chart_pruners(cases)]
+    lines += [f"Strongest |r(latency)| first; `sparsity_latency.png` shows {len(shown)} of {len(rows)}: "
+              f"{', '.join(shown) or 'none'}. r is undefined (`–`) with fewer than 3 cases or a sparsity that never "
+              f"varies. Every case's figures: `{CSV_NAME}`.", ""]
+    return lines
+
+
+def _pareto_section(cases: Sequence[Case]) -> list[str]:
+    """The front (dense baselines among its points), whether any pruned case beat the dense model, and the cases
+    that removed no structure: their spread around speed-up 1 is the measurement's noise."""
+    front = pareto_front(cases)
+    lines = _table("Pareto set (top1 up, latency down; cases that removed no structure left out)",
+                   ("case", "top1 %", "latency ms [95%]", "speed-up [95%]", "MACs"),
+                   [(c.name + (" (baseline)" if c.info.get(DENSE) else ""), _num(c.figure("top1"), 2),
+                     with_interval(c.latency, c.latency_interval, 3),
+                     "1 (reference)" if c.info.get(DENSE) else
+                     with_interval(c.figure("latency_speedup"), c.info.get("latency_speedup_ci"), 2),
+                     _int(c.figure("macs"))) for c in front])
+    pruned = [c for c in cases if not removed_no_structure(c) and not math.isnan(c.latency)]
+    if front and front[0].info.get(DENSE) and pruned:
+        fastest = min(pruned, key=lambda c: c.latency)
+        lines += [f"No case that removed structures is faster than the dense model: the fastest, {fastest.name}, "
+                  f"has a latency speed-up of {_num(fastest.figure('latency_speedup'), 3)}.", ""]
+    idle = [c for c in cases if removed_no_structure(c)]
+    if idle:
+        speedups = [c.figure("latency_speedup") for c in idle if not math.isnan(c.figure("latency_speedup"))]
+        spread = f"; their latency speed-up spans {min(speedups):.3f}-{max(speedups):.3f}" if speedups else ""
+        lines += [f"{len(idle)} case(s) removed no structure (their MACs equal the dense model's): they time "
+                  f"the dense model's shapes again and are left off the front{spread} (the measurement's noise and "
+                  f"bias on this host).", ""]
+    return lines
+
+
+def _pruned_text(case: Case) -> str:
+    return ", ".join(f"{pruner} {sparsity:g}" for pruner, sparsity in case.sparsities.items() if sparsity > 0) or "–"
+
+
 def _study_sections(cases: Sequence[Case]) -> list[str]:
     """Per Optuna study among the records (searched sweeps): its Pareto front and each parameter's importance."""
     from .search import record_points, study_lines
@@ -407,8 +563,9 @@ MASK_ONLY_KINDS = {"elements": "fine-grained zeros", "rows": "zeroed fc input fe
 
 def _pruner_table(cases: Sequence[Case]) -> list[str]:
     """Desired against reached sparsity per pruner (a cut timeline stops short of its targets), and which pruners
-    only leave zeros in dense tensors: those cannot make dense inference faster."""
-    rows = []
+    only leave zeros in dense tensors: those cannot make dense inference faster. Pruners at sparsity 0 (desired and
+    reached) are left out: a search's records carry every group, most at 0."""
+    rows, idle = [], 0
     for case in cases:
         # A SplicingPruner has no desired sparsity, only a reached one.
         targetless = [k.removeprefix("reached.") for k in case.info if k.startswith("reached.")
@@ -416,6 +573,9 @@ def _pruner_table(cases: Sequence[Case]) -> list[str]:
         for pruner in [*case.sparsities, *targetless]:
             desired = case.sparsities.get(pruner)
             reached = case.info.get(f"reached.{pruner}")
+            if not desired and not reached:
+                idle += 1
+                continue
             kind = str(case.info.get(f"kind.{pruner}", ""))
             note = (f"{MASK_ONLY_KINDS[kind]}: the tensor keeps its dense shape, so dense latency does not fall"
                     if kind in MASK_ONLY_KINDS else "")
@@ -426,6 +586,8 @@ def _pruner_table(cases: Sequence[Case]) -> list[str]:
         return []
     lines = _table("Sparsity per pruner: desired and reached", ("case", "pruner", "kind", "desired", "reached",
                                                                  "note"), rows)
+    if idle:
+        lines += [f"{idle} pruner(s) at sparsity 0 left out (in `{CSV_NAME}`).", ""]
     if any(row[5] for row in rows):
         lines += ["Fine-grained pruners (AutomatedGradualPruner, SparsityLevelParameterPruner, SplicingPruner) and "
                   "`Rows` pruners zero weights without removing them: the ONNX file carries the zeros, but a dense "
@@ -449,16 +611,101 @@ def _table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> 
     return [*lines, ""]
 
 
-def index_html(markdown_text: str, names: Sequence[str] = PICTURES) -> str:
-    """A page a browser opens from disk: the pictures, then report.md as preformatted text."""
-    pictures = "\n".join(f'<p><img src="{name}" alt="{name}" style="max-width:100%"></p>' for name in names)
-    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>prunebench report</title></head>\n"
-            f"<body>\n<h1>prunebench report</h1>\n{pictures}\n<pre>{html.escape(markdown_text)}</pre>\n"
-            f"</body></html>\n")
+CSV_FIRST = ("top1", LATENCY, "latency_ms_rel_ci", "latency_ms", "latency_ms_ci", "latency_speedup",
+             "latency_speedup_ci", "mac_speedup", "params", "macs", "onnx_bytes", "collapsed", "collapse_reason")
+
+
+def cases_csv(cases: Sequence[Case]) -> str:
+    """One row per case, every field of its record (the tables' first), plus the latency the report compares on and
+    whether the case is on the Pareto front. A 95% interval `[low, high]` is two columns `<key>_low`, `<key>_high`;
+    other lists and mappings are JSON text."""
+    seen = {key for c in cases for key in c.info}
+    keys = [k for k in dict.fromkeys([*CSV_FIRST, *(k for c in cases for k in c.info)]) if k in seen]
+
+    intervals = {key for key in keys if key.endswith("_ci") and all(
+        v is None or isinstance(v, list) and len(v) == 2 for v in (c.info.get(key) for c in cases))}
+    header = ["case", "latency_compared_ms", "on_pareto_front", "removed_no_structure"]
+    for key in keys:
+        header += [f"{key}_low", f"{key}_high"] if key in intervals else [key]
+    front = {c.name for c in pareto_front(cases)}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for case in cases:
+        row: list[Any] = [case.name, _csv_value(case.latency), case.name in front, removed_no_structure(case)]
+        for key in keys:
+            value = case.info.get(key)
+            row += [_csv_value(v) for v in (value or [None, None])] if key in intervals else [_csv_value(value)]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None or isinstance(value, float) and math.isnan(value):
+        return ""
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+STYLE = ("body{font-family:sans-serif;margin:1.5em;max-width:1400px}table{border-collapse:collapse;margin:.5em 0;"
+         "font-size:13px}td,th{border:1px solid #bbb;padding:2px 6px;text-align:right;white-space:nowrap}"
+         "td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){text-align:left;white-space:normal}"
+         "th{background:#eee}img{max-width:100%;border:1px solid #ddd}code{background:#f3f3f3}")
+
+
+def index_html(markdown_text: str, pictures: Path) -> str:
+    """report.md as a page a browser opens from anywhere alone: headings, tables, lists and code as HTML, and
+    every picture `![alt](name.png)` of `pictures` inline as a data: URI."""
+    body: list[str] = []
+    table: list[list[str]] = []
+    in_code = False
+    for line in [*markdown_text.splitlines(), ""]:
+        if table and not line.startswith("|"):
+            body.append(_html_table(table))
+            table = []
+        if line.startswith("```"):
+            body.append("</pre>" if in_code else "<pre>")
+            in_code = not in_code
+        elif in_code:
+            body.append(html.escape(line))
+        elif line.startswith("|"):
+            if not re.fullmatch(r"\|(---\|)+", line):
+                table.append([cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+        elif image := re.fullmatch(r"!\[(.*)\]\((.+\.png)\)", line):
+            body.append(f"<p>{_inline_image(pictures / image[2], image[1])}</p>")
+        elif heading := re.match(r"(#+) ", line):
+            level = len(heading[1])
+            body.append(f"<h{level}>{_inline(line[heading.end():])}</h{level}>")
+        elif line.startswith("- "):
+            body.append(f"<li>{_inline(line[2:])}</li>")
+        elif line:
+            body.append(f"<p>{_inline(line)}</p>")
+    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>prunebench report</title>"
+            f"<style>{STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_inline(cell)}</th>" for cell in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{_inline(cell)}</td>" for cell in row) + "</tr>" for row in rows[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _inline_image(path: Path, alt: str) -> str:
+    """An <img> carrying its PNG as a data: URI (the page needs no file beside it); the alt text alone when the
+    picture was not drawn."""
+    try:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+    except OSError:
+        return f"({html.escape(alt)}: {html.escape(path.name)} not drawn)"
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" title="{html.escape(path.name)}">'
 
 
 def _pick(cases: Sequence[Case], name: str | None, load: Any, what: str) -> tuple[Case, Any] | None:
-    """The case a per-case picture shows: `name`, else the most accurate Pareto case that has the data."""
+    """The case a per-case picture shows: `name`, else the most accurate Pareto case that has the data, else (the
+    dense baseline alone on the front: no case is faster) the most accurate case that removed structures."""
     if name is not None:
         chosen = [c for c in cases if c.name == name or c.name.endswith(f"::{name}")]
         if not chosen:
@@ -469,7 +716,10 @@ def _pick(cases: Sequence[Case], name: str | None, load: Any, what: str) -> tupl
                           f"with this version of pytest-prunebench)", stacklevel=3)
             return None
         return chosen[0], data
-    for case in sorted(pareto_front(cases), key=lambda c: -c.figure("top1")):
+    front = [c for c in pareto_front(cases) if not c.info.get(DENSE)]
+    on_front = {c.name for c in front}
+    rest = [c for c in cases if c.name not in on_front and not removed_no_structure(c)]
+    for case in sorted(front, key=lambda c: -c.figure("top1")) + sorted(rest, key=lambda c: -c.figure("top1")):
         data = load(case)
         if data:
             return case, data
@@ -542,15 +792,27 @@ def write_report(cases: Sequence[Case], out: Path, filters_of: str | None = None
     if timed is not None:
         plot_layers(timed[0], *timed[1], out / "layers.png")
         pictures.append("layers.png")
-    text = markdown(cases) + (f"\n`filters.png` shows {shown[0].name}.\n" if shown else "")
-    text += f"\n`layers.png` shows {timed[0].name}.\n" if timed else ""
+    text = markdown(cases)
+    if shown:
+        text += f"\n## Filters\n\n`filters.png` shows {shown[0].name}.\n\n![Filters](filters.png)\n"
+    if timed:
+        text += f"\n## Layers\n\n`layers.png` shows {timed[0].name}.\n\n![Layers](layers.png)\n"
+    (out / CSV_NAME).write_text(cases_csv(cases), encoding="utf-8")
     (out / "report.md").write_text(text, encoding="utf-8")
-    (out / "index.html").write_text(index_html(text, pictures), encoding="utf-8")
-    return [out / name for name in (*pictures, "report.md", "index.html")]
+    (out / "index.html").write_text(index_html(text, out), encoding="utf-8")
+    return [out / name for name in (*pictures, CSV_NAME, "report.md", "index.html")]
 
 
 def _short(name: str) -> str:
     return name.rsplit("::", 1)[-1] if "::cfg-" in name else name.split("[", 1)[-1].rstrip("]")
+
+
+def with_interval(value: float, interval: Sequence[float] | None, digits: int, unit: str = "") -> str:
+    """`1.234 [1.201-1.262]`: a figure and its 95% interval, when the record has one."""
+    if math.isnan(value):
+        return "–"
+    text = f"{value:.{digits}f}{unit}"
+    return text if not interval else f"{text} [{interval[0]:.{digits}f}-{interval[1]:.{digits}f}]"
 
 
 def _num(value: float | None, digits: int) -> str:

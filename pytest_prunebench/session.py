@@ -590,18 +590,14 @@ def _collapse_line(result: CaseResult, hint: bool) -> str:
     return line
 
 
-def _with_interval(value: float, interval: list[float] | None, digits: int, unit: str = "") -> str:
-    """`1.234 [1.201-1.262]`: a figure and its 95% interval, when the record has one."""
-    text = f"{value:.{digits}f}{unit}"
-    return text if not interval else f"{text} [{interval[0]:.{digits}f}-{interval[1]:.{digits}f}]"
-
-
 def _summary_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    from .report import with_interval
+
     return (row["name"] + (" [collapsed]" if row["collapsed"] else ""), f"{row['top1']:.2f}",
             f"{row['top1_dense']:.2f}",
-            _with_interval(row.get("latency_ms_rel", row["latency_ms"]), row.get("latency_ms_rel_ci"), 3),
-            _with_interval(row["latency_ms"], row.get("latency_ms_ci"), 3),
-            _with_interval(row["latency_speedup"], row.get("latency_speedup_ci"), 2, "x"),
+            with_interval(row.get("latency_ms_rel", row["latency_ms"]), row.get("latency_ms_rel_ci"), 3),
+            with_interval(row["latency_ms"], row.get("latency_ms_ci"), 3),
+            with_interval(row["latency_speedup"], row.get("latency_speedup_ci"), 2, "x"),
             f"{row['mac_speedup']:.2f}x", f"{row['params']:,}", f"{row['onnx_bytes'] / 1024:.0f}")
 
 

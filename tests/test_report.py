@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -60,12 +61,15 @@ def cases(tmp_path: Path) -> list[Case]:
 
 
 def test_the_pareto_front_is_exactly_the_undominated_cases(cases: list[Case]) -> None:
-    points = np.array([[c.info["top1"], c.info["latency_ms"]] for c in cases])
-    undominated = {cases[i].name for i, (top, lat) in enumerate(points)
+    # The dense baseline is a point too: 96% top1 at its 1.0 ms (these records have no drift-corrected figure).
+    names = [c.name for c in cases] + ["dense resnet20"]
+    points = np.array([[c.info["top1"], c.info["latency_ms"]] for c in cases] + [[96.0, 1.0]])
+    undominated = {names[i] for i, (top, lat) in enumerate(points)
                    if not np.any((points[:, 0] >= top) & (points[:, 1] <= lat) & ((points[:, 0] > top) |
                                                                                    (points[:, 1] < lat)))}
     front = pareto_front(cases)
     assert {c.name for c in front} == undominated and 1 <= len(front) < len(cases)
+    assert "dense resnet20" in undominated  # the most accurate point: no case reaches 96%
     assert [c.info["latency_ms"] for c in front] == sorted(c.info["latency_ms"] for c in front)
     assert [c.info["top1"] for c in front] == sorted(c.info["top1"] for c in front)  # faster is less accurate
 
@@ -81,6 +85,8 @@ def test_correlations_equal_numpys_pearson(cases: list[Case]) -> None:
         assert r_lat == pytest.approx(np.corrcoef(xs, [c.info["latency_ms"] for c in having])[0, 1], abs=1e-12)
         assert r_top == pytest.approx(np.corrcoef(xs, [c.info["top1"] for c in having])[0, 1], abs=1e-12)
     assert rows["a"][1] < -0.9 and rows["b"][2] < -0.9  # the relations the records were built with
+    strengths = [abs(r_lat) for _, _, r_lat, _ in correlations(cases)]
+    assert strengths == sorted(strengths, reverse=True)  # strongest |r(latency)| first
 
 
 def test_pearson_is_undefined_for_too_few_or_constant_values() -> None:
@@ -99,7 +105,7 @@ def test_the_report_writes_pictures_with_drawn_content_and_tables(tmp_path: Path
     import matplotlib.image
 
     written = write_report(cases, tmp_path / "out")
-    assert [p.name for p in written] == [*PICTURES, "report.md", "index.html"]
+    assert [p.name for p in written] == [*PICTURES, "cases.csv", "report.md", "index.html"]
     for name in PICTURES:
         image = matplotlib.image.imread(tmp_path / "out" / name)
         assert image.shape[0] > 300 and image.shape[1] > 300
@@ -107,13 +113,14 @@ def test_the_report_writes_pictures_with_drawn_content_and_tables(tmp_path: Path
         assert len(colours) > 20, name  # axes, labels, points: not a blank canvas
     text = (tmp_path / "out" / "report.md").read_text()
     for pruner, n, r_lat, r_top in correlations(cases):
-        assert f"| {pruner} | {n} | {r_lat:.3f} | {r_top:.3f} |" in text
+        pruned = sum(1 for c in cases if c.info.get(f"sparsity.{pruner}", 0) > 0)
+        assert f"| {pruner} | {n} | {pruned} | {r_lat:.3f} | {r_top:.3f} |" in text
     pareto_section = text.split("## Pareto set")[1].split("##")[0]
-    assert [line.split("|")[1].strip() for line in pareto_section.splitlines() if line.startswith("| s.py")] == [
-        c.name for c in pareto_front(cases)]
+    rows = [line.split("|")[1].strip() for line in pareto_section.splitlines() if line.startswith("| ")][1:]
+    assert rows == [c.name + (" (baseline)" if c.name.startswith("dense ") else "") for c in pareto_front(cases)]
     assert f"- {cases[3].name}: predicts one class" in text
     page = (tmp_path / "out" / "index.html").read_text()
-    assert all(f'src="{name}"' in page for name in PICTURES)
+    assert page.count('<img src="data:image/png;base64,') == len(PICTURES) and 'src="pareto.png"' not in page
 
 
 def test_records_of_several_files_merge_and_same_names_are_told_apart(tmp_path: Path) -> None:
@@ -149,7 +156,7 @@ def test_unreadable_results_are_one_clear_error(tmp_path: Path, content: str, me
 
 def test_markdown_marks_undefined_correlations() -> None:
     cases = [Case("only", {"top1": 90.0, "latency_ms": 1.0, "sparsity.p": 0.5})]
-    assert "| p | 1 | – | – |" in markdown(cases)
+    assert "| p | 1 | 1 | – | – |" in markdown(cases)
 
 
 def test_markdown_says_fine_grained_masks_do_not_shrink_dense_latency_and_shows_reached_sparsity() -> None:
@@ -221,12 +228,12 @@ def test_sensitivity_curves_rank_groups_by_their_mean_accuracy_drop(tmp_path: Pa
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| a | 3 | 1.50 | 87.50 | 0.5 |" in text and "| b | 3 | 12.00 | 70.00 | 0.5 |" in text
     assert "Least sensitive: a; most sensitive: b." in text
-    assert 'src="sensitivity.png"' in (tmp_path / "out" / "index.html").read_text()
+    assert 'title="sensitivity.png"' in (tmp_path / "out" / "index.html").read_text()
 
 
 def test_a_report_without_single_group_cases_has_no_sensitivity(tmp_path: Path, cases: list[Case]) -> None:
     written = write_report(cases, tmp_path / "out")
-    assert not (tmp_path / "out" / "sensitivity.png").exists() and len(written) == len(PICTURES) + 2
+    assert not (tmp_path / "out" / "sensitivity.png").exists() and len(written) == len(PICTURES) + 3
     assert "Sensitivity" not in (tmp_path / "out" / "report.md").read_text()
 
 
@@ -301,9 +308,32 @@ def test_the_pareto_front_ranks_drift_corrected_latency_not_the_window() -> None
     cases = drifted_cases()
     assert min(cases, key=lambda c: c.info["latency_ms"]).name == "dense-macs"  # what the absolute median says
     front = pareto_front(cases)
-    assert [c.name for c in front] == ["half", "third", "dense-macs"]  # fastest first: the half-MAC case
+    # Fastest first: the half-MAC case; the case that removed no structure is the dense model again (the baseline).
+    assert [c.name for c in front] == ["half", "third", "dense resnet56"]
     assert front[0].info["macs"] < front[0].info["macs_dense"]
     assert dense_points(cases) == {"resnet56": (0.97, 99.0)}  # the dense star sits at the session's reference
+
+
+def test_a_case_that_removed_no_structure_is_not_the_fronts_fastest_point_when_noise_favours_it() -> None:
+    """A rapid run's 0.02 of a conv that rounds to no channel: the dense model timed again, here 3% faster by noise
+    (and in a fast window). Without setting it apart it would be the front's fastest point."""
+    nothing, faster, third = drifted_cases()
+    noisy = Case(nothing.name, {**nothing.info, "latency_speedup": 1.03, "latency_ms_rel": 0.97 / 1.03})
+    slower = Case(third.name, {**third.info, "latency_speedup": 0.98, "latency_ms_rel": 0.97 / 0.98})
+    slight = Case(faster.name, {**faster.info, "latency_speedup": 1.01, "latency_ms_rel": 0.97 / 1.01,
+                                "latency_speedup_ci": [1.0, 1.02], "latency_ms_rel_ci": [0.97 / 1.02, 0.97]})
+    front = pareto_front([noisy, slight, slower])
+    assert noisy.latency < slight.latency  # what ranking it with the others would make the fastest point
+    assert [c.name for c in front] == ["half", "dense resnet56"] and front[0].info["macs"] < 1000
+    text = markdown([noisy, slight, slower])
+    assert "| half | 98.00 | 0.960 [0.951-0.970] | 1.01 [1.00-1.02] | 500 |" in text  # with its intervals
+    assert "1 case(s) removed no structure" in text and "spans 1.030-1.030" in text
+    assert "No case that removed structures is faster" not in text
+    # On a host where pruning buys nothing, the dense baseline is the front's fastest point, and the report says so.
+    slow = [noisy, Case("half", {**faster.info, "latency_speedup": 0.95, "latency_ms_rel": 0.97 / 0.95})]
+    assert [c.name for c in pareto_front(slow)] == ["dense resnet56"]
+    assert "No case that removed structures is faster than the dense model: the fastest, half, has a latency " \
+           "speed-up of 0.950." in markdown(slow)
 
 
 def test_correlations_and_bins_use_the_drift_corrected_latency() -> None:
@@ -316,10 +346,25 @@ def test_correlations_and_bins_use_the_drift_corrected_latency() -> None:
     assert sparsity_bins(cases, "a")[0][1] == pytest.approx(0.97)
 
 
+def test_with_only_the_dense_baseline_on_the_front_filters_png_shows_the_most_accurate_pruned_case(
+        tmp_path: Path) -> None:
+    structures = tmp_path / "s.json"
+    structures.write_text(json.dumps({"layer1.0.conv1": {"pruner": "a", "kind": "filters", "ranker": "l1",
+                                                         "scores": [0.5, 0.1, 0.9], "removed": [1], "total": 3}}))
+    nothing, half, third = drifted_cases()
+    slower = [Case(c.name, {**c.info, "latency_speedup": 0.9, "latency_ms_rel": 0.97 / 0.9,
+                            "structures_path": str(structures)}) for c in (half, third)]
+    assert [c.name for c in pareto_front([nothing, *slower])] == ["dense resnet56"]
+    written = write_report([nothing, *slower], tmp_path / "out")
+    assert tmp_path / "out" / "filters.png" in written
+    assert "`filters.png` shows third." in (tmp_path / "out" / "report.md").read_text()  # 98.5% beats 98%
+
+
 def test_the_markdown_says_which_latency_it_compares() -> None:
     text = markdown(drifted_cases())
     assert "Latency: drift-corrected (`latency_ms_rel`)" in text
-    assert "| dense-macs | 99.00 | 0.970 | 0.675 |" in text  # corrected, then absolute
+    assert "| dense-macs | – | 99.00 | 0.970 | 0.675 |" in text  # what it pruned (nothing), corrected, absolute
+    assert "| half | a 0.5 | 98.00 | 0.693 | 1.100 |" in text
     old = markdown([Case("old", {"top1": 90.0, "latency_ms": 1.0, "sparsity.p": 0.5})])
     assert "no drift-corrected" in old
 
@@ -327,7 +372,8 @@ def test_the_markdown_says_which_latency_it_compares() -> None:
 def test_records_of_two_sessions_are_rescaled_to_one_reference(tmp_path: Path) -> None:
     def record(name: str, ref: float, speedup: float) -> dict[str, Any]:
         info = {"model": "resnet56", "device": "CPU", "precision": "bf16", "top1": 90.0, "latency_ms": 9.9,
-                "latency_speedup": speedup, "latency_ms_ref": ref, "latency_ms_rel": ref / speedup}
+                "latency_speedup": speedup, "latency_ms_ref": ref, "latency_ms_rel": ref / speedup,
+                "latency_ms_rel_ci": [0.9 * ref / speedup, 1.1 * ref / speedup]}
         return {"name": name, "fullname": name, "extra_info": info}
 
     slow = write_json(tmp_path / "slow.json", [record("a", 1.5, 2.0)])
@@ -337,6 +383,166 @@ def test_records_of_two_sessions_are_rescaled_to_one_reference(tmp_path: Path) -
     assert cases["a"].latency == pytest.approx(common / 2.0) and cases["b"].latency == pytest.approx(common / 1.0)
     assert cases["c"].latency == pytest.approx(common / 4.0)
     assert cases["a"].info["latency_ms_rel_session"] == pytest.approx(0.75)
+    assert cases["a"].latency_interval == pytest.approx([0.45, 0.55])  # the interval moves with its figure
+    assert cases["a"].info["latency_ms_rel_ci_session"] == pytest.approx([0.675, 0.825])
     assert "rescaled to one reference" in markdown(list(cases.values()))
     single = load_cases([fast])  # one session: nothing to rescale
     assert all("latency_ms_rel_session" not in c.info for c in single)
+
+
+# -- a rapid run's report: readable seed figures -------------------------------------------------------------------
+
+GROUPS = [f"layer{stage}.{block}" for stage in (1, 2, 3) for block in range(9)]  # ResNet-56's 27 residual blocks
+STRONG = ("layer3.0", "layer2.4", "layer1.7")  # the groups the crafted latency depends on
+
+
+def rapid_records(count: int = 30) -> list[dict[str, Any]]:
+    """A rapid-pruning run as the suite records it: every case carries all 27 groups' sparsity (0 where not drawn),
+    reached sparsities, kinds and rankers, intervals. Each case prunes the STRONG groups and up to 3 others; its
+    speed-up grows with the STRONG groups' sparsity only. Two cases draw 0.02 of one group: nothing removed."""
+    rng = np.random.default_rng(18)
+    records = []
+    for index in range(count):
+        drawn = {g: 0.02 * int(rng.integers(1, 46)) for g in STRONG}
+        drawn |= {g: 0.02 * int(rng.integers(1, 46)) for g in rng.choice(GROUPS, int(rng.integers(0, 4)))}
+        if index in (7, 19):
+            drawn = {GROUPS[index]: 0.02}
+        sparsity = {g: round(drawn.get(g, 0.0), 2) for g in GROUPS}
+        nothing = index in (7, 19)
+        speedup = (1.0 if nothing else 1 + 0.8 * sum(sparsity[g] for g in STRONG)) * float(rng.normal(1, 0.01))
+        absolute = 0.43 * float(rng.uniform(0.7, 1.3)) / speedup  # the case's own window drifts
+        rel = 0.43 / speedup
+        macs = 125_747_840 if nothing else int(125_747_840 * (1 - 0.3 * sum(sparsity.values()) / len(drawn)))
+        info: dict[str, Any] = {
+            "model": "resnet56", "dataset": "digits", "device": "CPU", "precision": "bf16", "epochs": 0,
+            "top1": 99.4 - 3 * sum(sparsity.values()) + float(rng.normal(0, 0.2)), "top1_dense": 99.44,
+            "top1_pruned": 99.0, "latency_ms": absolute, "latency_ms_dense": absolute * speedup,
+            "latency_speedup": speedup, "latency_ms_ref": 0.43, "latency_ms_rel": rel,
+            "latency_ms_ci": [0.99 * absolute, 1.01 * absolute], "latency_speedup_ci": [0.99 * speedup, 1.01 * speedup],
+            "latency_ms_rel_ci": [rel / 1.01, rel / 0.99], "mac_speedup": 125_747_840 / macs, "macs": macs,
+            "macs_dense": 125_747_840, "params": macs // 150, "params_dense": 855_770, "onnx_bytes": macs // 40,
+            "collapsed": False, "collapse_reason": None, "measured_at": [1.0 + index, 2.0 + index],
+            "latency_rounds": 200, "seconds.measure": 0.6,
+            **{f"sparsity.{g}": s for g, s in sparsity.items()},
+            **{f"reached.{g}": 0.0 if nothing else s for g, s in sparsity.items()},
+            **{f"kind.{g}": "filters" for g in GROUPS}, **{f"ranker.{g}": "l1" for g in GROUPS}}
+        name = f"test_rapid_pruning[filters]::cfg-{index:012x}"
+        records.append({"name": name, "fullname": f"bench_suites/test_rapid_pruning.py::{name}",
+                        "stats": {"median": absolute / 1000}, "extra_info": info})
+    return records
+
+
+@pytest.fixture
+def rapid(tmp_path: Path) -> list[Case]:
+    return load_cases([write_json(tmp_path / "rapid.json", rapid_records())])
+
+
+def test_the_sparsity_chart_shows_the_strongest_pruners_with_their_bins_and_counts(rapid: list[Case]) -> None:
+    from pytest_prunebench.report import CHART_PRUNERS, chart_pruners, sparsity_figure
+
+    chosen = chart_pruners(rapid)
+    assert len(chosen) == CHART_PRUNERS == 6 and {p for p, _ in chosen[:3]} == set(STRONG)
+    strengths = {pruner: abs(r_lat) for pruner, _, r_lat, _ in correlations(rapid) if r_lat is not None}
+    assert min(strengths[p] for p, _ in chosen) >= max(v for p, v in strengths.items() if p not in dict(chosen))
+    fig, shown = sparsity_figure(rapid)
+    try:
+        assert shown == [p for p, _ in chosen]
+        tops, bottoms = fig.axes[0::2], fig.axes[1::2]
+        assert [ax.get_title().split(":")[0] for ax in tops] == shown
+        for pruner, top, bottom in zip(shown, tops, bottoms, strict=True):
+            bins = sparsity_bins(rapid, pruner)
+            assert [round(b.get_x() + b.get_width() / 2, 6) for b in bottom.patches] == [
+                round(start + 0.01, 6) for start, _, _ in bins]  # one bar per 0.02-wide bin, at its centre
+            assert {round(b.get_width(), 6) for b in bottom.patches} == {0.018}
+            assert [b.get_height() for b in bottom.patches] == [n for _, _, n in bins]
+            assert [t.get_text() for t in bottom.texts] == [str(n) for _, _, n in bins]  # the count, written
+            (means,) = [line for line in top.get_lines() if line.get_label() == "mean per bin"]
+            assert list(means.get_ydata()) == pytest.approx([mean for _, mean, _ in bins])
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_a_rapid_runs_report_md_is_headed_by_the_correlations_and_leaves_sparsity_0_out(
+        tmp_path: Path, rapid: list[Case]) -> None:
+    write_report(rapid, tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[0].startswith("## Correlation of each sparsity") and text.index("## Correlation") < text.index("![")
+    pruned = [(c.name, p, s) for c in rapid for p, s in c.sparsities.items() if s > 0]
+    section = text.split("## Sparsity per pruner")[1].split("\n## ")[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| bench_suites")]
+    assert sorted((r[0][2:], r[1], float(r[3])) for r in rows) == sorted(pruned)  # every pruned one, no other
+    assert f"{len(rapid) * 27 - len(pruned)} pruner(s) at sparsity 0 left out" in text
+    cases_section = text.split("## Cases")[1].split("\n## ")[0]
+    listed = {line.split(" | ")[0][2:]: line.split(" | ")[1] for line in cases_section.splitlines()
+              if line.startswith("| bench_suites")}
+    assert listed == {c.name: ", ".join(f"{p} {s:g}" for p, s in c.sparsities.items() if s > 0) for c in rapid}
+    assert "2 case(s) removed no structure" in text
+    front = pareto_front(rapid)
+    assert not front[0].info.get("dense_baseline") and front[0].figure("macs") < front[0].figure("macs_dense")
+
+
+def test_cases_csv_holds_every_record_field_one_row_per_case(tmp_path: Path, rapid: list[Case]) -> None:
+    import csv
+
+    write_report(rapid, tmp_path / "out")
+    with (tmp_path / "out" / "cases.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["case"] for row in rows] == [c.name for c in rapid]
+    front = {c.name for c in pareto_front(rapid)}
+    for case, row in zip(rapid, rows, strict=True):
+        for key, value in case.info.items():
+            if key.endswith("_ci"):
+                assert [float(row[f"{key}_low"]), float(row[f"{key}_high"])] == value, key
+            elif isinstance(value, list):
+                assert json.loads(row[key]) == value
+            elif isinstance(value, bool) or value is None or isinstance(value, str):
+                assert row[key] == ("" if value is None else str(value)), key
+            else:
+                assert float(row[key]) == value, key  # full precision, not the tables' rounding
+        assert float(row["latency_compared_ms"]) == case.latency
+        assert row["on_pareto_front"] == str(case.name in front)
+    assert sum(row["removed_no_structure"] == "True" for row in rows) == 2
+
+
+def chromium_path() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="needs Debian's chromium to open the page as a user would; "
+                    ".ci/run installs it (apt-get install -y chromium) and could not here")
+def test_index_html_opens_in_a_real_browser_with_every_picture_decoded(tmp_path: Path, rapid: list[Case]) -> None:
+    """The page alone in an empty directory (no picture beside it), loaded by headless chromium; after `load`, a
+    probe writes each <img>'s decoded size into the DOM chromium dumps."""
+    written = write_report(rapid, tmp_path / "out")
+    pictures = [p for p in written if p.suffix == ".png"]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    probe = ("<script>addEventListener('load', () => { document.body.dataset.images = [...document.images].map("
+             "i => i.complete + ':' + i.naturalWidth + 'x' + i.naturalHeight).join(' ');"
+             "document.body.dataset.tables = document.querySelectorAll('table').length;"
+             "document.body.dataset.first = document.querySelector('h2').textContent; });</script>")
+    page = (tmp_path / "out" / "index.html").read_text()
+    (alone / "index.html").write_text(page.replace("</body>", probe + "</body>"))
+    finished = subprocess.run(
+        [str(chromium_path()), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+         (alone / "index.html").as_uri()], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    dom = finished.stdout
+
+    def attribute(name: str) -> str:
+        start = dom.index(f'data-{name}="') + len(f'data-{name}="')
+        return html.unescape(dom[start:dom.index('"', start)])
+
+    expected = []
+    for picture in pictures:
+        header = picture.read_bytes()[:24]  # PNG: the IHDR chunk's width and height, big-endian
+        expected.append(f"true:{int.from_bytes(header[16:20], 'big')}x{int.from_bytes(header[20:24], 'big')}")
+    assert attribute("images").split() == expected  # every picture decoded at its full size, in report order
+    assert int(attribute("tables")) >= 4 and attribute("first").startswith("Correlation of each sparsity")
