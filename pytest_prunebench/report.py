@@ -90,7 +90,7 @@ def load_cases(paths: Sequence[Path]) -> list[Case]:
                               f"with --benchmark-json=FILE or --benchmark-autosave") from None
         loaded += [(Path(path), b) for b in benchmarks if isinstance(b.get("extra_info"), dict)
                    and "latency_ms" in b["extra_info"]]
-    names = [b.get("fullname", b.get("name")) for _, b in loaded]
+    names = [str(b.get("fullname", b.get("name"))) for _, b in loaded]
     cases = [Case(name if names.count(name) == 1 else f"{path.stem}:{name}", dict(b["extra_info"]))
              for (path, b), name in zip(loaded, names, strict=True)]
     if not cases:
@@ -742,7 +742,8 @@ def layer_times(case: Case, key: str = "layers_path") -> list[dict[str, Any]] | 
     return None if document is None else document["layers"]
 
 
-def layers_case(cases: Sequence[Case], name: str | None) -> tuple[Case, Any] | None:
+def layers_case(cases: Sequence[Case], name: str | None
+                ) -> tuple[Case, tuple[list[dict[str, Any]], list[dict[str, Any]]]] | None:
     def both(case: Case) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
         pruned, dense = layer_times(case), layer_times(case, "layers_path_dense")
         return (pruned, dense) if pruned and dense else None
