@@ -252,14 +252,20 @@ def _startup(cap: int) -> int:
     return max(2, min(10, cap // 4))
 
 
-def make_pruner(sweep: Sweep) -> Any:
+def make_pruner(sweep: Sweep, epochs_option: int | None = None) -> Any:
+    """Optuna's HyperbandPruner on retraining epochs. Its resource runs to max_iter, else to the longest case's
+    epochs, known before any case runs. (Optuna's "auto" would wait for a first completed trial: until then no
+    case could be stopped, the first wave of agents' trials would never be ranked, and a sweep whose `epochs`
+    vary would size its brackets by whichever case completed first.)"""
     import optuna
+
+    from .sweep import longest_epochs
 
     terminate = sweep.early_terminate
     if terminate is None:
         return optuna.pruners.NopPruner()
     return optuna.pruners.HyperbandPruner(min_resource=terminate.min_iter,
-                                          max_resource=terminate.max_iter or "auto",
+                                          max_resource=terminate.max_iter or longest_epochs(sweep, epochs_option),
                                           reduction_factor=terminate.eta)
 
 
@@ -314,7 +320,7 @@ def open_study(sweep: Sweep, url: str | None, root: Path, context: Mapping[str, 
     name = study_name(sweep, context)
     declared = declaration(sweep, context)
     directions = [goal for _, goal in sweep.objectives] or ["minimize"]
-    sampler, pruner = make_sampler(sweep, cap), make_pruner(sweep)
+    sampler, pruner = make_sampler(sweep, cap), make_pruner(sweep, context.get("epochs"))
     try:
         study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler,
                                     pruner=pruner, load_if_exists=True)

@@ -396,35 +396,54 @@ HYPERBAND = {
     "parameters": {"model": {"value": "resnet20"}, "epochs": {"value": 2},
                    "sparsity.layer3.1": {"values": [0.25]}},
 }
+# Optuna's own HyperbandPruner decides here. With 2 epochs, min_iter 1 and eta 2 it has two brackets: one ranks a
+# case on its epoch-1 top1 (a case that is not the best so far is stopped), the other would first rank it after
+# epoch 2, which is the last and never reported. Optuna puts a trial in a bracket by a hash of the study name and
+# the trial number: this name puts trials 0 and 2 in the first. The seeded random sampler draws layer1 sparsity
+# 0.1, 0.1, 0.95: trial 2 prunes layer1 to 5% of its filters, far below trial 0 after epoch 1 (about 18% top1
+# against 78% on the synthetic data), so the pruner must stop it.
+HYPERBAND_REAL = {
+    "name": "hyperband-stops", "method": "bayes", "metric": {"name": "top1", "goal": "maximize"}, "run_cap": 3,
+    "sampler": {"type": "random", "seed": 2}, "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2},
+    "parameters": {"model": {"value": "resnet20"}, "epochs": {"value": 2},
+                   "sparsity.layer1": {"values": [0.1, 0.95]}, "sparsity.layer3": {"min": 0.1, "max": 0.2}},
+}
 
 
-def test_a_case_the_pruner_stops_is_measured_recorded_and_passes(pytester: pytest.Pytester,
-                                                                tiny_args: list[str]) -> None:
-    """Hyperband's decision is Optuna's; here a conftest makes the study's pruner stop every case after epoch 1."""
-    (pytester.path / "hb.yaml").write_text(yaml.safe_dump(HYPERBAND))
+def test_optunas_hyperband_stops_a_worse_case_which_is_measured_recorded_and_passes(
+        pytester: pytest.Pytester, tiny_args: list[str]) -> None:
+    (pytester.path / "hb.yaml").write_text(yaml.safe_dump(HYPERBAND_REAL))
     pytester.makepyfile(test_sweep=SWEEP_SUITE)
-    pytester.makeconftest("""
-        from pytest_prunebench import search
-
-        def stop(self, epoch, top1):
-            assert self.pruning  # the sweep's early_terminate made the trial report epochs
-            self.trial.report(top1, epoch + 1)
-            return True
-
-        search.Slot.on_epoch = stop
-    """)
+    # min_top1 50: the stopped case misses it (it was stopped for being worse), which is not a failure
     result = pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", "--prunebench-sweep",
                                            "hb.yaml", "--benchmark-json=out.json",
-                                           "--prunebench-threshold", "min_top1=99.9")
-    result.assert_outcomes(passed=1)  # the threshold is missed, but a stopped case is not a failure
-    (info,) = records(pytester.path / "out.json").values()
-    assert info["early_terminated"] is True and info["epochs"] == 2 and info["retrained_epochs"] == 1
-    assert info["artifact_cache"] == "off"  # never cached under the 2-epoch key
-    handle = open_study(parse_sweep(HYPERBAND, str(pytester.path / "hb.yaml")), None, pytester.path,
-                        {"model": "resnet20", "dataset": "synthetic", "device": "CPU", "epochs": None}, 1)
-    (stopped,) = handle.study.get_trials()
-    assert stopped.state.name == "PRUNED" and list(stopped.intermediate_values) == [1]  # epoch 1's top1 reported
-    assert stopped.user_attrs[search.RECORD] == "test_sweep[hb]::" + info["schedule"]
+                                           "--prunebench-threshold", "min_top1=50")
+    result.assert_outcomes(passed=1)
+    found = records(pytester.path / "out.json")
+    assert len(found) == 3
+    stopped = [i for i in found.values() if i["early_terminated"]]
+    assert stopped, "Optuna's HyperbandPruner stopped no case"
+    for info in stopped:
+        assert info["epochs"] == 2 and info["retrained_epochs"] == 1 and info["sparsity.layer1"] == 0.95
+        assert info["latency_ms"] > 0 and info["latency_ms_rel"] > 0 and info["onnx_bytes"] > 0
+        assert info["artifact_cache"] == "off"  # never cached under the 2-epoch key
+        assert (pytester.path / info["onnx_path"]).is_file()
+        assert info["top1"] < 50
+    assert all(i["retrained_epochs"] == 2 for i in found.values() if not i["early_terminated"])
+    # the study's own record of the decision: PRUNED, ranked at its bracket's first rung against trial 0
+    handle = open_study(parse_sweep(HYPERBAND_REAL, str(pytester.path / "hb.yaml")), None, pytester.path,
+                        {"model": "resnet20", "dataset": "synthetic", "device": "CPU", "epochs": None}, 3)
+    trials = {t.number: t for t in handle.study.get_trials()}
+    by_trial = {i["trial"]: i for i in found.values()}
+    for number, trial in trials.items():
+        assert (trial.state.name == "PRUNED") is by_trial[number]["early_terminated"]
+        assert trial.user_attrs[search.RECORD].endswith(by_trial[number]["schedule"])
+    for info in stopped:
+        pruned = trials[info["trial"]]
+        assert list(pruned.intermediate_values) == [1] and "completed_rung_0" in pruned.system_attrs
+        earlier = [t.intermediate_values[1] for n, t in trials.items() if n < info["trial"]
+                   and "completed_rung_0" in t.system_attrs]
+        assert earlier and pruned.intermediate_values[1] < max(earlier)
 
 
 def test_hyperband_maps_w_and_b_keys_onto_optunas_pruner() -> None:
@@ -433,6 +452,13 @@ def test_hyperband_maps_w_and_b_keys_onto_optunas_pruner() -> None:
     pruner = search.make_pruner(sweep)
     assert type(pruner).__name__ == "HyperbandPruner"
     assert (pruner._min_resource, pruner._max_resource, pruner._reduction_factor) == (3, 27, 3)
+    # without max_iter the resource runs to the longest case's epochs, known before any trial completes
+    assert search.make_pruner(parse_sweep(HYPERBAND, "h.yaml"))._max_resource == 2
+    assert search.make_pruner(parse_sweep(HYPERBAND, "h.yaml"), 5)._max_resource == 5  # --prunebench-epochs
+    varying = {**HYPERBAND, "parameters": {**HYPERBAND["parameters"], "epochs": {"values": [2, 6, 4]}}}
+    assert search.make_pruner(parse_sweep(varying, "h.yaml"))._max_resource == 6
+    no_epochs = {**HYPERBAND, "parameters": {"sparsity.layer3.1": {"values": [0.25]}}}
+    assert search.make_pruner(parse_sweep(no_epochs, "h.yaml"))._max_resource == 3  # epoch 0, then 2 fine-tuning
 
 
 def test_a_study_url_that_cannot_be_reached_stops_pytest_before_any_case(pytester: pytest.Pytester) -> None:
