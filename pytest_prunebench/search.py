@@ -269,6 +269,31 @@ def make_pruner(sweep: Sweep, epochs_option: int | None = None) -> Any:
                                           reduction_factor=terminate.eta)
 
 
+def hyperband_brackets(min_iter: int, max_resource: int, eta: int) -> list[tuple[int, float]]:
+    """Optuna's HyperbandPruner brackets as (the epoch after which it first judges a case, its share of the
+    trials), by Optuna's formulas: floor(log_eta(max / min)) + 1 brackets, bracket k's first rung at
+    min_iter * eta^k, trials spread by ceil(n * eta^(n-1-k) / (n-k)). A trial's bracket is a hash of the study
+    name and its number."""
+    count = math.floor(math.log(max_resource / min_iter, eta)) + 1
+    budgets = [math.ceil(count * eta ** (count - 1 - k) / (count - k)) for k in range(count)]
+    return [(min_iter * eta ** k, budget / sum(budgets)) for k, budget in enumerate(budgets)]
+
+
+def hyperband_line(sweep: Sweep, epochs_option: int | None) -> str:
+    """What the pruner will do, in epochs: W&B's hyperband judges every run at every band; Optuna's spreads the
+    trials over brackets, and the cases of a bracket first judged after the last epoch always run to the end."""
+    from .sweep import longest_epochs
+
+    terminate = sweep.early_terminate
+    assert terminate is not None
+    longest = longest_epochs(sweep, epochs_option)
+    brackets = hyperband_brackets(terminate.min_iter, terminate.max_iter or longest, terminate.eta)
+    parts = [f"{share:.0%} after epoch {first}" + (" (the last: these run to the end)"
+                                                   if first >= longest else "") for first, share in brackets]
+    return (f"hyperband (min_iter {terminate.min_iter}, eta {terminate.eta}, {longest} epoch(s)): "
+            f"{len(brackets)} bracket(s); cases are first judged " + ", ".join(parts))
+
+
 def given_sampler() -> Any:
     """A sampler that suggests the values the agent chose (a grid point, a W&B-style random draw): set `.values`
     before each ask."""
@@ -800,6 +825,8 @@ def run_search(session: Any, node: Any, sweep: Sweep, model: str, on_collapse: s
     agent = Agent(handle, session.progress)
     session.progress(f"{node.name}: study {handle.name} in {handle.shown_url} (run_cap {cap}, "
                      f"{sweep.sampler if sweep.method == 'bayes' else sweep.method} sampler)")
+    if sweep.early_terminate is not None:
+        session.progress(f"{node.name}: {hyperband_line(sweep, settings.epochs)}")
     results, records, failures = [], [], []
     trials = agent.trials()
     try:
@@ -825,8 +852,14 @@ def run_search(session: Any, node: Any, sweep: Sweep, model: str, on_collapse: s
         front = {p.name for p in pareto_front(study_points(handle.study), sweep.objectives)}
         for record in records:
             session.amend_records([record], on_pareto_front=record["name"] in front)
-    session.progress(f"{node.name}: {agent.ran} case(s) run here; study {handle.name} has "
-                     f"{len(counted([view(t) for t in handle.study.get_trials(deepcopy=False)]))} of {cap}")
+    done = len(counted([view(t) for t in handle.study.get_trials(deepcopy=False)]))
+    session.progress(f"{node.name}: {agent.ran} case(s) run here; study {handle.name} has {done} of {cap}")
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)
+    if not results:  # a rerun of a finished study, or other agents took every slot: nothing failed
+        why = ("earlier runs or other processes ran them" if done >= cap else
+               "the sampler finds no configuration that is not measured yet")
+        pytest.skip(f"{sweep.path}: study {handle.name} in {handle.shown_url} has {done} of its {cap} case(s) "
+                    f"({why}); none ran here. Raise run_cap to run more, or give the sweep another `name:` to "
+                    f"start a new study")
     return results

@@ -419,6 +419,8 @@ def test_optunas_hyperband_stops_a_worse_case_which_is_measured_recorded_and_pas
                                            "hb.yaml", "--benchmark-json=out.json",
                                            "--prunebench-threshold", "min_top1=50")
     result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*hyperband (min_iter 1, eta 2, 2 epoch(s)): 2 bracket(s); cases are first judged "
+                                 "50% after epoch 1, 50% after epoch 2 (the last: these run to the end)*"])
     found = records(pytester.path / "out.json")
     assert len(found) == 3
     stopped = [i for i in found.values() if i["early_terminated"]]
@@ -459,6 +461,33 @@ def test_hyperband_maps_w_and_b_keys_onto_optunas_pruner() -> None:
     assert search.make_pruner(parse_sweep(varying, "h.yaml"))._max_resource == 6
     no_epochs = {**HYPERBAND, "parameters": {"sparsity.layer3.1": {"values": [0.25]}}}
     assert search.make_pruner(parse_sweep(no_epochs, "h.yaml"))._max_resource == 3  # epoch 0, then 2 fine-tuning
+
+
+@pytest.mark.parametrize(("min_iter", "max_resource", "eta"), [(1, 2, 2), (1, 3, 3), (1, 10, 3), (2, 27, 3),
+                                                               (1, 4, 2), (3, 100, 4)])
+def test_the_brackets_the_progress_line_shows_are_optunas(min_iter: int, max_resource: int, eta: int) -> None:
+    import optuna
+
+    pruner = optuna.pruners.HyperbandPruner(min_resource=min_iter, max_resource=max_resource, reduction_factor=eta)
+    pruner._try_initialization(None)  # type: ignore[arg-type]  # an int max_resource needs no study
+    brackets = search.hyperband_brackets(min_iter, max_resource, eta)
+    assert len(brackets) == pruner._n_brackets
+    budgets = pruner._trial_allocation_budgets
+    assert [share for _, share in brackets] == pytest.approx([b / sum(budgets) for b in budgets])
+    assert [first for first, _ in brackets] == [p._min_resource * eta ** p._min_early_stopping_rate
+                                                for p in pruner._pruners]
+
+
+def test_a_rerun_of_a_finished_study_is_skipped_with_the_reason(pytester: pytest.Pytester,
+                                                                tiny_args: list[str]) -> None:
+    (pytester.path / "bayes.yaml").write_text(yaml.safe_dump({**TINY_BAYES, "run_cap": 1}))
+    pytester.makepyfile(test_sweep=SWEEP_SUITE)
+    arguments = (*tiny_args, "--prunebench-artifacts=artifacts", "--prunebench-sweep", "bayes.yaml")
+    pytester.runpytest_subprocess(*arguments).assert_outcomes(passed=1)
+    again = pytester.runpytest_subprocess(*arguments, "-rs")
+    again.assert_outcomes(skipped=1)
+    again.stdout.fnmatch_lines(["*bayes.yaml: study bayes-* has 1 of its 1 case(s) (earlier runs or other "
+                                "processes ran them); none ran here. Raise run_cap to run more*"])
 
 
 def test_a_study_url_that_cannot_be_reached_stops_pytest_before_any_case(pytester: pytest.Pytester) -> None:
