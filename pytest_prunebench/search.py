@@ -376,6 +376,12 @@ def _difference(stored: Mapping[str, Any], declared: Mapping[str, Any]) -> str:
 # -- admission --------------------------------------------------------------------------------------------------
 
 
+def plain_values(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's values as a case uses and records them: Optuna's stepped floats are low + k * step
+    (0.30000000000000004); rounded to 10 places they read as the sweep's multiples of q (0.3)."""
+    return {k: round(v, 10) if isinstance(v, float) else v for k, v in params.items()}
+
+
 def config_key(params: Mapping[str, Any]) -> str:
     return json.dumps({k: round(v, 9) if isinstance(v, float) else v for k, v in params.items()}, sort_keys=True)
 
@@ -552,7 +558,7 @@ class Agent:
                 if decision == ADMITTED:
                     self.duplicates = 0
                     self.ran += 1
-                    yield Slot(trial.number, dict(trial.params), trial, self.handle,
+                    yield Slot(trial.number, plain_values(trial.params), trial, self.handle,
                                self.handle.sweep.early_terminate is not None)
                     continue
             if decision == DUPLICATE:

@@ -47,6 +47,16 @@ TWO_OBJECTIVES = {
 # -- W&B distributions as Optuna distributions ----------------------------------------------------------------
 
 
+def test_a_q_uniform_value_reaches_the_case_as_the_sweep_writes_it() -> None:
+    import optuna
+
+    sweep = parse_sweep(TINY_BAYES, "s.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    suggested = {study.ask(search.search_space(sweep)).params["sparsity.layer3"] for _ in range(60)}
+    assert 0.30000000000000004 in suggested  # Optuna's low + k * step
+    assert {search.plain_values({"s": v})["s"] for v in suggested} == {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}
+
+
 def test_each_w_and_b_distribution_maps_onto_optunas() -> None:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
