@@ -236,8 +236,12 @@ def _objectives(path: str, metric: Any, method: str) -> tuple[tuple[str, str], .
 
 
 def _one_metric(path: str, where: str, metric: Any, goal_required: bool) -> tuple[str, str]:
-    if not isinstance(metric, Mapping) or not set(metric) <= {"name", "goal"}:
+    if not isinstance(metric, Mapping):
         raise SweepError(path, where, f"{shown(metric)}: use {{name: latency_ms_rel, goal: minimize}}")
+    unknown = sorted(set(map(str, metric)) - {"name", "goal"})
+    if unknown:  # W&B's `target` (stop the sweep once reached) and `impute*` have no counterpart here
+        raise SweepError(path, f"{where}.{unknown[0]}", f"{shown(metric[unknown[0]])}: not supported; a metric has "
+                                                         f"name and goal only")
     if goal_required and "goal" not in metric:
         raise SweepError(path, f"{where}.goal", "missing: each objective of a list says minimize or maximize")
     name, goal = metric.get("name"), metric.get("goal", "minimize")
@@ -307,6 +311,10 @@ def _early_terminate(path: str, spec: Any, method: str, objectives: tuple[tuple[
     if method != "bayes":
         raise SweepError(path, "early_terminate", f"early termination stops bayes cases; method {method} runs every "
                                                   f"case to the end")
+    if len(objectives) > 1:
+        raise SweepError(path, "early_terminate", f"hyperband judges a case on one objective; the metric lists "
+                                                  f"{len(objectives)} (Optuna's pruners take one): use one metric, "
+                                                  f"{' or '.join(EPOCH_METRICS)}")
     if len(objectives) != 1 or objectives[0][0] not in EPOCH_METRICS:
         named = ", ".join(name for name, _ in objectives)
         raise SweepError(path, "early_terminate", f"hyperband judges a case on one figure known after every "
