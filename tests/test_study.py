@@ -410,9 +410,15 @@ def test_a_two_objective_bayes_sweep_records_its_trials_and_front(pytester: pyte
     assert all(n.rsplit("::", 1)[-1] in text for n in front)
 
 
+# random: unseeded, the agents draw apart. tpe with a seed (TINY_BAYES's), as a sweep file may well say: both agents
+# draw the same start-up configurations, which admission turns into duplicates (told, never measured twice).
+@pytest.mark.parametrize("sampler", [{"type": "random"}, TINY_BAYES["sampler"]], ids=["random", "seeded-tpe"])
 def test_two_pytest_processes_on_one_sweep_run_exactly_run_cap_distinct_cases(pytester: pytest.Pytester,
-                                                                               tiny_args: list[str]) -> None:
-    document = {**TINY_BAYES, "run_cap": 4, "sampler": {"type": "random"}}
+                                                                               tiny_args: list[str],
+                                                                               sampler: dict[str, Any]) -> None:
+    import optuna
+
+    document = {**TINY_BAYES, "run_cap": 4, "sampler": sampler}
     (pytester.path / "bayes.yaml").write_text(yaml.safe_dump(document))
     pytester.makepyfile(test_sweep=SWEEP_SUITE)
     environ = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -427,6 +433,12 @@ def test_two_pytest_processes_on_one_sweep_run_exactly_run_cap_distinct_cases(py
     assert len(each[0]) + len(each[1]) == len(both) == 4, [sorted(e) for e in each]
     assert len({i["sparsity.layer3"] for i in both.values()}) == 4
     assert sorted(i["trial"] for i in both.values())[0] == 0
+    if "seed" in sampler:
+        storage = search.open_storage(None, pytester.path)
+        (summary,) = optuna.get_all_study_summaries(storage)
+        slots = [t.system_attrs.get(search.SLOT) for t in optuna.load_study(study_name=summary.study_name,
+                                                                             storage=storage).trials]
+        assert DUPLICATE in slots and slots.count(ADMITTED) == 4
 
 
 HYPERBAND = {
