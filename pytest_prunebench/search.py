@@ -249,15 +249,46 @@ def _startup(cap: int) -> int:
     return max(2, min(10, cap // 4))
 
 
-def make_pruner(sweep: Sweep) -> Any:
+def make_pruner(sweep: Sweep, epochs_option: int | None = None) -> Any:
+    """Optuna's HyperbandPruner on retraining epochs. Its resource runs to max_iter, else to the longest case's
+    epochs, known before any case runs. (Optuna's "auto" would wait for a first completed trial: until then no
+    case could be stopped, the first wave of agents' trials would never be ranked, and a sweep whose `epochs`
+    vary would size its brackets by whichever case completed first.)"""
     import optuna
+
+    from .sweep import longest_epochs
 
     terminate = sweep.early_terminate
     if terminate is None:
         return optuna.pruners.NopPruner()
     return optuna.pruners.HyperbandPruner(min_resource=terminate.min_iter,
-                                          max_resource=terminate.max_iter or "auto",
+                                          max_resource=terminate.max_iter or longest_epochs(sweep, epochs_option),
                                           reduction_factor=terminate.eta)
+
+
+def hyperband_brackets(min_iter: int, max_resource: int, eta: int) -> list[tuple[int, float]]:
+    """Optuna's HyperbandPruner brackets as (the epoch after which it first judges a case, its share of the
+    trials), by Optuna's formulas: floor(log_eta(max / min)) + 1 brackets, bracket k's first rung at
+    min_iter * eta^k, trials spread by ceil(n * eta^(n-1-k) / (n-k)). A trial's bracket is a hash of the study
+    name and its number."""
+    count = math.floor(math.log(max_resource / min_iter, eta)) + 1
+    budgets = [math.ceil(count * eta ** (count - 1 - k) / (count - k)) for k in range(count)]
+    return [(min_iter * eta ** k, budget / sum(budgets)) for k, budget in enumerate(budgets)]
+
+
+def hyperband_line(sweep: Sweep, epochs_option: int | None) -> str:
+    """What the pruner will do, in epochs: W&B's hyperband judges every run at every band; Optuna's spreads the
+    trials over brackets, and the cases of a bracket first judged after the last epoch always run to the end."""
+    from .sweep import longest_epochs
+
+    terminate = sweep.early_terminate
+    assert terminate is not None
+    longest = longest_epochs(sweep, epochs_option)
+    brackets = hyperband_brackets(terminate.min_iter, terminate.max_iter or longest, terminate.eta)
+    parts = [f"{share:.0%} after epoch {first}" + (" (the last: these run to the end)"
+                                                   if first >= longest else "") for first, share in brackets]
+    return (f"hyperband (min_iter {terminate.min_iter}, eta {terminate.eta}, {longest} epoch(s)): "
+            f"{len(brackets)} bracket(s); cases are first judged " + ", ".join(parts))
 
 
 def given_sampler() -> Any:
@@ -311,7 +342,7 @@ def open_study(sweep: Sweep, url: str | None, root: Path, context: Mapping[str, 
     name = study_name(sweep, context)
     declared = declaration(sweep, context)
     directions = [goal for _, goal in sweep.objectives] or ["minimize"]
-    sampler, pruner = make_sampler(sweep, cap), make_pruner(sweep)
+    sampler, pruner = make_sampler(sweep, cap), make_pruner(sweep, context.get("epochs"))
     try:
         study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler,
                                     pruner=pruner, load_if_exists=True)
@@ -340,6 +371,12 @@ def _difference(stored: Mapping[str, Any], declared: Mapping[str, Any]) -> str:
 
 
 # -- admission --------------------------------------------------------------------------------------------------
+
+
+def plain_values(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's values as a case uses and records them: Optuna's stepped floats are low + k * step
+    (0.30000000000000004); rounded to 10 places they read as the sweep's multiples of q (0.3)."""
+    return {k: round(v, 10) if isinstance(v, float) else v for k, v in params.items()}
 
 
 def config_key(params: Mapping[str, Any]) -> str:
@@ -518,7 +555,7 @@ class Agent:
                 if decision == ADMITTED:
                     self.duplicates = 0
                     self.ran += 1
-                    yield Slot(trial.number, dict(trial.params), trial, self.handle,
+                    yield Slot(trial.number, plain_values(trial.params), trial, self.handle,
                                self.handle.sweep.early_terminate is not None)
                     continue
             if decision == DUPLICATE:
@@ -791,6 +828,8 @@ def run_search(session: Any, node: Any, sweep: Sweep, model: str, on_collapse: s
     agent = Agent(handle, session.progress)
     session.progress(f"{node.name}: study {handle.name} in {handle.shown_url} (run_cap {cap}, "
                      f"{sweep.sampler if sweep.method == 'bayes' else sweep.method} sampler)")
+    if sweep.early_terminate is not None:
+        session.progress(f"{node.name}: {hyperband_line(sweep, settings.epochs)}")
     results, records, failures = [], [], []
     trials = agent.trials()
     try:
@@ -816,8 +855,14 @@ def run_search(session: Any, node: Any, sweep: Sweep, model: str, on_collapse: s
         front = {p.name for p in pareto_front(study_points(handle.study), sweep.objectives)}
         for record in records:
             session.amend_records([record], on_pareto_front=record["name"] in front)
-    session.progress(f"{node.name}: {agent.ran} case(s) run here; study {handle.name} has "
-                     f"{len(counted([view(t) for t in handle.study.get_trials(deepcopy=False)]))} of {cap}")
+    done = len(counted([view(t) for t in handle.study.get_trials(deepcopy=False)]))
+    session.progress(f"{node.name}: {agent.ran} case(s) run here; study {handle.name} has {done} of {cap}")
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)
+    if not results:  # a rerun of a finished study, or other agents took every slot: nothing failed
+        why = ("earlier runs or other processes ran them" if done >= cap else
+               "the sampler finds no configuration that is not measured yet")
+        pytest.skip(f"{sweep.path}: study {handle.name} in {handle.shown_url} has {done} of its {cap} case(s) "
+                    f"({why}); none ran here. Raise run_cap to run more, or give the sweep another `name:` to "
+                    f"start a new study")
     return results

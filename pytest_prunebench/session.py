@@ -112,7 +112,7 @@ class PrunebenchSession:
         Files come from the suite's `pytest.mark.prunebench(sweep=...)` (relative to the suite file), else from
         --prunebench-sweep. A bad file is a collection error of one line.
         """
-        from .sweep import SweepPoint, check_groups, load_sweep
+        from .sweep import SweepPoint, check_groups, early_terminate_problem, load_sweep
 
         points: list[Any] = []
         for path in self._sweep_files(definition):
@@ -125,9 +125,9 @@ class PrunebenchSession:
                 error = None
             if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
                 pytest.fail(error, pytrace=False)
-            if sweep.early_terminate is not None and self.settings.epochs == 0:
-                pytest.fail(f"{path}: early_terminate: --prunebench-epochs 0 retrains no case, so there is nothing "
-                            f"to stop early; drop one of them", pytrace=False)
+            problem = early_terminate_problem(sweep, self.settings.epochs)
+            if problem is not None:
+                pytest.fail(f"{path}: early_terminate: {problem}", pytrace=False)
             values = sweep.grid() if sweep.method == "grid" and not self._searched(sweep) else [None]
             points += [SweepPoint(sweep, point) for point in values]
         return points

@@ -109,7 +109,7 @@ class Hyperband:
     """W&B's `early_terminate: {type: hyperband, ...}`, in retraining epochs (Optuna's HyperbandPruner)."""
 
     min_iter: int
-    max_iter: int | None  # None: the longest case's epochs (Optuna's "auto")
+    max_iter: int | None  # None: the longest case's epochs (search.make_pruner)
     eta: int
 
 
@@ -236,8 +236,12 @@ def _objectives(path: str, metric: Any, method: str) -> tuple[tuple[str, str], .
 
 
 def _one_metric(path: str, where: str, metric: Any, goal_required: bool) -> tuple[str, str]:
-    if not isinstance(metric, Mapping) or not set(metric) <= {"name", "goal"}:
+    if not isinstance(metric, Mapping):
         raise SweepError(path, where, f"{shown(metric)}: use {{name: latency_ms_rel, goal: minimize}}")
+    unknown = sorted(set(map(str, metric)) - {"name", "goal"})
+    if unknown:  # W&B's `target` (stop the sweep once reached) and `impute*` have no counterpart here
+        raise SweepError(path, f"{where}.{unknown[0]}", f"{shown(metric[unknown[0]])}: not supported; a metric has "
+                                                         f"name and goal only")
     if goal_required and "goal" not in metric:
         raise SweepError(path, f"{where}.goal", "missing: each objective of a list says minimize or maximize")
     name, goal = metric.get("name"), metric.get("goal", "minimize")
@@ -307,6 +311,10 @@ def _early_terminate(path: str, spec: Any, method: str, objectives: tuple[tuple[
     if method != "bayes":
         raise SweepError(path, "early_terminate", f"early termination stops bayes cases; method {method} runs every "
                                                   f"case to the end")
+    if len(objectives) > 1:
+        raise SweepError(path, "early_terminate", f"hyperband judges a case on one objective; the metric lists "
+                                                  f"{len(objectives)} (Optuna's pruners take one): use one metric, "
+                                                  f"{' or '.join(EPOCH_METRICS)}")
     if len(objectives) != 1 or objectives[0][0] not in EPOCH_METRICS:
         named = ", ".join(name for name, _ in objectives)
         raise SweepError(path, "early_terminate", f"hyperband judges a case on one figure known after every "
@@ -316,6 +324,36 @@ def _early_terminate(path: str, spec: Any, method: str, objectives: tuple[tuple[
     if epochs is not None and max(epochs.values or epochs.grid_values() or (epochs.high,)) == 0:
         raise SweepError(path, "early_terminate", "every case has 0 retraining epochs: nothing to stop early")
     return Hyperband(min_iter, None if max_iter is None else int(max_iter), eta)
+
+
+def longest_epochs(sweep: Sweep, epochs_option: int | None) -> int:
+    """The most retraining epochs a case of the sweep can have: --prunebench-epochs, else the largest value of the
+    sweep's `epochs`, else the one-shot schedule's default (every pruner fires at epoch 0, then fine-tuning)."""
+    from .case import DEFAULT_FINE_TUNE_EPOCHS
+
+    if epochs_option is not None:
+        return epochs_option
+    epochs = next((p for p in sweep.parameters if p.name == "epochs"), None)
+    if epochs is None:
+        return 1 + DEFAULT_FINE_TUNE_EPOCHS
+    return int(max(epochs.values or epochs.grid_values() or (epochs.high,)))
+
+
+def early_terminate_problem(sweep: Sweep, epochs_option: int | None) -> str | None:
+    """Why the sweep's early termination can stop no case, once the epochs are resolved; None when it can.
+    Retraining reports the top1 of every epoch but the last, and hyperband judges a case first at min_iter."""
+    terminate = sweep.early_terminate
+    if terminate is None:
+        return None
+    if epochs_option == 0:
+        return "--prunebench-epochs 0 retrains no case, so there is nothing to stop early; drop one of them"
+    longest = longest_epochs(sweep, epochs_option)
+    if terminate.min_iter >= longest:
+        source = "--prunebench-epochs" if epochs_option is not None else "the sweep's epochs"
+        return (f"min_iter {terminate.min_iter}: a case is first judged after epoch {terminate.min_iter}, but the "
+                f"longest case retrains {longest} epoch(s) ({source}), so none can be stopped early; "
+                f"use min_iter below {longest}")
+    return None
 
 
 def _flatten(path: str, parameters: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:

@@ -47,6 +47,45 @@ TWO_OBJECTIVES = {
 # -- W&B distributions as Optuna distributions ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("sampler", "objectives"), [("tpe", 1), ("tpe", 2), ("gp", 1), ("gp", 2), ("nsgaii", 2),
+                                                     ("random", 2)])
+def test_every_sampler_a_sweep_can_name_fills_run_cap_on_a_mixed_space(tmp_path: Path, sampler: str,
+                                                                      objectives: int) -> None:
+    """As an outside user writes one: W&B's nested parameters, int, log-uniform, stepped and categorical values.
+    The study is told a figure computed from the configuration: what is tested is that each sampler accepts the
+    space and the agent admits run_cap distinct configurations."""
+    metric: Any = [{"name": "top1", "goal": "maximize"}, {"name": "latency_ms_rel", "goal": "minimize"}]
+    document = {"method": "bayes", "metric": metric[1] if objectives == 1 else metric, "run_cap": 6,
+                "sampler": {"type": sampler, "seed": 0},
+                "parameters": {"epochs": {"min": 0, "max": 2},
+                               "lr": {"min": 0.001, "max": 0.1, "distribution": "log_uniform_values"},
+                               "sparsity": {"parameters": {
+                                   "layer1": {"min": 0.0, "max": 0.5},
+                                   "layer3": {"min": 0.1, "max": 0.6, "distribution": "q_uniform", "q": 0.1}}},
+                               "kind.layer3": {"values": ["filters", "channels"]}}}
+    handle = open_study(parse_sweep(document, "mixed.yaml"), None, tmp_path, {}, 6)
+    agent = search.Agent(handle, lambda _m: None)
+    seen = []
+    for slot in agent.trials():
+        top1, latency = 100 - 50 * slot.values["sparsity.layer3"], 1 - slot.values["sparsity.layer1"]
+        agent.tell(slot, f"case{slot.number}", [latency] if objectives == 1 else [top1, latency], False)
+        seen.append(search.config_key(slot.values))
+        assert slot.values["kind.layer3"] in ("filters", "channels") and 0 <= slot.values["epochs"] <= 2
+        assert round(slot.values["sparsity.layer3"] * 10, 9) % 1 == 0
+    assert len(seen) == len(set(seen)) == 6
+    assert len(search.study_points(handle.study)) == 6
+
+
+def test_a_q_uniform_value_reaches_the_case_as_the_sweep_writes_it() -> None:
+    import optuna
+
+    sweep = parse_sweep(TINY_BAYES, "s.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    suggested = {study.ask(search.search_space(sweep)).params["sparsity.layer3"] for _ in range(60)}
+    assert 0.30000000000000004 in suggested  # Optuna's low + k * step
+    assert {search.plain_values({"s": v})["s"] for v in suggested} == {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}
+
+
 def test_each_w_and_b_distribution_maps_onto_optunas() -> None:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -371,9 +410,15 @@ def test_a_two_objective_bayes_sweep_records_its_trials_and_front(pytester: pyte
     assert all(n.rsplit("::", 1)[-1] in text for n in front)
 
 
+# random: unseeded, the agents draw apart. tpe with a seed (TINY_BAYES's), as a sweep file may well say: both agents
+# draw the same start-up configurations, which admission turns into duplicates (told, never measured twice).
+@pytest.mark.parametrize("sampler", [{"type": "random"}, TINY_BAYES["sampler"]], ids=["random", "seeded-tpe"])
 def test_two_pytest_processes_on_one_sweep_run_exactly_run_cap_distinct_cases(pytester: pytest.Pytester,
-                                                                               tiny_args: list[str]) -> None:
-    document = {**TINY_BAYES, "run_cap": 4, "sampler": {"type": "random"}}
+                                                                               tiny_args: list[str],
+                                                                               sampler: dict[str, Any]) -> None:
+    import optuna
+
+    document = {**TINY_BAYES, "run_cap": 4, "sampler": sampler}
     (pytester.path / "bayes.yaml").write_text(yaml.safe_dump(document))
     pytester.makepyfile(test_sweep=SWEEP_SUITE)
     environ = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -388,6 +433,12 @@ def test_two_pytest_processes_on_one_sweep_run_exactly_run_cap_distinct_cases(py
     assert len(each[0]) + len(each[1]) == len(both) == 4, [sorted(e) for e in each]
     assert len({i["sparsity.layer3"] for i in both.values()}) == 4
     assert sorted(i["trial"] for i in both.values())[0] == 0
+    if "seed" in sampler:
+        storage = search.open_storage(None, pytester.path)
+        (summary,) = optuna.get_all_study_summaries(storage)
+        slots = [t.system_attrs.get(search.SLOT) for t in optuna.load_study(study_name=summary.study_name,
+                                                                             storage=storage).trials]
+        assert DUPLICATE in slots and slots.count(ADMITTED) == 4
 
 
 HYPERBAND = {
@@ -396,35 +447,56 @@ HYPERBAND = {
     "parameters": {"model": {"value": "resnet20"}, "epochs": {"value": 2},
                    "sparsity.layer3.1": {"values": [0.25]}},
 }
+# Optuna's own HyperbandPruner decides here. With 2 epochs, min_iter 1 and eta 2 it has two brackets: one ranks a
+# case on its epoch-1 top1 (a case that is not the best so far is stopped), the other would first rank it after
+# epoch 2, which is the last and never reported. Optuna puts a trial in a bracket by a hash of the study name and
+# the trial number: this name puts trials 0 and 2 in the first. The seeded random sampler draws layer1 sparsity
+# 0.1, 0.1, 0.95: trial 2 prunes layer1 to 5% of its filters, far below trial 0 after epoch 1 (about 18% top1
+# against 78% on the synthetic data), so the pruner must stop it.
+HYPERBAND_REAL = {
+    "name": "hyperband-stops", "method": "bayes", "metric": {"name": "top1", "goal": "maximize"}, "run_cap": 3,
+    "sampler": {"type": "random", "seed": 2}, "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2},
+    "parameters": {"model": {"value": "resnet20"}, "epochs": {"value": 2},
+                   "sparsity.layer1": {"values": [0.1, 0.95]}, "sparsity.layer3": {"min": 0.1, "max": 0.2}},
+}
 
 
-def test_a_case_the_pruner_stops_is_measured_recorded_and_passes(pytester: pytest.Pytester,
-                                                                tiny_args: list[str]) -> None:
-    """Hyperband's decision is Optuna's; here a conftest makes the study's pruner stop every case after epoch 1."""
-    (pytester.path / "hb.yaml").write_text(yaml.safe_dump(HYPERBAND))
+def test_optunas_hyperband_stops_a_worse_case_which_is_measured_recorded_and_passes(
+        pytester: pytest.Pytester, tiny_args: list[str]) -> None:
+    (pytester.path / "hb.yaml").write_text(yaml.safe_dump(HYPERBAND_REAL))
     pytester.makepyfile(test_sweep=SWEEP_SUITE)
-    pytester.makeconftest("""
-        from pytest_prunebench import search
-
-        def stop(self, epoch, top1):
-            assert self.pruning  # the sweep's early_terminate made the trial report epochs
-            self.trial.report(top1, epoch + 1)
-            return True
-
-        search.Slot.on_epoch = stop
-    """)
+    # min_top1 50: the stopped case misses it (it was stopped for being worse), which is not a failure
     result = pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", "--prunebench-sweep",
                                            "hb.yaml", "--benchmark-json=out.json",
-                                           "--prunebench-threshold", "min_top1=99.9")
-    result.assert_outcomes(passed=1)  # the threshold is missed, but a stopped case is not a failure
-    (info,) = records(pytester.path / "out.json").values()
-    assert info["early_terminated"] is True and info["epochs"] == 2 and info["retrained_epochs"] == 1
-    assert info["artifact_cache"] == "off"  # never cached under the 2-epoch key
-    handle = open_study(parse_sweep(HYPERBAND, str(pytester.path / "hb.yaml")), None, pytester.path,
-                        {"model": "resnet20", "dataset": "synthetic", "device": "CPU", "epochs": None}, 1)
-    (stopped,) = handle.study.get_trials()
-    assert stopped.state.name == "PRUNED" and list(stopped.intermediate_values) == [1]  # epoch 1's top1 reported
-    assert stopped.user_attrs[search.RECORD] == "test_sweep[hb]::" + info["schedule"]
+                                           "--prunebench-threshold", "min_top1=50")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*hyperband (min_iter 1, eta 2, 2 epoch(s)): 2 bracket(s); cases are first judged "
+                                 "50% after epoch 1, 50% after epoch 2 (the last: these run to the end)*"])
+    found = records(pytester.path / "out.json")
+    assert len(found) == 3
+    stopped = [i for i in found.values() if i["early_terminated"]]
+    assert stopped, "Optuna's HyperbandPruner stopped no case"
+    for info in stopped:
+        assert info["epochs"] == 2 and info["retrained_epochs"] == 1 and info["sparsity.layer1"] == 0.95
+        assert info["latency_ms"] > 0 and info["latency_ms_rel"] > 0 and info["onnx_bytes"] > 0
+        assert info["artifact_cache"] == "off"  # never cached under the 2-epoch key
+        assert (pytester.path / info["onnx_path"]).is_file()
+        assert info["top1"] < 50
+    assert all(i["retrained_epochs"] == 2 for i in found.values() if not i["early_terminated"])
+    # the study's own record of the decision: PRUNED, ranked at its bracket's first rung against trial 0
+    handle = open_study(parse_sweep(HYPERBAND_REAL, str(pytester.path / "hb.yaml")), None, pytester.path,
+                        {"model": "resnet20", "dataset": "synthetic", "device": "CPU", "epochs": None}, 3)
+    trials = {t.number: t for t in handle.study.get_trials()}
+    by_trial = {i["trial"]: i for i in found.values()}
+    for number, trial in trials.items():
+        assert (trial.state.name == "PRUNED") is by_trial[number]["early_terminated"]
+        assert trial.user_attrs[search.RECORD].endswith(by_trial[number]["schedule"])
+    for info in stopped:
+        pruned = trials[info["trial"]]
+        assert list(pruned.intermediate_values) == [1] and "completed_rung_0" in pruned.system_attrs
+        earlier = [t.intermediate_values[1] for n, t in trials.items() if n < info["trial"]
+                   and "completed_rung_0" in t.system_attrs]
+        assert earlier and pruned.intermediate_values[1] < max(earlier)
 
 
 def test_hyperband_maps_w_and_b_keys_onto_optunas_pruner() -> None:
@@ -433,6 +505,40 @@ def test_hyperband_maps_w_and_b_keys_onto_optunas_pruner() -> None:
     pruner = search.make_pruner(sweep)
     assert type(pruner).__name__ == "HyperbandPruner"
     assert (pruner._min_resource, pruner._max_resource, pruner._reduction_factor) == (3, 27, 3)
+    # without max_iter the resource runs to the longest case's epochs, known before any trial completes
+    assert search.make_pruner(parse_sweep(HYPERBAND, "h.yaml"))._max_resource == 2
+    assert search.make_pruner(parse_sweep(HYPERBAND, "h.yaml"), 5)._max_resource == 5  # --prunebench-epochs
+    varying = {**HYPERBAND, "parameters": {**HYPERBAND["parameters"], "epochs": {"values": [2, 6, 4]}}}
+    assert search.make_pruner(parse_sweep(varying, "h.yaml"))._max_resource == 6
+    no_epochs = {**HYPERBAND, "parameters": {"sparsity.layer3.1": {"values": [0.25]}}}
+    assert search.make_pruner(parse_sweep(no_epochs, "h.yaml"))._max_resource == 3  # epoch 0, then 2 fine-tuning
+
+
+@pytest.mark.parametrize(("min_iter", "max_resource", "eta"), [(1, 2, 2), (1, 3, 3), (1, 10, 3), (2, 27, 3),
+                                                               (1, 4, 2), (3, 100, 4)])
+def test_the_brackets_the_progress_line_shows_are_optunas(min_iter: int, max_resource: int, eta: int) -> None:
+    import optuna
+
+    pruner = optuna.pruners.HyperbandPruner(min_resource=min_iter, max_resource=max_resource, reduction_factor=eta)
+    pruner._try_initialization(None)  # type: ignore[arg-type]  # an int max_resource needs no study
+    brackets = search.hyperband_brackets(min_iter, max_resource, eta)
+    assert len(brackets) == pruner._n_brackets
+    budgets = pruner._trial_allocation_budgets
+    assert [share for _, share in brackets] == pytest.approx([b / sum(budgets) for b in budgets])
+    assert [first for first, _ in brackets] == [p._min_resource * eta ** p._min_early_stopping_rate
+                                                for p in pruner._pruners]
+
+
+def test_a_rerun_of_a_finished_study_is_skipped_with_the_reason(pytester: pytest.Pytester,
+                                                                tiny_args: list[str]) -> None:
+    (pytester.path / "bayes.yaml").write_text(yaml.safe_dump({**TINY_BAYES, "run_cap": 1}))
+    pytester.makepyfile(test_sweep=SWEEP_SUITE)
+    arguments = (*tiny_args, "--prunebench-artifacts=artifacts", "--prunebench-sweep", "bayes.yaml")
+    pytester.runpytest_subprocess(*arguments).assert_outcomes(passed=1)
+    again = pytester.runpytest_subprocess(*arguments, "-rs")
+    again.assert_outcomes(skipped=1)
+    again.stdout.fnmatch_lines(["*bayes.yaml: study bayes-* has 1 of its 1 case(s) (earlier runs or other "
+                                "processes ran them); none ran here. Raise run_cap to run more*"])
 
 
 def test_a_study_url_that_cannot_be_reached_stops_pytest_before_any_case(pytester: pytest.Pytester) -> None:

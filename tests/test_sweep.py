@@ -147,9 +147,8 @@ BAD_SWEEPS = [
     ({**BAYES_TOP1, "early_terminate": {"type": "hyperband", "s": 2}}, "early_terminate.s: s needs max_iter"),
     ({**BAYES_TOP1, "early_terminate": {"type": "hyperband", "min_iter": 3, "max_iter": 2}},
      "early_terminate.max_iter: 2: must be above min_iter 3"),
-    ({**BAYES, "early_terminate": {"type": "hyperband"}}, "early_terminate: hyperband judges a case on one figure "
-                                                          "known after every retraining epoch (top1); the metric is "
-                                                          "top1, latency_ms"),
+    ({**BAYES, "early_terminate": {"type": "hyperband"}}, "early_terminate: hyperband judges a case on one "
+                                                          "objective; the metric lists 2 (Optuna's pruners take one)"),
     ({**BAYES_TOP1, "metric": {"name": "latency_ms", "goal": "minimize"}, "early_terminate": {"type": "hyperband"}},
      "the metric is latency_ms, known only after the whole case"),
     (with_parameters({**BAYES_TOP1, "early_terminate": {"type": "hyperband"}}, epochs={"value": 0}),
@@ -196,7 +195,8 @@ BAD_SWEEPS = [
      "points (more than 10,000)"),
     ({**GRID, "metric": {"name": "accuracy"}}, "metric.name: 'accuracy' is not a record figure"),
     ({**GRID, "metric": {"name": "top1", "goal": "up"}}, "metric.goal: 'up'"),
-    ({**GRID, "metric": {"name": "top1", "target": 99}}, "metric: "),
+    ({**GRID, "metric": {"name": "top1", "target": 99}}, "metric.target: 99: not supported; a metric has name and goal "
+                                                          "only"),  # W&B's target: stop the sweep once reached
     ({**GRID, "run_cap": 0}, "run_cap: 0: use a whole number"),
     ({**GRID, "run_cap": "ten"}, "run_cap: 'ten'"),
     (None, "the file is empty"),
