@@ -28,7 +28,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -341,7 +341,7 @@ def open_study(sweep: Sweep, url: str | None, root: Path, context: Mapping[str, 
     shown = redact(url) if url else str(root / DEFAULT_JOURNAL)
     name = study_name(sweep, context)
     declared = declaration(sweep, context)
-    directions = [goal for _, goal in sweep.objectives] or ["minimize"]
+    directions: list[Any] = [goal for _, goal in sweep.objectives] or ["minimize"]
     sampler, pruner = make_sampler(sweep, cap), make_pruner(sweep, context.get("epochs"))
     try:
         study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler,
@@ -533,7 +533,7 @@ class Agent:
         self.progress(f"study {self.handle.name}: trial {trial.number} had no heartbeat for {self.watch.grace:g} s "
                       f"(its process died?); given up, its slot is free")
 
-    def trials(self) -> Iterator[Slot]:
+    def trials(self) -> Generator[Slot, None, None]:
         size = space_size(self.handle.sweep)
         while True:
             views = self.views()
@@ -783,7 +783,7 @@ def summary_lines(url: str | None, root: Path, name: str) -> list[str]:
     objectives = [tuple(o) for o in study.user_attrs.get(SWEEP_ATTR, {}).get("objectives", [])]
     points = study_points(study)
     shown = redact(url) if url else str(root / DEFAULT_JOURNAL)
-    return study_lines(f"study {name} in {shown}", points, objectives)  # type: ignore[arg-type]
+    return study_lines(f"study {name} in {shown}", points, objectives)
 
 
 # -- a searched sweep as one pytest test ----------------------------------------------------------------------
@@ -820,7 +820,7 @@ def run_search(session: Any, node: Any, sweep: Sweep, model: str, on_collapse: s
     try:
         handle = open_study(sweep, settings.study, settings.root, context, cap)
     except PrunebenchError as exc:
-        error = str(exc)
+        error: str | None = str(exc)
     else:
         error = None
     if error is not None:  # outside the handler: pytest would print a chained message
