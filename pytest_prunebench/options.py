@@ -167,6 +167,7 @@ def resolve(config: pytest.Config) -> Settings:
     if adaptive_only and values.get("rounds", Settings.rounds) != parsers.AUTO_ROUNDS:
         raise pytest.UsageError(f"{' and '.join(adaptive_only)} apply to adaptive rounds: add --prunebench-rounds "
                                 f"auto, or leave them out with a fixed count of rounds")
+    _check_deployment(values)
     if config.getoption("ncs"):
         if values.get("device", NCS_DEVICE) != NCS_DEVICE:
             raise pytest.UsageError(f"--ncs measures on MYRIAD but --prunebench-device says {values['device']}: "
@@ -189,6 +190,27 @@ def resolve(config: pytest.Config) -> Settings:
     if values.get("wandb_project"):
         values.update(_wandb_values(config, values, workerinput))
     return replace(defaults, **values)
+
+
+def _check_deployment(values: dict[str, Any]) -> None:
+    """Quantization options that the given precision would ignore, and NNCF, before any training."""
+    precision = values.get("precision")
+    if precision is None:  # the schedules may ask for int8: checked per case, before its training
+        return
+    if "max_drop" in values and precision != parsers.INT8_ACCURACY:
+        raise pytest.UsageError(f"--prunebench-max-drop applies to --prunebench-precision {parsers.INT8_ACCURACY}, "
+                                f"not {precision}")
+    if "calibration" in values and precision not in parsers.QUANTIZED_PRECISIONS:
+        raise pytest.UsageError(f"--prunebench-calibration applies to quantized precisions "
+                                f"({', '.join(parsers.QUANTIZED_PRECISIONS)}), not {precision}")
+    if precision in parsers.QUANTIZED_PRECISIONS:
+        from .errors import PrunebenchError
+        from .quantize import nncf_version
+
+        try:
+            nncf_version()
+        except PrunebenchError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def _wandb_values(config: pytest.Config, values: dict[str, Any], workerinput: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ median only for records written before it existed.
     sensitivity.png       (records that prune one group alone) top1 and latency per sparsity, one curve per group
     filters.png           for one case: per pruned conv, every filter's (or channel's) norm, the removed ones red
     layers.png            for one case: per conv / fc layer, device time vs MACs, dense and pruned
+    quantization.png      (a schedule at a float precision and at int8) latency and top1 of dense-float, pruned-float,
+                          dense-int8 and pruned-int8, and whether pruning still pays after INT8
     report.md, index.html the case table, the Pearson correlations of every sparsity with latency and top1 (the
                           seed's Table 1), the Pareto set, collapsed cases, model sizes
 """
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import report_quantization
 from .errors import PrunebenchError
 
 BIN_WIDTH = 0.02  # the seed's sparsity bins
@@ -359,6 +362,7 @@ def markdown(cases: Sequence[Case]) -> str:
     lines += _table("Pareto set (top1 up, latency down)", ("case", "top1 %", "latency ms"),
                     [(c.name, _num(c.figure("top1"), 2), _num(c.latency, 3)) for c in front])
     lines += _study_sections(cases)
+    lines += report_quantization.markdown(report_quantization.variants(cases))
     curves = sensitivities(cases)
     if curves:
         lines += ["![Sensitivity](sensitivity.png)", ""]
@@ -545,6 +549,10 @@ def write_report(cases: Sequence[Case], out: Path, filters_of: str | None = None
     if timed is not None:
         plot_layers(timed[0], *timed[1], out / "layers.png")
         pictures.append("layers.png")
+    deployed = report_quantization.variants(cases)
+    if deployed:
+        _save(report_quantization.figure(deployed, _pyplot()), out / report_quantization.PICTURE)
+        pictures.append(report_quantization.PICTURE)
     text = markdown(cases) + (f"\n`filters.png` shows {shown[0].name}.\n" if shown else "")
     text += f"\n`layers.png` shows {timed[0].name}.\n" if timed else ""
     (out / "report.md").write_text(text, encoding="utf-8")

@@ -552,10 +552,13 @@ class PrunebenchSession:
         precision = sorted({r["precision"] for r in self.rows})
         reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
                             f"timed interleaved in each case's window")
-        references = sorted({(r["model"], r["latency_ms_ref"]) for r in self.rows if r.get("latency_ms_ref")})
+        references = sorted({(r["model"], r["precision"], r["latency_ms_ref"]) for r in self.rows
+                             if r.get("latency_ms_ref")})
         if references:
+            several = len({precision for _, precision, _ in references}) > 1  # one reference per precision then
             reporter.write_line("latency ms = drift-corrected: the session's reference dense median ("
-                                + "; ".join(f"{model} {ms:.3f} ms" for model, ms in references)
+                                + "; ".join(f"{model}{f' {precision}' if several else ''} {ms:.3f} ms"
+                                            for model, precision, ms in references)
                                 + ") / speed-up; abs ms = the case's own median, which drifts between windows")
             reporter.write_line("95% CI: speed-up by a bootstrap over pairs of interleaved blocks (dense, pruned); "
                                 "abs ms by order statistics")
