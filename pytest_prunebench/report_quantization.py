@@ -30,18 +30,15 @@ class Variants:
 
     def latencies(self) -> dict[str, float]:
         """The four variants' median latency (ms), each from its own record's window."""
-        f, q = self.float_case, self.quantized_case
-        return {f"dense-{self.float_precision}": f.figure("latency_ms_dense"),
-                f"pruned-{self.float_precision}": f.figure("latency_ms"),
-                f"dense-{self.quantized_precision}": q.figure("latency_ms_dense"),
-                f"pruned-{self.quantized_precision}": q.figure("latency_ms")}
+        return self._four("latency_ms_dense", "latency_ms")
 
     def top1(self) -> dict[str, float]:
-        f, q = self.float_case, self.quantized_case
-        return {f"dense-{self.float_precision}": f.figure("top1_dense"),
-                f"pruned-{self.float_precision}": f.figure("top1"),
-                f"dense-{self.quantized_precision}": q.figure("top1_dense"),
-                f"pruned-{self.quantized_precision}": q.figure("top1")}
+        return self._four("top1_dense", "top1")
+
+    def _four(self, dense_key: str, pruned_key: str) -> dict[str, float]:
+        return {f"{variant}-{case.info.get('precision')}": case.figure(key)
+                for case in (self.float_case, self.quantized_case)
+                for variant, key in (("dense", dense_key), ("pruned", pruned_key))}
 
     @property
     def float_precision(self) -> str:
