@@ -255,16 +255,16 @@ class CaseRunner:
         """Before any training: NNCF importable, a calibration set the training split can hold."""
         if not deployment.quantized:
             return
-        from .quantize import check_calibration, nncf_version
+        from .quantize import calibration_problem, nncf_version
 
         nncf_version()
-        from_schedule = self.settings.calibration is None and schedule is not None and schedule.calibration
-        try:
-            check_calibration(deployment, len(data.train_x), "--prunebench-calibration")
-        except PrunebenchError as exc:
-            if from_schedule:
-                raise ScheduleError(schedule.path, "prunebench.calibration", str(exc).split(" ", 2)[2]) from None
-            raise
+        problem = calibration_problem(deployment, len(data.train_x))
+        if problem is None:
+            return
+        if self.settings.calibration is None and schedule is not None and schedule.calibration:
+            raise ScheduleError(schedule.path, "prunebench.calibration", problem)
+        where = "--prunebench-calibration" if self.settings.calibration else "the default calibration of"
+        raise PrunebenchError(f"{where} {problem}")
 
     def dense(self, model_name: str, spec: DataSpec, deployment: Deployment | None = None) -> _Dense:
         """Train (or load from the cache) the dense baseline, export, deploy and measure it once per process and

@@ -86,11 +86,12 @@ def nncf_version() -> str:
         return str(getattr(nncf, "__version__", "unknown"))
 
 
-def check_calibration(deployment: Deployment, train_images: int, where: str) -> None:
-    """A calibration set the training split can hold: one line naming `where` it was asked for."""
+def calibration_problem(deployment: Deployment, train_images: int) -> str | None:
+    """Why the training split cannot hold the calibration set, or None."""
     if deployment.quantized and not 1 <= deployment.calibration <= train_images:
-        raise PrunebenchError(f"{where} {deployment.calibration}: the training split has {train_images} images; "
-                              f"calibrate on 1 to {train_images} of them")
+        return (f"{deployment.calibration}: the training split has {train_images} images; calibrate on 1 to "
+                f"{train_images} of them")
+    return None
 
 
 def calibration_indices(train_images: int, size: int, seed: int) -> np.ndarray:
