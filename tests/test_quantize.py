@@ -258,3 +258,25 @@ def test_an_int8_session_records_the_quantized_models_and_a_rerun_does_not_quant
     (again,) = [r["extra_info"] for r in json.loads((pytester.path / "second.json").read_text())["benchmarks"]]
     assert again["deployed_cache"] == "hit" and again["precision"] == "int8"
     assert again["top1"] == info["top1"]  # the same quantized model, measured again
+
+
+def test_a_sweep_takes_precision_calibration_and_max_drop_parameters(tmp_path: Path) -> None:
+    from pytest_prunebench.errors import SweepError
+    from pytest_prunebench.sweep import load_sweep, point_schedule
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text("method: grid\nparameters:\n  model: {value: resnet20}\n  epochs: {value: 0}\n"
+                    "  precision: {values: [f32, int8-aa]}\n  calibration: {value: 64}\n  max_drop: {value: 2}\n"
+                    "  sparsity.layer2: {value: 0.5}\n", encoding="utf-8")
+    sweep = load_sweep(path)
+    schedules = [point_schedule(sweep, point, "resnet20") for point in sweep.grid()]
+    assert [(s.precision, s.calibration, s.max_drop) for s in schedules] == [("f32", 64, 2.0),
+                                                                             ("int8-accuracy", 64, 2.0)]
+    assert schedules[0].name != schedules[1].name  # two cases, two records
+    for bad, message in (("precision: {values: [f32, int4]}", "'int4' is not an inference precision"),
+                         ("max_drop: {value: 100}", "use top1 points above 0 and below 100"),
+                         ("calibration: {value: 0.5}", "a whole number of training images")):
+        path.write_text("method: grid\nparameters:\n  model: {value: resnet20}\n  sparsity.layer2: {value: 0.5}\n"
+                        f"  {bad}\n", encoding="utf-8")
+        with pytest.raises(SweepError, match=message):
+            load_sweep(path)
