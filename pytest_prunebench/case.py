@@ -270,7 +270,7 @@ class CaseRunner:
         """Train (or load from the cache) the dense baseline, export, deploy and measure it once per process and
         deployment."""
         deployment = deployment or self.deployment(None)
-        key = (model_name, spec, deployment)
+        key = (model_name, spec, replace(deployment, source=""))  # the same model whichever setting asked for it
         if key not in self._dense:
             self._dense[key] = self._measure_dense(model_name, spec, deployment)
         dense = self._dense[key]
