@@ -73,6 +73,18 @@ def test_int8_ir_holds_int8_weights_for_every_conv_and_the_fc(onnx_path: Path, s
     assert deployed.bin.stat().st_size < 0.5 * onnx_path.stat().st_size
 
 
+def test_depthwise_convolutions_are_counted_in_float(synthetic: object, tmp_path: Path) -> None:
+    """NNCF stores a depthwise conv's weights in f32 behind a FakeQuantize: the record must not call them INT8."""
+    from factories import tiny_mobilenetv2
+
+    torch.manual_seed(0)
+    export_onnx(tiny_mobilenetv2(), tmp_path / "mnv2.onnx")
+    deployed = _convert(tmp_path / "mnv2.onnx", tmp_path / "mnv2.int8.xml", Deployment("int8", CALIBRATION), synthetic)
+    layers = ir_layer_types(deployed.xml)
+    assert deployed.float_layers == layers["GroupConvolution"] > 0
+    assert deployed.quantized_layers == ir_constants(deployed.xml)["i8"] == layers["Convolution"] + layers["MatMul"]
+
+
 def test_f16_ir_holds_fp16_weights_and_predicts_as_the_onnx(onnx_path: Path, synthetic: object,
                                                             tmp_path: Path) -> None:
     from pytest_prunebench import device
