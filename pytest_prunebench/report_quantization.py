@@ -72,8 +72,8 @@ class Variants:
             answer = "yes" if speedup > 1 else "no"
         else:
             answer = "not measurably"
-        return (f"{self.schedule} ({self.model}, {self.device}): pruning after INT8 pays: {answer}; pruned-"
-                f"{self.quantized_precision} runs {shown} faster than dense-{self.quantized_precision}{against}; top1 "
+        return (f"{self.schedule} ({self.model}, {self.device}): pruning after INT8 pays: {answer}; speed-up of "
+                f"pruned-{self.quantized_precision} over dense-{self.quantized_precision} {shown}{against}; top1 "
                 f"{self.quantized_case.figure('top1'):.2f}% vs {self.float_case.figure('top1'):.2f}% at "
                 f"{self.float_precision}")
 

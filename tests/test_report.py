@@ -370,7 +370,8 @@ def test_the_report_puts_the_four_variants_side_by_side_and_says_whether_pruning
     assert found.top1() == {"dense-f32": 99.4, "pruned-f32": 99.0, "dense-int8": 99.4, "pruned-int8": 98.6}
     text = markdown(cases)
     assert "## Pruning vs quantization" in text and "| filters | pruned-int8 | 98.60 | 0.150 |" in text
-    assert f"filters (resnet20, CPU): pruning after INT8 pays: {answer}; pruned-int8 runs 1.07x" in text
+    assert (f"filters (resnet20, CPU): pruning after INT8 pays: {answer}; speed-up of pruned-int8 over dense-int8 "
+            f"1.07x") in text
     assert "against 1.33x at f32" in text
     written = write_report(cases, tmp_path / "report")
     assert (tmp_path / "report" / "quantization.png") in written
