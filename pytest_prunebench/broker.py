@@ -204,14 +204,18 @@ class Broker:
 
     def submit(self, case: str, device: str, precision: str | None, rounds: Any, warmup: int, onnx: bytes,
                reference: protocol.BlobRef | None, images: protocol.BlobRef, labels: protocol.BlobRef,
-               producer: str) -> str:
-        """Queue one measurement of `onnx` (sent inline) on `device`; returns the job id."""
+               producer: str, weights: bytes | None = None, reference_weights: protocol.BlobRef | None = None) -> str:
+        """Queue one measurement of `onnx` (sent inline) on `device`; returns the job id. With `weights`, `onnx` is
+        an OpenVINO IR's .xml and `weights` its .bin (sent inline too); `reference_weights`: the reference's .bin."""
         if device not in self._groups:
             ensure_group(self.client, device)
             self._groups.add(device)
+        fields = {"onnx": onnx} if weights is None else {"onnx": onnx, "weights": weights}
         job = protocol.Job(uuid.uuid4().hex, case, device, precision, rounds, warmup,
-                           protocol.bytes_ref(onnx, inline="onnx"), reference, images, labels, producer)
-        self._entries[job.job] = self.client.xadd(protocol.stream_key(device), {"meta": job.meta(), "onnx": onnx})
+                           protocol.bytes_ref(onnx, inline="onnx"), reference, images, labels, producer,
+                           None if weights is None else protocol.bytes_ref(weights, inline="weights"),
+                           reference_weights)
+        self._entries[job.job] = self.client.xadd(protocol.stream_key(device), {"meta": job.meta(), **fields})
         return job.job
 
     def wait(self, job: str, device: str, timeout: float) -> protocol.Result:
@@ -316,27 +320,44 @@ class RemoteMeasurer:
         key = ("array", array.__array_interface__["data"][0], array.shape, array.dtype.str)
         return self._blob(key, lambda: self.broker.put_array(array))
 
-    def measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any) -> Any:
-        """`reference`: the dense model's ONNX path (CaseRunner keeps it where a local run keeps its compile)."""
+    def measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any,
+                precision: str | None) -> Any:
+        """`reference`: the dense model's ONNX (or IR .xml) path (CaseRunner keeps it where a local run keeps its
+        compile). An IR travels as its .xml with its .bin: the producer converted it, the worker only compiles it.
+        `precision`: the inference precision hint."""
         import redis
 
         try:
-            return self._measure(onnx_path, reference, images, labels, settings)
+            return self._measure(onnx_path, reference, images, labels, settings, precision)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise BrokerError(f"lost the broker {self.broker.shown} ({reason})") from None
 
-    def _measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any) -> Any:
+    def _measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any,
+                 precision: str | None) -> Any:
         from pathlib import Path
 
-        ref = None
+        ref = reference_weights = None
         if reference is not None:
             ref = self._blob(("file", str(reference)), lambda: self.broker.put_blob(Path(reference).read_bytes()))
-        job = self.broker.submit(Path(onnx_path).stem, settings.device, settings.precision, settings.latency_rounds,
-                                 settings.warmup, Path(onnx_path).read_bytes(), ref, self._array(images),
-                                 self._array(labels), self.producer)
+            if _is_ir(reference):
+                weights = Path(reference).with_suffix(".bin")
+                reference_weights = self._blob(("file", str(weights)),
+                                               lambda: self.broker.put_blob(weights.read_bytes()))
+        model = Path(onnx_path)
+        job = self.broker.submit(model.stem, settings.device, precision, settings.latency_rounds,
+                                 settings.warmup, model.read_bytes(), ref, self._array(images),
+                                 self._array(labels), self.producer,
+                                 model.with_suffix(".bin").read_bytes() if _is_ir(model) else None, reference_weights)
         result = self.broker.wait(job, settings.device, settings.lock_timeout)
         if result.error is not None:
             raise BrokerError(f"worker {result.worker} could not measure {Path(onnx_path).name} on "
                               f"{settings.device}: {result.error}")
         return result.measurement
+
+
+def _is_ir(path: Any) -> bool:
+    """An OpenVINO IR (.xml with its .bin beside it) rather than an ONNX file."""
+    from pathlib import Path
+
+    return Path(path).suffix == ".xml"

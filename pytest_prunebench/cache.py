@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from .errors import CacheError, CacheWarning
 
 CACHE_FORMAT = 2  # bump when an entry's layout changes: older entries then simply miss
-KINDS = ("baselines", "cases")
+KINDS = ("baselines", "cases", "deployed")
 MANIFEST = "manifest.json"
 PARTIAL_PREFIX = ".partial-"
 _KEY = re.compile(r"^[0-9a-f]{32}$")

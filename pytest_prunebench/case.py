@@ -20,8 +20,15 @@ from typing import Any
 
 from .data import Dataset, DataSpec, parse_data_spec
 from .errors import ModelError, PrunebenchError, PrunebenchWarning, ScheduleError, WeakBaselineError
-from .schedule import Schedule
-from .settings import Settings, canonical_model_name, model_from_file_name
+from .schedule import DEPLOYMENT_KEYS, Schedule
+from .settings import (
+    DEFAULT_CALIBRATION,
+    DEFAULT_MAX_DROP,
+    Deployment,
+    Settings,
+    canonical_model_name,
+    model_from_file_name,
+)
 
 CASE_ONNX, CASE_MODEL, CASE_DOCUMENT = "model.onnx", "model.pt", "case.json"  # a pruned case's cache entry
 DEFAULT_FINE_TUNE_EPOCHS = 2  # after the last pruning/thinning epoch, when a schedule does not say
@@ -83,6 +90,7 @@ class CaseResult:
     precision_target: float | None = None  # --prunebench-rounds auto: the speed-up's half-width aimed at
     early_terminated: bool = False  # a study's pruner stopped its retraining (search.py)
     search: dict[str, Any] = field(default_factory=dict)  # study, trial, objectives ... of a searched sweep's case
+    deployment: dict[str, Any] = field(default_factory=dict)  # deployment_record: precision, IR, NNCF, ...
 
     @property
     def collapsed(self) -> bool:
@@ -150,6 +158,7 @@ class CaseResult:
         info.update({f"kind.{pruner}": kind for pruner, kind in self.pruner_kinds.items()})
         info.update({f"ranker.{pruner}": ranker for pruner, ranker in self.pruner_rankers.items()})
         info.update(self.search)
+        info.update(self.deployment)  # its `precision` (int8) over the compiled hint's
         return info
 
 
@@ -169,6 +178,7 @@ class _Dense:
     top1_torch: float  # its test top1 in torch, beside `top1` on the device
     weak: str | None  # why it is below the session's quality floor (--prunebench-min-dense-top1), or None
     reference: Any  # reference.Reference: the session's dense median its cases' drift-corrected latencies use
+    deployed: Any = None  # quantize.Deployed: its IR (f16, int8); None: the ONNX file is what is measured
 
 
 class CaseRunner:
@@ -185,7 +195,8 @@ class CaseRunner:
         self.cache = ArtifactCache(None if settings.no_cache else settings.cache, settings.lock_timeout, self.progress)
         self._datasets: dict[DataSpec, Dataset] = {}
         self._data_digests: dict[DataSpec, str] = {}
-        self._dense: dict[tuple[str, DataSpec], _Dense] = {}
+        self._dense: dict[tuple[str, DataSpec, Deployment], _Dense] = {}
+        self._baselines: dict[tuple[str, DataSpec], tuple[Any, Path, Any, str]] = {}
         gated = settings.host_gate == "on" or (settings.host_gate == "auto" and shares_host(settings.device))
         self.gate = HostGate(default_gate_path(), settings.lock_timeout) if gated else None
         self._remote: Any = None  # broker.RemoteMeasurer, with --prunebench-broker
@@ -229,16 +240,55 @@ class CaseRunner:
 
     # -- stages -----------------------------------------------------------------------------------------------
 
-    def dense(self, model_name: str, spec: DataSpec) -> _Dense:
-        """Train (or load from the cache) the dense baseline, export and measure it once per process."""
-        key = (model_name, spec)
+    def deployment(self, schedule: Schedule | None) -> Deployment:
+        """How a case deploys its models: the option first, then the schedule, then --ncs's f16, then the device's
+        own precision; calibration and max_drop likewise (option, schedule, default)."""
+        settings = self.settings
+        if settings.precision is not None:
+            precision, source = settings.precision, "option"
+        elif schedule is not None and schedule.precision is not None:
+            precision, source = schedule.precision, "schedule"
+        elif settings.default_precision is not None:
+            precision, source = settings.default_precision, "ncs"
+        else:
+            precision, source = None, "device"
+        calibration = settings.calibration or (schedule and schedule.calibration) or DEFAULT_CALIBRATION
+        max_drop = settings.max_drop or (schedule and schedule.max_drop) or DEFAULT_MAX_DROP
+        return Deployment(precision, calibration, max_drop, source)
+
+    def check_deployment(self, deployment: Deployment, schedule: Schedule | None, data: Dataset) -> None:
+        """Before any training: NNCF importable, a calibration set the training split can hold."""
+        if not deployment.quantized:
+            return
+        from .quantize import calibration_problem, nncf_version
+
+        nncf_version()
+        problem = calibration_problem(deployment, len(data.train_x))
+        if problem is None:
+            return
+        if self.settings.calibration is None and schedule is not None and schedule.calibration:
+            raise ScheduleError(schedule.path, "prunebench.calibration", problem)
+        where = "--prunebench-calibration" if self.settings.calibration else "the default calibration of"
+        raise PrunebenchError(f"{where} {problem}")
+
+    def dense(self, model_name: str, spec: DataSpec, deployment: Deployment | None = None) -> _Dense:
+        """Train (or load from the cache) the dense baseline, export, deploy and measure it once per process and
+        deployment."""
+        deployment = deployment or self.deployment(None)
+        key = (model_name, spec, replace(deployment, source=""))  # the same model whichever setting asked for it
         if key not in self._dense:
-            from . import device
+            self._dense[key] = self._measure_dense(model_name, spec, deployment)
+        dense = self._dense[key]
+        if dense.weak:
+            raise WeakBaselineError(dense.weak)
+        return dense
+
+    def _baseline(self, model_name: str, spec: DataSpec) -> tuple[Any, Path, Any, str]:
+        """(the trained dense model, its placed ONNX file, how it trained, its cache key), once per process."""
+        key = (model_name, spec)
+        if key not in self._baselines:
             from .baseline import baseline_key, baseline_recipe, load_or_train_baseline
-            from .lock import cpu_work
-            from .models import count_macs, count_params, count_weights
-            from .reference import reference_key
-            from .training import evaluate, share_cpus_with_workers
+            from .training import share_cpus_with_workers
 
             threads = share_cpus_with_workers(self.settings.xdist_workers)
             data = self.dataset(spec)
@@ -248,39 +298,58 @@ class CaseRunner:
                                                               self.settings, self.cache, self.progress)
             onnx_path = self.settings.artifacts / "dense" / f"{slug(model_name)}-{cache_key[:16]}.onnx"
             _place(onnx, onnx_path)
-            if self.settings.broker:  # the worker compiles it (once per worker): the reference travels as its file
-                compiled: Any = onnx_path
-            else:
-                with cpu_work():  # compiled once: its own measurement and every case's interleaved timing use it
-                    compiled = device.compile_for_latency(onnx_path, self.settings.device, self.settings.precision)
-            measurement = self._measure(onnx_path, data, compiled=compiled)
-            # The exported model as compiled, over the whole test set: what a collapse is judged on.
-            collapse_reason = _deployed_eval(measurement).collapse_reason(data.num_classes)
-            if collapse_reason:
-                warnings.warn(f"dense {model_name} on {spec.label} is itself collapsed: {collapse_reason}. Its "
-                              f"cases are not checked for collapse; train a longer baseline "
-                              f"(--prunebench-baseline-epochs)", stacklevel=4)
-            layers_path = _write_layer_profile(model, onnx_path, measurement)
-            top1_torch = evaluate(model, data.test_x, data.test_y).top1
-            self.progress(f"dense {model_name} on {spec.label}: top1 {top1_torch:.2f}% in torch, "
-                          f"{measurement.top1:.2f}% on {self.settings.device} ({measurement.precision}); latency "
-                          f"{measurement.median_ms:.3f} ms; baseline of {training.epochs} epoch(s)")
-            gap_warning = precision_gap(model_name, self.settings.device, measurement.precision, top1_torch,
-                                        measurement.top1)
-            if gap_warning:
-                warnings.warn(PrunebenchWarning(gap_warning), stacklevel=4)
-            weak = weak_baseline(model_name, spec, measurement.top1, training.epochs, self.settings.min_dense_top1)
-            reference = self.references.settle(
-                reference_key(model_name, spec.label, self.settings.device, self.settings.precision),
-                measurement.median_ms, measurement.measured_at[0])
-            self._dense[key] = _Dense(model, onnx_path, measurement.top1, count_params(model),
-                                      count_weights(model), count_macs(model), collapse_reason,
-                                      str(layers_path.resolve()) if layers_path else "", cache_key, compiled,
-                                      training, top1_torch, weak, reference)
-        dense = self._dense[key]
-        if dense.weak:
-            raise WeakBaselineError(dense.weak)
-        return dense
+            self._baselines[key] = (model, onnx_path, training, cache_key)
+        return self._baselines[key]
+
+    def _measure_dense(self, model_name: str, spec: DataSpec, deployment: Deployment) -> _Dense:
+        from . import device
+        from .lock import cpu_work
+        from .models import count_macs, count_params, count_weights
+        from .reference import reference_key
+        from .training import evaluate
+
+        model, onnx_path, training, cache_key = self._baseline(model_name, spec)
+        data = self.dataset(spec)
+        deployed = self.deploy(onnx_path, deployment, spec)
+        model_path = deployed.xml if deployed else onnx_path
+        if self.settings.broker:  # the worker compiles it (once per worker): the reference travels as its file
+            compiled: Any = model_path
+        else:
+            with cpu_work():  # compiled once: its own measurement and every case's interleaved timing use it
+                compiled = device.compile_for_latency(model_path, self.settings.device, deployment.hint)
+        measurement = self._measure(model_path, data, deployment, compiled=compiled)
+        # The exported model as compiled, over the whole test set: what a collapse is judged on.
+        collapse_reason = _deployed_eval(measurement).collapse_reason(data.num_classes)
+        if collapse_reason:
+            warnings.warn(f"dense {model_name} on {spec.label} is itself collapsed: {collapse_reason}. Its "
+                          f"cases are not checked for collapse; train a longer baseline "
+                          f"(--prunebench-baseline-epochs)", stacklevel=5)
+        layers_path = _write_layer_profile(model, onnx_path, measurement, model_path)
+        top1_torch = evaluate(model, data.test_x, data.test_y).top1
+        shown_precision = str(deployment.precision if deployment.quantized else measurement.precision)
+        self.progress(f"dense {model_name} on {spec.label}: top1 {top1_torch:.2f}% in torch, "
+                      f"{measurement.top1:.2f}% on {self.settings.device} ({shown_precision}); latency "
+                      f"{measurement.median_ms:.3f} ms; baseline of {training.epochs} epoch(s)")
+        gap_warning = precision_gap(model_name, self.settings.device, shown_precision, top1_torch, measurement.top1)
+        if gap_warning:
+            warnings.warn(PrunebenchWarning(gap_warning), stacklevel=5)
+        weak = weak_baseline(model_name, spec, measurement.top1, training.epochs, self.settings.min_dense_top1)
+        reference = self.references.settle(
+            reference_key(model_name, spec.label, self.settings.device, deployment.precision),
+            measurement.median_ms, measurement.measured_at[0])
+        return _Dense(model, onnx_path, measurement.top1, count_params(model), count_weights(model),
+                      count_macs(model), collapse_reason, str(layers_path.resolve()) if layers_path else "",
+                      cache_key, compiled, training, top1_torch, weak, reference, deployed)
+
+    def deploy(self, onnx_path: Path, deployment: Deployment, spec: DataSpec) -> Any:
+        """The deployed IR of an exported model (quantize.Deployed, beside it), or None: the ONNX file itself."""
+        if not deployment.converted:
+            return None
+        from .quantize import load_or_convert
+
+        target = onnx_path.with_name(f"{onnx_path.stem}.{deployment.precision}.xml")
+        return load_or_convert(self.cache, onnx_path, target, deployment, self.dataset(spec), self.data_digest(spec),
+                               self.settings.seed, self.progress)
 
     def data_digest(self, spec: DataSpec) -> str:
         if spec not in self._data_digests:
@@ -289,7 +358,8 @@ class CaseRunner:
             self._data_digests[spec] = dataset_digest(self.dataset(spec))
         return self._data_digests[spec]
 
-    def _measure(self, onnx_path: Path, data: Dataset, reference: Any = None, compiled: Any = None) -> Any:
+    def _measure(self, model_path: Path, data: Dataset, deployment: Deployment, reference: Any = None,
+                 compiled: Any = None) -> Any:
         from . import device
         from .lock import exclusive_measurement
 
@@ -300,10 +370,10 @@ class CaseRunner:
                 from .broker import RemoteMeasurer
 
                 self._remote = RemoteMeasurer(self.settings.broker)
-            return self._remote.measure(onnx_path, reference, images, labels, self.settings)
+            return self._remote.measure(model_path, reference, images, labels, self.settings, deployment.hint)
         with exclusive_measurement(self.settings.device, self.settings.lock_path, self.settings.lock_timeout,
                                    self.gate):
-            return device.measure(onnx_path, self.settings.device, images, labels, self.settings.precision,
+            return device.measure(model_path, self.settings.device, images, labels, deployment.hint,
                                   self.settings.latency_rounds, self.settings.warmup, reference, compiled)
 
     @contextlib.contextmanager
@@ -345,7 +415,9 @@ class CaseRunner:
             if self.settings.model is None:  # the schedule named it
                 raise ScheduleError(schedule.path, "model", str(exc)) from None
             raise
-        dense = self.dense(model_name, spec)
+        deployment = self.deployment(schedule)
+        self.check_deployment(deployment, schedule, data)
+        dense = self.dense(model_name, spec, deployment)
         laps.lap("dense")
         epochs = self.epochs(schedule)
         active = len(schedule.active().pruners)
@@ -358,21 +430,27 @@ class CaseRunner:
         structures_path = onnx_path.with_suffix(".structures.json")
         structures_path.write_text(json.dumps(pruned.structures), encoding="utf-8")
         laps.lap("artifacts")
+        deployed = self.deploy(onnx_path, deployment, spec)
+        if deployed is not None:
+            laps.lap("deploy")
+        model_path = deployed.xml if deployed else onnx_path
         self.progress(f"{name}: measuring on {self.settings.device} ({self.settings.latency_rounds} rounds, dense "
                       f"interleaved)")
-        measurement = self._measure(onnx_path, data, reference=dense.compiled)
+        measurement = self._measure(model_path, data, deployment, reference=dense.compiled)
         laps.lap("measure", measurement.seconds)
         if pruned.eval is None:  # 0 epochs: the deployed model is the pruned one, already evaluated on the device
             pruned = replace(pruned, eval=_deployed_eval(measurement))
         model = pruned.model
-        layers_path = _write_layer_profile(model, onnx_path, measurement)
+        layers_path = _write_layer_profile(model, onnx_path, measurement, model_path)
         laps.lap("layers")
         collapse_reason = None if dense.collapse_reason else pruned.eval.collapse_reason(data.num_classes)
         result = self._result(name, schedule, model, dense, epochs, pruned, measurement, onnx_path, onnx_bytes,
                               spec.label, model_name, collapse_reason, laps.seconds)
         result = replace(result, structures_path=str(structures_path.resolve()),
                          layers_path=str(layers_path.resolve()) if layers_path else "",
-                         early_terminated=pruned.early_terminated, round_to_probe=probe)
+                         early_terminated=pruned.early_terminated, round_to_probe=probe,
+                         deployment=deployment_record(deployment, measurement.precision, deployed, dense.deployed))
+        result = replace(result, precision=result.deployment["precision"])
         self.progress(f"{name}: top1 {result.top1:.2f}% (dense {result.top1_dense:.2f}%), latency "
                       f"{result.latency_ms:.3f} ms ({result.latency_speedup:.2f}x), MACs {result.mac_speedup:.2f}x"
                       + (" [collapsed]" if result.collapsed else ""))
@@ -393,10 +471,12 @@ class CaseRunner:
                                 f"device worker: run `prunebench granularity --device {device}` on the worker's "
                                 f"host and give its step (round_to: N or --prunebench-round-to N)")
         settings = self.settings
-        probed = self.steps.settled(settings.device, settings.precision)
+        # The probe times float convs: at int8 it measures the device's float precision (the hint is None).
+        hint = self.deployment(schedule).hint
+        probed = self.steps.settled(settings.device, hint)
         if probed is None:
             self.progress(f"{name}: round_to auto: probing the channel granularity of {settings.device}")
-            probed, fresh = self.steps.step(settings.device, settings.precision, lambda: exclusive_measurement(
+            probed, fresh = self.steps.step(settings.device, hint, lambda: exclusive_measurement(
                 settings.device, settings.lock_path, settings.lock_timeout, self.gate))
             self.progress(f"{name}: round_to auto -> {probed.step} ({probed.found}"
                           + ("" if fresh else f"; probed by {probed.by}") + ")")
@@ -420,6 +500,8 @@ class CaseRunner:
         content = schedule.content()
         for ignored in ("name", "path", "warnings", "thresholds", "model", "dataset", "epochs", "lr"):
             content.pop(ignored)
+        for deployed in DEPLOYMENT_KEYS:  # how the model is deployed, not the model: the deployed cache's key
+            content.pop(deployed, None)
         return artifact_key("cases", {"baseline": baseline_key, "schedule": content, "epochs": epochs,
                                       "lr": schedule.lr or self.settings.lr, "seed": self.settings.seed,
                                       "stop_on_collapse": stop_on_collapse,
@@ -557,8 +639,25 @@ def precision_gap(model_name: str, device: str, precision: str, top1_torch: floa
             f"at {precision} (--prunebench-precision f32 measures at torch's precision)")
 
 
-def _write_layer_profile(model: Any, onnx_path: Path, measurement: Any) -> Path | None:
-    """Per conv / fc layer: MACs, device time and share, beside the ONNX file; None without counters."""
+def deployment_record(deployment: Deployment, compiled: str, deployed: Any, dense_deployed: Any) -> dict[str, Any]:
+    """A record's deployment fields: `precision` is the deployed one (int8 for a quantized model, else what the
+    device compiled at), `inference_precision` what the device compiled the float parts at, `precision_source`
+    where the precision came from; a converted model adds its IR (`ir_path`, `ir_bytes`), and a quantized one
+    NNCF's version, its calibration images, its top1 before quantization and its layers kept in float."""
+    record: dict[str, Any] = {"precision": deployment.precision if deployment.quantized else compiled,
+                              "inference_precision": compiled, "precision_source": deployment.source}
+    if deployed is not None:
+        record.update(deployed.record())
+    if deployment.precision == "int8-accuracy":
+        record["max_drop"] = deployment.max_drop
+    if dense_deployed is not None and dense_deployed.top1_float is not None:
+        record["top1_dense_float"] = dense_deployed.top1_float
+    return record
+
+
+def _write_layer_profile(model: Any, onnx_path: Path, measurement: Any, measured: Path) -> Path | None:
+    """Per conv / fc layer: MACs, device time and share, beside the measured model file (the ONNX file, or its
+    deployed IR: OpenVINO keeps the ONNX layer names through conversion); None without counters."""
     from .layercost import layer_profile
     from .lock import cpu_work
 
@@ -566,7 +665,7 @@ def _write_layer_profile(model: Any, onnx_path: Path, measurement: Any) -> Path 
         return None
     with cpu_work():
         profile = layer_profile(model, onnx_path, measurement.counters, measurement.median_ms)
-    return profile.write(onnx_path.with_suffix(".layers.json"))
+    return profile.write(measured.with_suffix(".layers.json"))
 
 
 def _place(content: bytes, target: Path) -> int:

@@ -15,7 +15,7 @@ from . import settings as parsers
 from .gates import parse_gates
 from .granularity import AUTO_ROUND_TO
 from .schedule import find_yaml_files
-from .settings import NCS_DEVICE, Settings
+from .settings import NCS_DEVICE, NCS_PRECISION, Settings
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,14 @@ OPTIONS = (
            parsers.data_spec, "SPEC"),
     Option("--prunebench-model", "model", f"model for every case: {parsers.MODELS_HINT} or package.module:factory",
            parsers.model_name, "NAME"),
-    Option("--prunebench-precision", "precision", "inference precision hint: f32, bf16, f16 (default: the "
-           "device's own)", parsers.precision, "P"),
+    Option("--prunebench-precision", "precision", "deployed precision: f32, bf16 (OpenVINO's inference precision "
+           "hint), f16 (FP16-compressed weights and hint; the default with --ncs), int8 (NNCF post-training "
+           "quantization), int8-accuracy (with accuracy control); overrides the schedules' (default: the device's own)",
+           parsers.deployment_precision, "P"),
+    Option("--prunebench-calibration", "calibration", "int8: training images NNCF calibrates on, a fixed seeded "
+           f"subset of the training split (default {parsers.DEFAULT_CALIBRATION})", parsers.positive_int, "N"),
+    Option("--prunebench-max-drop", "max_drop", "int8-accuracy: top1 points the quantized model may lose against "
+           f"f32, in (0, 100) (default {parsers.DEFAULT_MAX_DROP:g})", parsers.max_drop, "POINTS"),
     Option("--prunebench-baseline-epochs", "baseline_epochs", "train each dense baseline exactly N epochs (default: "
            "its model family's recipe, until its test top1 stops improving)", parsers.positive_int, "N"),
     Option("--prunebench-min-dense-top1", "min_dense_top1", "stop the session when a dense baseline's top1 is below "
@@ -167,11 +173,13 @@ def resolve(config: pytest.Config) -> Settings:
         raise pytest.UsageError("--prunebench-round-to auto probes the device in this process, which "
                                 "--prunebench-broker measures on a device worker: run `prunebench granularity "
                                 "--device DEVICE` on the worker's host and pass --prunebench-round-to N")
+    _check_deployment(values)
     if config.getoption("ncs"):
         if values.get("device", NCS_DEVICE) != NCS_DEVICE:
             raise pytest.UsageError(f"--ncs measures on MYRIAD but --prunebench-device says {values['device']}: "
                                     f"use one of them")
         values["device"] = NCS_DEVICE
+        values["default_precision"] = NCS_PRECISION  # the stick computes in FP16 only
     for name, what in (("schedules", "schedule"), ("sweeps", "W&B sweep")):
         if name in values and not find_yaml_files(values[name]):
             flag = next(option.flag for option in OPTIONS if option.dest == name)
@@ -188,6 +196,27 @@ def resolve(config: pytest.Config) -> Settings:
     if values.get("wandb_project"):
         values.update(_wandb_values(config, values, workerinput))
     return replace(defaults, **values)
+
+
+def _check_deployment(values: dict[str, Any]) -> None:
+    """Quantization options that the given precision would ignore, and NNCF, before any training."""
+    precision = values.get("precision")
+    if precision is None:  # the schedules may ask for int8: checked per case, before its training
+        return
+    if "max_drop" in values and precision != parsers.INT8_ACCURACY:
+        raise pytest.UsageError(f"--prunebench-max-drop applies to --prunebench-precision {parsers.INT8_ACCURACY}, "
+                                f"not {precision}")
+    if "calibration" in values and precision not in parsers.QUANTIZED_PRECISIONS:
+        raise pytest.UsageError(f"--prunebench-calibration applies to quantized precisions "
+                                f"({', '.join(parsers.QUANTIZED_PRECISIONS)}), not {precision}")
+    if precision in parsers.QUANTIZED_PRECISIONS:
+        from .errors import PrunebenchError
+        from .quantize import nncf_version
+
+        try:
+            nncf_version()
+        except PrunebenchError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def _wandb_values(config: pytest.Config, values: dict[str, Any], workerinput: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ DEFAULT_MAX_PAYLOAD = 256 * 1024 * 1024  # per blob: ResNet-110's ONNX is ~7 MB,
 ARRAY_DTYPES = frozenset({"float64", "float32", "float16", "int64", "int32", "uint8"})
 KEY_PREFIX = "prunebench"
 JOB_FIELDS = frozenset({"v", "job", "case", "device", "precision", "rounds", "warmup", "model", "reference",
-                        "images", "labels", "producer"})
+                        "images", "labels", "producer", "weights", "reference_weights"})
 ADAPTIVE_FIELDS = frozenset({"target", "max_rounds", "budget_s"})
 MAX_ROUNDS = 100_000
 
@@ -105,6 +105,8 @@ class Job:
     images: BlobRef
     labels: BlobRef
     producer: str
+    weights: BlobRef | None = None  # an OpenVINO IR's .bin: `model` is then its .xml (f16 and int8 deployments)
+    reference_weights: BlobRef | None = None  # the same for the reference
 
     def meta(self) -> bytes:
         fixed = isinstance(self.rounds, int)
@@ -113,6 +115,11 @@ class Job:
                 "rounds": self.rounds if fixed else self.rounds.min_rounds, "warmup": self.warmup,
                 "model": self.model.to_json(), "reference": self.reference.to_json() if self.reference else None,
                 "images": self.images.to_json(), "labels": self.labels.to_json(), "producer": self.producer}
+        # Only IR jobs carry these: an ONNX job stays readable by workers that predate them, and such a worker
+        # answers an IR job with an error naming the unknown field.
+        for name in ("weights", "reference_weights"):
+            if getattr(self, name) is not None:
+                body[name] = getattr(self, name).to_json()
         if not fixed:
             body["adaptive"] = {"target": self.rounds.target, "max_rounds": self.rounds.max_rounds,
                                 "budget_s": self.rounds.budget_s}
@@ -235,9 +242,14 @@ def parse_job(meta: bytes | None, limit: int = DEFAULT_MAX_PAYLOAD) -> Job:
     reference = _ref(body, "reference", limit, False) if body.get("reference") is not None else None
     if version == ADAPTIVE_VERSION:
         rounds = _adaptive(_field(body, "adaptive", dict), rounds)
+    weights = _ref(body, "weights", limit, False) if body.get("weights") is not None else None
+    reference_weights = (_ref(body, "reference_weights", limit, False) if body.get("reference_weights") is not None
+                         else None)
+    if reference_weights is not None and reference is None:
+        raise ProtocolError("reference_weights without a reference")
     return Job(job, _field(body, "case", str)[:200], device, precision, rounds, warmup,
                _ref(body, "model", limit, False), reference, _ref(body, "images", limit, True),
-               _ref(body, "labels", limit, True), _field(body, "producer", str)[:200])
+               _ref(body, "labels", limit, True), _field(body, "producer", str)[:200], weights, reference_weights)
 
 
 def _adaptive(raw: dict[str, Any], min_rounds: int) -> Any:
@@ -396,6 +408,21 @@ def _scan(data: memoryview, start: int, end: int, kind: str, depth: int) -> None
             raise ProtocolError(f"the ONNX file is not a valid protobuf (wire type {wire})")
         if pos > end:
             raise ProtocolError("the ONNX file is not a valid protobuf (truncated)")
+
+
+def check_ir(xml: bytes) -> None:
+    """Refuse an IR .xml that is not an OpenVINO IR: its weights come only from the .bin sent with it, which the
+    worker writes beside it (an IR names no other file)."""
+    import xml.etree.ElementTree as ElementTree
+
+    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:  # no entities: an IR has none, and they can expand without bound
+        raise ProtocolError("the IR .xml declares a DOCTYPE or entities; an OpenVINO IR has neither")
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise ProtocolError(f"the IR .xml is not XML ({exc})") from None
+    if root.tag != "net" or root.find("layers") is None:
+        raise ProtocolError("the IR .xml is not an OpenVINO IR (no <net> with <layers>)")
 
 
 def check_onnx(raw: bytes) -> None:

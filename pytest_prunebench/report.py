@@ -13,6 +13,8 @@ median only for records written before it existed.
     sensitivity.png       (records that prune one group alone) top1 and latency per sparsity, one curve per group
     filters.png           for one case: per pruned conv, every filter's (or channel's) norm, the removed ones red
     layers.png            for one case: per conv / fc layer, device time vs MACs, dense and pruned
+    quantization.png      (a schedule at a float precision and at int8) latency and top1 of dense-float, pruned-float,
+                          dense-int8 and pruned-int8, and whether pruning still pays after INT8
     report.md             headed by the Pearson correlations of every sparsity with latency and top1 (the seed's
                           Table 1), then the pictures, the Pareto set, the cases (pruners at sparsity 0 left out),
                           collapsed cases, model sizes
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import report_quantization
 from .errors import ReportError
 
 BIN_WIDTH = 0.02  # the seed's sparsity bins
@@ -469,6 +472,7 @@ def markdown(cases: Sequence[Case]) -> str:
                       "yes" if c.info.get("collapsed") else "") for c in cases])
     lines += _pruner_table(cases)
     lines += _study_sections(cases)
+    lines += report_quantization.markdown(report_quantization.variants(cases))
     curves = sensitivities(cases)
     if curves:
         lines += ["![Sensitivity](sensitivity.png)", ""]
@@ -793,6 +797,10 @@ def write_report(cases: Sequence[Case], out: Path, filters_of: str | None = None
     if timed is not None:
         plot_layers(timed[0], *timed[1], out / "layers.png")
         pictures.append("layers.png")
+    deployed = report_quantization.variants(cases)
+    if deployed:
+        _save(report_quantization.figure(deployed, _pyplot()), out / report_quantization.PICTURE)
+        pictures.append(report_quantization.PICTURE)
     text = markdown(cases)
     if shown:
         text += f"\n## Filters\n\n`filters.png` shows {shown[0].name}.\n\n![Filters](filters.png)\n"

@@ -96,6 +96,7 @@ THRESHOLD_KEYS = ("min_top1", "max_top1_drop", "max_latency_ms", "min_latency_sp
 SECTION_KEYS = frozenset({"version", "pruners", "extensions", "lr_schedulers", "policies", "regularizers",
                           "quantizers", "prunebench"})
 POLICY_TARGETS = ("pruner", "extension", "lr_scheduler", "regularizer", "quantizer")
+DEPLOYMENT_KEYS = ("precision", "calibration", "max_drop")  # `prunebench:` keys of how a case is deployed
 GENERATED_PREFIX = "<generated"  # the `path` of schedules drawn by pytest_prunebench.strategies
 
 
@@ -279,6 +280,9 @@ class Schedule:
     round_to: int | str | None = None  # kept structures per layer rounded up to a multiple (SIMD-friendly widths);
     # "auto" (AUTO_ROUND_TO): the device's measured step, resolved by the case runner before pruning
     thresholds: Thresholds = field(default_factory=Thresholds)
+    precision: str | None = None  # deployed precision (settings.DEPLOYMENT_PRECISIONS); None: the session's
+    calibration: int | None = None  # quantized: training images NNCF calibrates on
+    max_drop: float | None = None  # int8-accuracy: top1 points the quantized model may lose
     warnings: tuple[str, ...] = ()
 
     def pruner(self, name: str) -> PrunerSpec:
@@ -332,6 +336,9 @@ class Schedule:
                         entry.pop(key)
         if not content["regularizers"]:
             content.pop("regularizers")
+        for key in DEPLOYMENT_KEYS:  # added later: schedules without them keep their hashes
+            if content[key] is None:
+                content.pop(key)
         return content
 
     def policy(self, pruner: str) -> PrunerPolicy:
@@ -972,7 +979,7 @@ class _Reader:
         if section is None:
             return {}
         section = self.mapping(section, "prunebench")
-        allowed = {"model", "dataset", "epochs", "lr", "round_to", *THRESHOLD_KEYS}
+        allowed = {"model", "dataset", "epochs", "lr", "round_to", *DEPLOYMENT_KEYS, *THRESHOLD_KEYS}
         extra = sorted(set(section) - allowed)
         if extra:
             raise self.fail(f"prunebench.{extra[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -994,8 +1001,31 @@ class _Reader:
                 raise self.fail("prunebench.round_to", f"a whole number >= 1 (e.g. 8: kept filters in multiples "
                                                        f"of 8) or auto (measured on the device), got {shown(value)}")
             result["round_to"] = value
+        result.update(self.deployment_keys(section))
         bounds = {k: self.number(section[k], f"prunebench.{k}") for k in THRESHOLD_KEYS if k in section}
         result["thresholds"] = Thresholds(**bounds)
+        return result
+
+    def deployment_keys(self, section: dict[str, Any]) -> dict[str, Any]:
+        """precision, calibration and max_drop, each checked as its command-line option checks it."""
+        import argparse
+
+        from .settings import deployment_precision, max_drop, positive_int
+
+        result: dict[str, Any] = {}
+        for key, parse in (("precision", deployment_precision), ("calibration", positive_int),
+                           ("max_drop", max_drop)):
+            if key not in section:
+                continue
+            value = section[key]
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)) or (
+                    key != "precision" and isinstance(value, str)):
+                raise self.fail(f"prunebench.{key}", f"must be {'a name' if key == 'precision' else 'a number'}, "
+                                                     f"got {shown(value)}")
+            try:
+                result[key] = parse(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise self.fail(f"prunebench.{key}", str(exc)) from None
         return result
 
     def number(self, value: Any, where: str) -> float:
@@ -1094,7 +1124,8 @@ def schedule_document(schedule: Schedule) -> dict[str, Any]:
         + [{"extension": {"instance_name": t.name}, **_window_document(t.window)} for t in schedule.thinning]
         + [{"lr_scheduler": {"instance_name": s.name}, **_window_document(s.window)} for s in schedule.lr_schedulers]
     )
-    section = {key: getattr(schedule, key) for key in ("model", "dataset", "epochs", "lr", "round_to")}
+    section = {key: getattr(schedule, key) for key in ("model", "dataset", "epochs", "lr", "round_to",
+                                                       *DEPLOYMENT_KEYS)}
     section.update(asdict(schedule.thresholds))
     section = {key: value for key, value in section.items() if value is not None}
     if section:

@@ -550,16 +550,21 @@ class PrunebenchSession:
         rows = [_summary_cells(r) for r in sorted(self.rows, key=lambda row: row["name"])]
         for line in text_table(header, rows):
             reporter.write_line(line)
-        baselines = sorted({(r["model"], r["dataset"], r["top1_dense"], r.get("baseline_epochs")) for r in self.rows})
-        reporter.write_line("dense baselines: " + "; ".join(
-            f"{model} on {dataset} {top1:.2f}% top1 ({epochs} epoch(s))" for model, dataset, top1, epochs in baselines))
         precision = sorted({r["precision"] for r in self.rows})
+        several = len(precision) > 1  # the dense model is deployed, and measured, once per precision then
+        baselines = sorted({(r["model"], r["dataset"], r["top1_dense"], r.get("baseline_epochs"),
+                             f" at {r['precision']}" if several else "") for r in self.rows})
+        reporter.write_line("dense baselines: " + "; ".join(
+            f"{model} on {dataset} {top1:.2f}% top1{at} ({epochs} epoch(s))"
+            for model, dataset, top1, epochs, at in baselines))
         reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
                             f"timed interleaved in each case's window")
-        references = sorted({(r["model"], r["latency_ms_ref"]) for r in self.rows if r.get("latency_ms_ref")})
+        references = sorted({(r["model"], r["precision"], r["latency_ms_ref"]) for r in self.rows
+                             if r.get("latency_ms_ref")})
         if references:
             reporter.write_line("latency ms = drift-corrected: the session's reference dense median ("
-                                + "; ".join(f"{model} {ms:.3f} ms" for model, ms in references)
+                                + "; ".join(f"{model}{f' {precision}' if several else ''} {ms:.3f} ms"
+                                            for model, precision, ms in references)
                                 + ") / speed-up; abs ms = the case's own median, which drifts between windows")
             reporter.write_line("95% CI: speed-up by a bootstrap over pairs of interleaved blocks (dense, pruned); "
                                 "abs ms by order statistics")

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 BUILTIN_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "mobilenetv2", "vgg16_bn")
 MODELS_HINT = "resnet20 ... resnet110, mobilenetv2, vgg16_bn"  # for messages and help texts
 PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO INFERENCE_PRECISION_HINT values
+# Quantized deployments (quantize.py): NNCF post-training quantization, plain or with accuracy control.
+INT8, INT8_ACCURACY = "int8", "int8-accuracy"
+QUANTIZED_PRECISIONS = (INT8, INT8_ACCURACY)
+DEPLOYMENT_PRECISIONS = (*PRECISIONS, *QUANTIZED_PRECISIONS)  # --prunebench-precision, `prunebench: {precision:}`
+NCS_PRECISION = "f16"  # the NCS2 computes in FP16 only: its default deployment
+DEFAULT_CALIBRATION = 300  # training images NNCF calibrates on (its own default subset_size)
+DEFAULT_MAX_DROP = 1.0  # int8-accuracy: top1 points the quantized model may lose
 NCS_DEVICE = "MYRIAD"
 # CPU, GPU.1, HETERO:GPU,CPU, AUTO:-CPU, BATCH:GPU(4)
 _DEVICE_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(\.[0-9]+)?(:[A-Z0-9_.,()\-]+)?$")
@@ -224,10 +231,72 @@ def study_url(text: str) -> str:
 
 
 def precision(text: str) -> str:
+    """An inference precision hint (the `prunebench layers|granularity` commands time ONNX files as they are)."""
     value = text.strip().lower()
     if value not in PRECISIONS:
         raise argparse.ArgumentTypeError(f"{text!r} is not an inference precision; use one of {', '.join(PRECISIONS)}")
     return value
+
+
+def deployment_precision(text: str) -> str:
+    """A hint (f32, bf16, f16) or a quantized deployment (int8, int8-accuracy); `int8-aa` is NNCF's short name."""
+    value = text.strip().lower()
+    value = {"int8-aa": INT8_ACCURACY, "i8": INT8, "fp16": "f16", "fp32": "f32"}.get(value, value)
+    if value not in DEPLOYMENT_PRECISIONS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an inference precision or quantized deployment; use one "
+                                         f"of {', '.join(DEPLOYMENT_PRECISIONS)}")
+    return value
+
+
+def max_drop(text: str) -> float:
+    """int8-accuracy's bound: top1 points in (0, 100)."""
+    hint = "use top1 points above 0 and below 100, such as 1"
+    try:
+        value = positive_float(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; {hint}") from None
+    if value >= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: {hint}")
+    return value
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How a case's models are deployed and measured: its precision and, when quantized, NNCF's calibration.
+
+    f32 / bf16: the ONNX file, compiled with that INFERENCE_PRECISION_HINT. f16: an OpenVINO IR with FP16-compressed
+    weights, compiled with the f16 hint (the NCS2 computes in FP16 only). int8 / int8-accuracy: an IR quantized by
+    NNCF (INT8 weights and activations), compiled without a hint, so what stays in float runs at the device's own.
+    None: the ONNX file at the device's own precision.
+    """
+
+    precision: str | None = None
+    calibration: int = DEFAULT_CALIBRATION  # training images NNCF calibrates on (quantized only)
+    max_drop: float = DEFAULT_MAX_DROP  # int8-accuracy: top1 points it may lose
+    source: str = "device"  # where the precision came from: option, schedule, ncs (the default with --ncs), device
+
+    @property
+    def hint(self) -> str | None:
+        """The INFERENCE_PRECISION_HINT to compile with."""
+        return self.precision if self.precision in PRECISIONS else None
+
+    @property
+    def quantized(self) -> bool:
+        return self.precision in QUANTIZED_PRECISIONS
+
+    @property
+    def converted(self) -> bool:
+        """Measured as an OpenVINO IR built from the ONNX file (f16 weights, or quantized)."""
+        return self.quantized or self.precision == "f16"
+
+    def key_document(self) -> dict[str, Any]:
+        """What determines the converted model (the artifact cache key's part)."""
+        document: dict[str, Any] = {"precision": self.precision}
+        if self.quantized:
+            document["calibration"] = self.calibration
+        if self.precision == INT8_ACCURACY:
+            document["max_drop"] = self.max_drop
+        return document
 
 
 @dataclass(frozen=True)
@@ -249,7 +318,10 @@ class Settings:
     compare_fail: tuple[Gate, ...] = ()  # regression gates against the --benchmark-compare run
     data: DataSpec | None = None  # None: the schedule's dataset, else digits
     model: str | None = None  # None: the model the schedule names
-    precision: str | None = None  # None: the device's default
+    precision: str | None = None  # a DEPLOYMENT_PRECISIONS value; None: each schedule's, else default_precision
+    default_precision: str | None = None  # with --ncs: f16; None: the device's own
+    calibration: int | None = None  # quantized: training images NNCF calibrates on; None: schedule's, else default
+    max_drop: float | None = None  # int8-accuracy: top1 points; None: the schedule's, else DEFAULT_MAX_DROP
     baseline_epochs: int | None = None  # None: the model family's recipe, with its early stop (baseline.py)
     min_dense_top1: float | None = None  # None: the dataset's floor (case.DENSE_TOP1_FLOORS); 0: no floor
     seed: int = 0

@@ -51,7 +51,8 @@ HYPERBAND_KEYS = frozenset({"type", "min_iter", "max_iter", "eta", "s"})
 EPOCH_METRICS = ("top1",)
 PARAMETER_KEYS = frozenset({"value", "values", "distribution", "min", "max", "q", "probabilities"})
 DISTRIBUTIONS = ("constant", "categorical", "uniform", "int_uniform", "q_uniform", "log_uniform_values")
-GLOBAL_PARAMETERS = ("model", "epochs", "lr")
+GLOBAL_PARAMETERS = ("model", "epochs", "lr", "precision", "calibration", "max_drop")
+DEPLOYMENT_PARAMETERS = ("precision", "calibration", "max_drop")  # a case's `prunebench:` deployment keys
 PER_GROUP = ("sparsity", "kind", "ranker")
 KINDS = ("filters", "channels")
 RANKERS = ("l1", "l2")
@@ -467,6 +468,8 @@ def _check_domain(path: str, where: str, role: str, parameter: Parameter) -> Non
     elif role == "lr":
         bad = [v for v in values if not finite_number(v) or not 0 < v < math.inf]
         hint = "lr is a number above 0"
+    elif role in DEPLOYMENT_PARAMETERS:
+        bad, hint = _bad_deployment_values(role, values)
     else:
         _check_model(path, where, parameter)
         bad, hint = [], ""
@@ -545,8 +548,27 @@ def point_schedule(sweep: Sweep, values: Mapping[str, Any], model: str) -> Sched
         ranker = values.get(f"ranker.{group}", "l1")
         pruners[group] = pruner_entry(kind, ranker, float(values[f"sparsity.{group}"]),
                                       group_layers(model, group, kind))
-    section = {key: values[key] for key in ("epochs", "lr") if key in values}
+    section = {key: values[key] for key in ("epochs", "lr", *DEPLOYMENT_PARAMETERS) if key in values}
     return to_schedule(distiller_document(model, pruners, section))
+
+
+def _bad_deployment_values(role: str, values: Sequence[Any]) -> tuple[list[Any], str]:
+    """The values of a precision, calibration or max_drop parameter its option would refuse, and the option's hint."""
+    import argparse
+
+    from .settings import deployment_precision, max_drop, positive_int
+
+    parse = {"precision": deployment_precision, "calibration": positive_int, "max_drop": max_drop}[role]
+    bad, hint = [], ""
+    for value in values:
+        try:
+            if isinstance(value, bool) or (role == "calibration" and not _is_int(value)):
+                raise argparse.ArgumentTypeError(f"{shown(value)}: a whole number of training images, at least 1")
+            parse(str(value))
+        except argparse.ArgumentTypeError as exc:
+            bad.append(value)
+            hint = hint or str(exc)
+    return bad, hint
 
 
 # -- helpers --------------------------------------------------------------------------------------------------

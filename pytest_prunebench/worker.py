@@ -306,14 +306,11 @@ class Worker:
         from . import device as ov
         from .lock import exclusive_measurement, host_gate_for
 
-        onnx = self._payload(job.model, fields)
-        protocol.check_onnx(onnx)
         images = protocol.decode_array(job.images, self._payload(job.images, fields))
         labels = protocol.decode_array(job.labels, self._payload(job.labels, fields))
         if images.ndim != 4 or labels.shape != (images.shape[0],) or images.dtype.name != "float32":
             raise protocol.ProtocolError("images must be float32 N x C x H x W and labels N")
-        path = self.workdir / f"{job.job}.onnx"  # in the worker's own empty directory
-        path.write_bytes(onnx)
+        path = self._write_model(job.job, job.model, job.weights, fields)  # in the worker's own empty directory
         try:
             reference = self._reference(job, fields)
             # The device lock and, on a device that shares this host's CPU, the host gate: as a local measurement.
@@ -323,7 +320,23 @@ class Worker:
                 return ov.measure(path, job.device, images, labels, job.precision, job.rounds, job.warmup,
                                   reference, compiled)
         finally:
-            path.unlink(missing_ok=True)
+            _remove_model(path)
+
+    def _write_model(self, name: str, model: protocol.BlobRef, weights: protocol.BlobRef | None,
+                     fields: dict[bytes, bytes]) -> Path:
+        """The job's model as a file OpenVINO reads: its ONNX file, or its IR (.xml with the .bin beside it), each
+        checked first. Whatever precision the producer built (f32 ONNX, f16 or INT8 IR), the worker only compiles."""
+        raw = self._payload(model, fields)
+        if weights is None:
+            protocol.check_onnx(raw)
+            path = self.workdir / f"{name}.onnx"
+            path.write_bytes(raw)
+            return path
+        protocol.check_ir(raw)
+        path = self.workdir / f"{name}.xml"
+        path.with_suffix(".bin").write_bytes(self._payload(weights, fields))
+        path.write_bytes(raw)
+        return path
 
     def _reference(self, job: protocol.Job, fields: dict[bytes, bytes]) -> Any:
         """The dense model compiled once per worker (as a local run compiles it once per process)."""
@@ -331,16 +344,15 @@ class Worker:
 
         if job.reference is None:
             return None
-        key = (job.reference.sha256, job.device, job.precision)
+        weights = job.reference_weights.sha256 if job.reference_weights else ""  # an IR's .xml is not its weights
+        key = (job.reference.sha256 + weights, job.device, job.precision)
         if key not in self.references:
-            onnx = self._payload(job.reference, fields)
-            protocol.check_onnx(onnx)
-            path = self.workdir / f"reference-{job.reference.sha256[:16]}.onnx"
-            path.write_bytes(onnx)
+            path = self._write_model(f"reference-{job.reference.sha256[:16]}", job.reference, job.reference_weights,
+                                     fields)
             try:
                 self.references[key] = ov.compile_for_latency(path, job.device, job.precision)
             finally:
-                path.unlink(missing_ok=True)
+                _remove_model(path)
             while len(self.references) > 4:
                 self.references.popitem(last=False)
         self.references.move_to_end(key)
@@ -359,6 +371,12 @@ class Worker:
             self.client.xadd(key, job.fields)
             self.client.xack(key, protocol.GROUP, job.stream_id)
             self.say(f"{job.case} {device}: handed back")
+
+
+def _remove_model(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    if path.suffix == ".xml":
+        path.with_suffix(".bin").unlink(missing_ok=True)
 
 
 def check_devices(devices: Sequence[str]) -> list[str]:

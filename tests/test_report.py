@@ -546,3 +546,41 @@ def test_index_html_opens_in_a_real_browser_with_every_picture_decoded(tmp_path:
         expected.append(f"true:{int.from_bytes(header[16:20], 'big')}x{int.from_bytes(header[20:24], 'big')}")
     assert attribute("images").split() == expected  # every picture decoded at its full size, in report order
     assert int(attribute("tables")) >= 4 and attribute("first").startswith("Correlation of each sparsity")
+
+
+# -- pruning vs quantization --------------------------------------------------------------------------------------
+
+
+def quantization_cases(int8_interval: list[float]) -> list[Case]:
+    """One schedule's f32 and int8 records (as bench_suites/test_pruning_vs_quantization.py writes them), and an
+    unrelated record that pairs with nothing."""
+    def case(name: str, precision: str, top1: float, dense_ms: float, ms: float, interval: list[float]) -> Case:
+        return Case(name, {"model": "resnet20", "device": "CPU", "dataset": "digits", "schedule": "filters",
+                           "precision": precision, "top1": top1, "top1_dense": 99.4, "latency_ms": ms,
+                           "latency_ms_dense": dense_ms, "latency_speedup": dense_ms / ms,
+                           "latency_speedup_ci": interval, "sparsity.a": 0.5})
+    return [case("t[filters-f32]", "f32", 99.0, 0.40, 0.30, [1.30, 1.37]),
+            case("t[filters-int8]", "int8", 98.6, 0.16, 0.15, int8_interval),
+            Case("t[other-f32]", {**case("x", "f32", 97.0, 1.0, 1.0, [0.9, 1.1]).info, "schedule": "other"})]
+
+
+@pytest.mark.parametrize(("interval", "answer"), [([1.02, 1.09], "yes"), ([0.97, 1.05], "not measurably"),
+                                                  ([0.90, 0.96], "no, it is slower")])
+def test_the_report_puts_the_four_variants_side_by_side_and_says_whether_pruning_pays(
+        tmp_path: Path, interval: list[float], answer: str) -> None:
+    from pytest_prunebench.report_quantization import variants
+
+    cases = quantization_cases(interval)
+    (found,) = variants(cases)
+    assert found.latencies() == {"dense-f32": 0.40, "pruned-f32": 0.30, "dense-int8": 0.16, "pruned-int8": 0.15}
+    assert found.top1() == {"dense-f32": 99.4, "pruned-f32": 99.0, "dense-int8": 99.4, "pruned-int8": 98.6}
+    text = markdown(cases)
+    assert "## Pruning vs quantization" in text and "| filters | pruned-int8 | 98.60 | 0.150 |" in text
+    assert (f"filters (resnet20, CPU): pruning after INT8 pays: {answer}; speed-up of pruned-int8 over dense-int8 "
+            f"1.07x") in text
+    assert "against 1.33x at f32" in text
+    written = write_report(cases, tmp_path / "report")
+    assert (tmp_path / "report" / "quantization.png") in written
+    assert (tmp_path / "report" / "quantization.png").stat().st_size > 10_000
+    assert "quantization.png" in (tmp_path / "report" / "index.html").read_text()
+    assert "Pruning vs quantization" not in markdown(cases[:1] + cases[2:])  # no int8 record: no section

@@ -769,3 +769,55 @@ def test_kill_9_of_a_worker_mid_run_keeps_every_record_once(
     survivor = next(name for name in workers if name not in killed)
     assert all(r["extra_info"]["worker"] == survivor for r in records)
     assert _pending(client) == 0
+
+
+@pytest.fixture(scope="module")
+def int8_irs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A dense and a second ResNet-20 quantized to INT8 by the producer side (NNCF, 16 calibration images)."""
+    from pytest_prunebench.quantize import convert
+    from pytest_prunebench.settings import Deployment
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("worker-int8")
+    train_x, train_y = _test_set(64)
+    test_x, test_y = _test_set(16)
+    irs = []
+    for name in ("dense", "other"):
+        export_onnx(build_model("resnet20", 10), folder / f"{name}.onnx")
+        irs.append(convert(folder / f"{name}.onnx", folder / f"{name}.int8.xml", Deployment("int8", 16),
+                           train_x, train_y, test_x, test_y, seed=0).xml)
+    return irs[0], irs[1]
+
+
+def test_openvino_2022_worker_measures_the_int8_ir_the_producer_built(
+        venv310: Path, redis_url: str, start_worker: Callable[..., WorkerProcess],
+        int8_irs: tuple[Path, Path]) -> None:
+    """The producer quantizes (NNCF with OpenVINO 2026), the worker only compiles and runs the IR it receives: an
+    OpenVINO 2022.3 worker reads 2026's IR (version 11) and runs its INT8 layers as INT8."""
+    from types import SimpleNamespace
+
+    from pytest_prunebench import device
+    from pytest_prunebench.broker import RemoteMeasurer
+
+    worker = start_worker(python=str(venv310 / "bin" / "python"))
+    dense, other = int8_irs
+    images, labels = _test_set(32)
+    settings = SimpleNamespace(device="CPU", latency_rounds=20, warmup=2, lock_timeout=120)
+    remote = RemoteMeasurer(redis_url)
+    measured = remote.measure(other, dense, images, labels, settings, None)  # as CaseRunner sends it: no hint
+    assert measured.worker_openvino == OPENVINO_2022
+    assert len(measured.latencies_s) == len(measured.reference_latencies_s) == 20
+    int8_kernels = [n.exec_type for n in measured.counters.nodes if "I8" in n.exec_type.upper()]
+    assert int8_kernels, [n.exec_type for n in measured.counters.nodes]  # the convolutions ran in INT8
+    local = device.measure(other, "CPU", images, labels, None, 5, 1)  # the same IR in this process (2026)
+    assert abs(local.top1 - measured.top1) <= 2 * 100 / 32  # near-ties of random weights' logits may differ
+    worker.wait_for("other.int8 CPU median ")
+    # An IR job whose .xml is not an IR is an error result, and the worker goes on.
+    broker = remote.broker
+    x, y = broker.put_array(images), broker.put_array(labels)
+    hostile = b'<?xml version="1.0"?><!DOCTYPE net [<!ENTITY a "aaaa">]><net><layers/></net>'
+    job = broker.submit("hostile", "CPU", None, 5, 1, hostile, None, x, y, "tests", weights=b"\0" * 8)
+    result = broker.wait(job, "CPU", 60)
+    assert result.error is not None and "DOCTYPE" in result.error
+    alone = remote.measure(dense, None, images, labels, settings, None)  # the dense IR measured on its own
+    assert alone.worker_openvino == OPENVINO_2022 and len(alone.latencies_s) == 20 and not alone.reference_latencies_s
