@@ -1,6 +1,6 @@
 # Two entry points; each creates or updates .venv and installs the project into it first.
 #   make bench  - run the benchmark suites on the embedded default (CPU device, digits data)
-#   make test   - ruff, then the project's own tests
+#   make test   - ruff, mypy, then the project's own tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -24,7 +24,8 @@ bench: $(STAMP)
 # gate like any other parallel run).
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
 	$(BIN)/pytest tests/ -n 2 $(ARGS)
 
 clean:
-	rm -rf $(VENV) .prunebench .benchmarks .pytest_cache
+	rm -rf $(VENV) .prunebench .benchmarks .pytest_cache .mypy_cache
