@@ -195,7 +195,7 @@ def test_a_device_worker_measures_adaptive_rounds(redis_url: str, tmp_path: Path
         # A target 100 rounds cannot reach here: more rounds prove the worker timed adaptively.
         settings = Settings(rounds="auto", precision_target=0.002, max_rounds=400, warmup=2, precision="f32")
         measurement = RemoteMeasurer(redis_url).measure(tmp_path / "case.onnx", tmp_path / "dense.onnx", images,
-                                                        labels, settings)
+                                                        labels, settings, "f32")
     finally:
         worker.kill()
         worker.wait(10)
