@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Which way is worse for each figure a gate may name.
-HIGHER_IS_BETTER = ("top1", "top5", "top1_pruned", "throughput_fps", "latency_speedup", "mac_speedup")
-LOWER_IS_BETTER = ("latency_ms", "latency_ms_rel", "e2e_ms", "device_ms", "params", "weights", "macs", "onnx_bytes")
+from . import record
+
+# Which way is worse for each figure a gate may name (record.FIELDS).
+HIGHER_IS_BETTER = record.names(better="higher")
+LOWER_IS_BETTER = record.names(better="lower")
 GATE_METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
 # The record's 95% interval of a figure (intervals.py), where it has one.
-INTERVALS = {"latency_speedup": "latency_speedup_ci", "latency_ms": "latency_ms_ci", "e2e_ms": "latency_ms_ci",
-             "latency_ms_rel": "latency_ms_rel_ci"}
+INTERVALS = record.intervals()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import record
 from .errors import PrunebenchWarning, SweepError, shown
 from .schedule import finite_number, read_yaml
 
@@ -56,11 +57,9 @@ DEPLOYMENT_PARAMETERS = ("precision", "calibration", "max_drop")  # a case's `pr
 PER_GROUP = ("sparsity", "kind", "ranker")
 KINDS = ("filters", "channels")
 RANKERS = ("l1", "l2")
-# Figures a metric can name: the numeric fields of a record (and of its W&B summary).
+# Figures a metric can name: the numeric fields of a record (and of its W&B summary), record.FIELDS.
 # latency_ms_rel (drift-corrected) is the one to rank cases on; latency_ms and the statistics drift between windows.
-METRICS = ("top1", "top5", "top1_pruned", "latency_ms_rel", "latency_ms", "latency_median_ms", "latency_mean_ms",
-           "latency_p90_ms", "e2e_ms", "device_ms", "latency_speedup", "mac_speedup", "throughput_fps", "params",
-           "weights", "macs", "onnx_bytes")
+METRICS = record.names(sweep=True)
 MAX_GRID_POINTS = 10_000
 MISSING_HINT = "pass an existing W&B sweep file with --prunebench-sweep"
 

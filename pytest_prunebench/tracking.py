@@ -14,16 +14,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from . import record
 from .errors import TrackingError
+from .record import PRUNER_PREFIXES
 
 if TYPE_CHECKING:
     from .case import CaseResult
 
 # Record fields that describe the case rather than measure it: they go to the run's config, not its summary.
-CONFIG_FIELDS = ("model", "dataset", "device", "precision", "schedule", "schedule_hash", "epochs", "round_to",
-                 "study", "trial")  # a searched sweep's case: its Optuna study and trial number
-# Per-pruner fields of the record (`sparsity.<pruner>`, ...): the configuration a sweep panel correlates.
-PRUNER_PREFIXES = ("sparsity.", "kind.", "ranker.")
+CONFIG_FIELDS = record.names(config=True)
 # Characters W&B refuses in a project name; offline it says so only at `wandb sync`, hours later.
 _PROJECT_FORBIDDEN = re.compile(r"[/\\#?%:]")
 
