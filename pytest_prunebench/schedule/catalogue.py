@@ -67,18 +67,19 @@ LASSO_GROUPS: dict[str, str] = {"Filters": "filters", "3D": "filters", "Channels
 REGULARIZERS = frozenset({"L1Regularizer", "GroupLassoRegularizer"})
 THINNING_CLASSES = frozenset({"FilterRemover", "ChannelRemover", "StructureRemover"})
 THINNING_FUNCS = frozenset({"remove_filters", "remove_channels"})
-# torch.optim.lr_scheduler classes whose arguments are plain numbers; anything that takes code is refused.
-LR_SCHEDULERS = frozenset(
-    {
-        "StepLR",
-        "MultiStepLR",
-        "ExponentialLR",
-        "CosineAnnealingLR",
-        "ConstantLR",
-        "LinearLR",
-        "PolynomialLR",
-    }
-)
+# torch.optim.lr_scheduler classes whose arguments are plain numbers; anything that takes code is refused. Each
+# with its arguments (True: required), as torch's signatures have them without optimizer, last_epoch and verbose:
+# the parser reads them here so that it never imports torch (tests check the table against torch's signatures).
+LR_SCHEDULER_ARGUMENTS: dict[str, dict[str, bool]] = {
+    "StepLR": {"step_size": True, "gamma": False},
+    "MultiStepLR": {"milestones": True, "gamma": False},
+    "ExponentialLR": {"gamma": True},
+    "CosineAnnealingLR": {"T_max": True, "eta_min": False},
+    "ConstantLR": {"factor": False, "total_iters": False},
+    "LinearLR": {"start_factor": False, "end_factor": False, "total_iters": False},
+    "PolynomialLR": {"total_iters": False, "power": False},
+}
+LR_SCHEDULERS = frozenset(LR_SCHEDULER_ARGUMENTS)
 SECTION_KEYS = frozenset({"version", "pruners", "extensions", "lr_schedulers", "policies", "regularizers",
                           "quantizers", "prunebench"})
 POLICY_TARGETS = ("pruner", "extension", "lr_scheduler", "regularizer", "quantizer")

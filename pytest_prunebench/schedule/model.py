@@ -172,6 +172,16 @@ class LRSchedulerSpec:
 
 
 @dataclass(frozen=True)
+class LRSchedulerDefinition:
+    """An `lr_schedulers:` entry as written, used by a policy or not, its arguments in the file's order: what
+    lr_trial tries on torch before any training (the parser never imports torch)."""
+
+    name: str
+    class_name: str
+    arguments: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class Thresholds:
     min_top1: float | None = None
     max_top1_drop: float | None = None
@@ -199,6 +209,8 @@ class Schedule:
     calibration: int | None = None  # quantized: training images NNCF calibrates on
     max_drop: float | None = None  # int8-accuracy: top1 points the quantized model may lose
     warnings: tuple[str, ...] = ()
+    # Not part of what the schedule does (not compared, not hashed): checked by lr_trial, then done with.
+    lr_scheduler_definitions: tuple[LRSchedulerDefinition, ...] = field(default=(), compare=False)
 
     def pruner(self, name: str) -> PrunerSpec:
         for pruner in self.pruners:
@@ -240,6 +252,7 @@ class Schedule:
     def content(self) -> dict[str, Any]:
         """`asdict`, without fields added later that hold their defaults (see _LATER_PRUNER_FIELDS)."""
         content = asdict(self)
+        content.pop("lr_scheduler_definitions")
         for pruner in content["pruners"]:
             for key, default in _LATER_PRUNER_FIELDS.items():
                 if pruner[key] == default:
@@ -279,3 +292,13 @@ class Schedule:
             content.pop(key)
         text = json.dumps(content, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def freeze(value: Any) -> Any:
+    """A YAML list as a tuple, so that the frozen dataclasses holding it hash."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def thaw(value: Any) -> Any:
+    """`freeze` undone: the value as YAML read it."""
+    return list(value) if isinstance(value, tuple) else value

@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import shown
 from .catalogue import MASKER_FLAGS, MINIBATCH_MASK_ARGS, POLICY_TARGETS
 from .fields import FieldReader
-from .model import LRSchedulerSpec, PrunerPolicy, PrunerSpec, RegularizerSpec, ThinningSpec, Window
+from .model import LRSchedulerSpec, PrunerPolicy, PrunerSpec, RegularizerSpec, ThinningSpec, Window, freeze
 from .regularizers import RegularizerParts
 from .writer import window_document
 
@@ -75,7 +75,7 @@ class PolicyReader(FieldReader):
                     raise self.fail(f"{where}.lr_scheduler.instance_name",
                                     f"{instance!r} is not defined under `lr_schedulers:`")
                 spec = schedulers[instance]
-                kwargs = tuple(sorted((k, _freeze(v)) for k, v in spec.items() if k != "class"))
+                kwargs = tuple(sorted((k, freeze(v)) for k, v in spec.items() if k != "class"))
                 lr_schedulers.append(LRSchedulerSpec(instance, spec["class"], kwargs, window))
         return pruner_policies, thinning, lr_schedulers, regularized
 
@@ -192,6 +192,3 @@ def window_text(window: Window) -> str:
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
-
-def _freeze(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value

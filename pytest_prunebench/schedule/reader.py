@@ -67,8 +67,7 @@ class DocumentReader(FieldReader):
             extension_reader.check_extension(ext_name, ext)
         schedulers = self.mapping(doc.get("lr_schedulers") or {}, "lr_schedulers")
         lr_reader = LRSchedulerReader(self.path)
-        for sched_name, spec in schedulers.items():
-            lr_reader.check_lr_scheduler(sched_name, spec)
+        lr_definitions = tuple(lr_reader.check_lr_scheduler(n, spec) for n, spec in schedulers.items())
         policies = doc.get("policies") or []
         if not isinstance(policies, list):
             raise self.fail("policies", "must be a list of policies (`- pruner: {instance_name: ...}`)")
@@ -90,5 +89,6 @@ class DocumentReader(FieldReader):
             lr_schedulers=tuple(lr_schedulers),
             regularizers=tuple(regularized),
             warnings=tuple(unused_entries(self.path, defined, used)),
+            lr_scheduler_definitions=lr_definitions,
             **settings,
         )

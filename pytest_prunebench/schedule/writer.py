@@ -15,6 +15,7 @@ from .model import (
     Schedule,
     ThinningSpec,
     Window,
+    thaw,
 )
 
 
@@ -26,7 +27,7 @@ def schedule_document(schedule: Schedule) -> dict[str, Any]:
     if schedule.thinning:
         document["extensions"] = {t.name: _thinning_document(t) for t in schedule.thinning}
     if schedule.lr_schedulers:
-        document["lr_schedulers"] = {s.name: {"class": s.class_name, **{k: _thaw(v) for k, v in s.kwargs}}
+        document["lr_schedulers"] = {s.name: {"class": s.class_name, **{k: thaw(v) for k, v in s.kwargs}}
                                      for s in schedule.lr_schedulers}
     if schedule.regularizers:
         document["regularizers"] = {r.name: _regularizer_document(r) for r in schedule.regularizers}
@@ -111,10 +112,6 @@ def window_document(window: Window) -> dict[str, Any]:
     if window.frequency != 1:
         document["frequency"] = window.frequency
     return document
-
-
-def _thaw(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def schedule_yaml(schedule: Schedule) -> str:
