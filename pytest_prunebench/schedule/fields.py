@@ -13,11 +13,13 @@ from ..errors import ScheduleError, shown
 class FieldReader:
     """Checks single values of one document; every error names the file and the key (`where`)."""
 
+    error: type[ScheduleError] = ScheduleError  # a sweep's readers raise SweepError
+
     def __init__(self, path: str) -> None:
         self.path = path
 
     def fail(self, where: str, message: str) -> ScheduleError:
-        return ScheduleError(self.path, where, message)
+        return self.error(self.path, where, message)
 
     def mapping(self, value: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, Mapping):
