@@ -389,7 +389,9 @@ class CaseRunner:
         """Run one case; a model that collapses when pruned is not retrained (`stop_on_collapse`). `on_epoch`
         (a study's pruner) sees every retraining epoch's top1 and may end retraining early."""
         from .lock import gate_host_work
+        from .schedule.lr_trial import check_lr_schedulers
 
+        check_lr_schedulers(schedule)  # what torch refuses, before anything trains (parsing imports no torch)
         with gate_host_work(self.gate):
             return self._run(schedule, name or schedule.name, stop_on_collapse, on_epoch)
 

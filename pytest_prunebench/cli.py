@@ -96,11 +96,13 @@ def _check(args: argparse.Namespace) -> int:
     from .models import build_model
     from .pruning import check_layers
     from .schedule import load_schedule
+    from .schedule.lr_trial import check_lr_schedulers
 
     failed = 0
     for path in args.schedules:
         try:
             schedule = load_schedule(path)
+            check_lr_schedulers(schedule)
             name = args.model or schedule.model_hint()
             if not name:
                 model = model_from_file_name(path) or "resnet56"

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from . import record
 from .errors import PrunebenchWarning, SweepError, shown
 from .schedule import finite_number, read_yaml
+from .schedule.fields import FieldReader
 
 if TYPE_CHECKING:
     from hypothesis import strategies as st
@@ -191,139 +192,141 @@ def parse_sweep(document: Any, path: str) -> Sweep:
     if unknown:
         hint = "; a Distiller schedule? pass it with --prunebench-schedules" if "pruners" in unknown else ""
         raise SweepError(path, unknown[0], f"unknown key; a sweep file has {', '.join(sorted(TOP_LEVEL_KEYS))}{hint}")
-    method = _method(path, document.get("method"))
-    parameters = _parameters(path, document.get("parameters"))
-    objectives = _objectives(path, document.get("metric"), method)
+    reader = SweepReader(path)
+    method = reader.method(document.get("method"))
+    parameters = ParameterReader(path).parameters(document.get("parameters"))
+    objectives = reader.objectives(document.get("metric"), method)
     metric, goal = objectives[0] if objectives else (None, "minimize")
     run_cap = document.get("run_cap")
     if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
         raise SweepError(path, "run_cap", f"{shown(run_cap)}: use a whole number of cases, at least 1")
     if method == "bayes" and not objectives:
         raise SweepError(path, "metric", "bayes needs a metric to optimise, e.g. {name: latency_ms, goal: minimize}")
-    sampler, options = _sampler(path, document.get("sampler"), method, len(objectives))
+    sampler, options = reader.sampler(document.get("sampler"), method, len(objectives))
     name = document.get("name")
     sweep = Sweep(path, method, parameters, metric, goal, run_cap, objectives,
-                  _early_terminate(path, document.get("early_terminate"), method, objectives, parameters),
+                  reader.early_terminate(document.get("early_terminate"), method, objectives, parameters),
                   sampler, options, name if isinstance(name, str) and name.strip() else None)
     if method == "grid":
         _check_grid(sweep)
     return sweep
 
 
-def _method(path: str, method: Any) -> str:
-    if method not in METHODS:
-        raise SweepError(path, "method", f"{shown(method)}: use grid (every combination), random (hypothesis "
-                                         f"draws) or bayes (an Optuna sampler suggests)")
-    return str(method)
+class SweepReader(FieldReader):
+    """The sweep file's top level: method, metric, sampler and early termination."""
 
+    error = SweepError
 
-def _objectives(path: str, metric: Any, method: str) -> tuple[tuple[str, str], ...]:
-    """W&B's `metric: {name, goal}`, or (an extension of W&B's format) a list of them: several objectives."""
-    if metric is None:
-        return ()
-    if isinstance(metric, list):
+    def method(self, method: Any) -> str:
+        if method not in METHODS:
+            raise self.fail("method", f"{shown(method)}: use grid (every combination), random (hypothesis "
+                                      f"draws) or bayes (an Optuna sampler suggests)")
+        return str(method)
+
+    def objectives(self, metric: Any, method: str) -> tuple[tuple[str, str], ...]:
+        """W&B's `metric: {name, goal}`, or (an extension of W&B's format) a list of them: several objectives."""
+        if metric is None:
+            return ()
+        if isinstance(metric, list):
+            if method != "bayes":
+                raise self.fail("metric", "a list of metrics (several objectives) needs method: bayes")
+            if not metric:
+                raise self.fail("metric", "an empty list: give one {name: ..., goal: ...} per objective")
+            found = tuple(self.one_metric(f"metric[{i}]", m, goal_required=True) for i, m in enumerate(metric))
+            names = [name for name, _ in found]
+            repeated = next((n for n in names if names.count(n) > 1), None)
+            if repeated:
+                raise self.fail("metric", f"{repeated} is listed twice")
+            return found
+        return (self.one_metric("metric", metric, goal_required=False),)
+
+    def one_metric(self, where: str, metric: Any, goal_required: bool) -> tuple[str, str]:
+        if not isinstance(metric, Mapping):
+            raise self.fail(where, f"{shown(metric)}: use {{name: latency_ms_rel, goal: minimize}}")
+        unknown = sorted(set(map(str, metric)) - {"name", "goal"})
+        if unknown:  # W&B's `target` (stop the sweep once reached) and `impute*` have no counterpart here
+            raise self.fail(f"{where}.{unknown[0]}", f"{shown(metric[unknown[0]])}: not supported; a metric has "
+                                                      f"name and goal only")
+        if goal_required and "goal" not in metric:
+            raise self.fail(f"{where}.goal", "missing: each objective of a list says minimize or maximize")
+        name, goal = metric.get("name"), metric.get("goal", "minimize")
+        if name not in METRICS:
+            raise self.fail(f"{where}.name", f"{shown(name)} is not a record figure; use one of "
+                                             f"{', '.join(METRICS)}")
+        if goal not in ("minimize", "maximize"):
+            raise self.fail(f"{where}.goal", f"{shown(goal)}: use minimize or maximize")
+        return str(name), str(goal)
+
+    def sampler(self, spec: Any, method: str, objectives: int) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        """`sampler: {type: tpe | gp | nsgaii | random, seed: 0, ...}` (bayes only); default TPE (see the README)."""
+        if spec is None:
+            return "tpe", ()
         if method != "bayes":
-            raise SweepError(path, "metric", "a list of metrics (several objectives) needs method: bayes")
-        if not metric:
-            raise SweepError(path, "metric", "an empty list: give one {name: ..., goal: ...} per objective")
-        found = tuple(_one_metric(path, f"metric[{i}]", m, goal_required=True) for i, m in enumerate(metric))
-        names = [name for name, _ in found]
-        repeated = next((n for n in names if names.count(n) > 1), None)
-        if repeated:
-            raise SweepError(path, "metric", f"{repeated} is listed twice")
-        return found
-    return (_one_metric(path, "metric", metric, goal_required=False),)
+            raise self.fail("sampler", f"the sampler chooses bayes cases; method {method} has none")
+        if not isinstance(spec, Mapping):
+            raise self.fail("sampler", f"{shown(spec)}: use {{type: tpe}} (tpe, gp, nsgaii or random)")
+        kind = spec.get("type", "tpe")
+        if kind not in SAMPLER_OPTIONS:
+            raise self.fail("sampler.type", f"{shown(kind)}: use one of {', '.join(SAMPLER_OPTIONS)}")
+        options = {str(k): v for k, v in spec.items() if k != "type"}
+        unknown = sorted(set(options) - SAMPLER_OPTIONS[kind])
+        if unknown:
+            raise self.fail(f"sampler.{unknown[0]}", f"{shown(options[unknown[0]])}: not an option of the {kind} "
+                                                     f"sampler; use {', '.join(sorted(SAMPLER_OPTIONS[kind]))}")
+        for key, value in options.items():
+            if key in ("multivariate", "constant_liar"):
+                ok = isinstance(value, bool)
+            elif key in ("mutation_prob", "crossover_prob"):
+                ok = finite_number(value) and 0 <= value <= 1
+            else:
+                ok = _is_int(value) and value >= (2 if key == "population_size" else 0)
+            if not ok:
+                raise self.fail(f"sampler.{key}", f"{shown(value)} is not a valid {key}")
+        return str(kind), tuple(sorted(options.items()))
 
-
-def _one_metric(path: str, where: str, metric: Any, goal_required: bool) -> tuple[str, str]:
-    if not isinstance(metric, Mapping):
-        raise SweepError(path, where, f"{shown(metric)}: use {{name: latency_ms_rel, goal: minimize}}")
-    unknown = sorted(set(map(str, metric)) - {"name", "goal"})
-    if unknown:  # W&B's `target` (stop the sweep once reached) and `impute*` have no counterpart here
-        raise SweepError(path, f"{where}.{unknown[0]}", f"{shown(metric[unknown[0]])}: not supported; a metric has "
-                                                         f"name and goal only")
-    if goal_required and "goal" not in metric:
-        raise SweepError(path, f"{where}.goal", "missing: each objective of a list says minimize or maximize")
-    name, goal = metric.get("name"), metric.get("goal", "minimize")
-    if name not in METRICS:
-        raise SweepError(path, f"{where}.name", f"{shown(name)} is not a record figure; use one of "
-                                                f"{', '.join(METRICS)}")
-    if goal not in ("minimize", "maximize"):
-        raise SweepError(path, f"{where}.goal", f"{shown(goal)}: use minimize or maximize")
-    return str(name), str(goal)
-
-
-def _sampler(path: str, spec: Any, method: str, objectives: int) -> tuple[str, tuple[tuple[str, Any], ...]]:
-    """`sampler: {type: tpe | gp | nsgaii | random, seed: 0, ...}` (bayes only); default TPE (see the README)."""
-    if spec is None:
-        return "tpe", ()
-    if method != "bayes":
-        raise SweepError(path, "sampler", f"the sampler chooses bayes cases; method {method} has none")
-    if not isinstance(spec, Mapping):
-        raise SweepError(path, "sampler", f"{shown(spec)}: use {{type: tpe}} (tpe, gp, nsgaii or random)")
-    kind = spec.get("type", "tpe")
-    if kind not in SAMPLER_OPTIONS:
-        raise SweepError(path, "sampler.type", f"{shown(kind)}: use one of {', '.join(SAMPLER_OPTIONS)}")
-    options = {str(k): v for k, v in spec.items() if k != "type"}
-    unknown = sorted(set(options) - SAMPLER_OPTIONS[kind])
-    if unknown:
-        raise SweepError(path, f"sampler.{unknown[0]}", f"{shown(options[unknown[0]])}: not an option of the {kind} "
-                                                        f"sampler; use {', '.join(sorted(SAMPLER_OPTIONS[kind]))}")
-    for key, value in options.items():
-        if key in ("multivariate", "constant_liar"):
-            ok = isinstance(value, bool)
-        elif key in ("mutation_prob", "crossover_prob"):
-            ok = finite_number(value) and 0 <= value <= 1
+    def early_terminate(self, spec: Any, method: str, objectives: tuple[tuple[str, str], ...],
+                         parameters: tuple[Parameter, ...]) -> Hyperband | None:
+        """W&B's `early_terminate: {type: hyperband, min_iter, max_iter, eta, s}`, in retraining epochs."""
+        if spec is None:
+            return None
+        if not isinstance(spec, Mapping):
+            raise self.fail("early_terminate", f"{shown(spec)}: use {{type: hyperband, min_iter: 1, eta: 3}}")
+        if spec.get("type") != "hyperband":
+            raise self.fail("early_terminate.type", f"{shown(spec.get('type'))}: the one type is hyperband")
+        unknown = sorted(set(map(str, spec)) - HYPERBAND_KEYS)
+        if unknown:
+            raise self.fail(f"early_terminate.{unknown[0]}", f"unknown key; hyperband takes "
+                                                              f"{', '.join(sorted(HYPERBAND_KEYS))}")
+        for key in ("min_iter", "max_iter", "eta", "s"):
+            value = spec.get(key)
+            if value is not None and not (_is_int(value) and value >= (2 if key == "eta" else 1)):
+                need = "a whole number, at least 2" if key == "eta" else "a whole number of epochs, at least 1"
+                raise self.fail(f"early_terminate.{key}", f"{shown(value)}: {need}")
+        eta, max_iter = int(spec.get("eta", 3)), spec.get("max_iter")
+        if "s" in spec and "min_iter" not in spec:  # W&B: s brackets below max_iter
+            if max_iter is None:
+                raise self.fail("early_terminate.s", "s needs max_iter (the brackets are max_iter / eta^k)")
+            min_iter = max(1, round(max_iter / eta ** int(spec["s"])))
         else:
-            ok = _is_int(value) and value >= (2 if key == "population_size" else 0)
-        if not ok:
-            raise SweepError(path, f"sampler.{key}", f"{shown(value)} is not a valid {key}")
-    return str(kind), tuple(sorted(options.items()))
-
-
-def _early_terminate(path: str, spec: Any, method: str, objectives: tuple[tuple[str, str], ...],
-                     parameters: tuple[Parameter, ...]) -> Hyperband | None:
-    """W&B's `early_terminate: {type: hyperband, min_iter, max_iter, eta, s}`, in retraining epochs."""
-    if spec is None:
-        return None
-    if not isinstance(spec, Mapping):
-        raise SweepError(path, "early_terminate", f"{shown(spec)}: use {{type: hyperband, min_iter: 1, eta: 3}}")
-    if spec.get("type") != "hyperband":
-        raise SweepError(path, "early_terminate.type", f"{shown(spec.get('type'))}: the one type is hyperband")
-    unknown = sorted(set(map(str, spec)) - HYPERBAND_KEYS)
-    if unknown:
-        raise SweepError(path, f"early_terminate.{unknown[0]}", f"unknown key; hyperband takes "
-                                                                 f"{', '.join(sorted(HYPERBAND_KEYS))}")
-    for key in ("min_iter", "max_iter", "eta", "s"):
-        value = spec.get(key)
-        if value is not None and not (_is_int(value) and value >= (2 if key == "eta" else 1)):
-            need = "a whole number, at least 2" if key == "eta" else "a whole number of epochs, at least 1"
-            raise SweepError(path, f"early_terminate.{key}", f"{shown(value)}: {need}")
-    eta, max_iter = int(spec.get("eta", 3)), spec.get("max_iter")
-    if "s" in spec and "min_iter" not in spec:  # W&B: s brackets below max_iter
-        if max_iter is None:
-            raise SweepError(path, "early_terminate.s", "s needs max_iter (the brackets are max_iter / eta^k)")
-        min_iter = max(1, round(max_iter / eta ** int(spec["s"])))
-    else:
-        min_iter = int(spec.get("min_iter", 1))
-    if max_iter is not None and max_iter <= min_iter:
-        raise SweepError(path, "early_terminate.max_iter", f"{max_iter}: must be above min_iter {min_iter}")
-    if method != "bayes":
-        raise SweepError(path, "early_terminate", f"early termination stops bayes cases; method {method} runs every "
-                                                  f"case to the end")
-    if len(objectives) > 1:
-        raise SweepError(path, "early_terminate", f"hyperband judges a case on one objective; the metric lists "
-                                                  f"{len(objectives)} (Optuna's pruners take one): use one metric, "
-                                                  f"{' or '.join(EPOCH_METRICS)}")
-    if len(objectives) != 1 or objectives[0][0] not in EPOCH_METRICS:
-        named = ", ".join(name for name, _ in objectives)
-        raise SweepError(path, "early_terminate", f"hyperband judges a case on one figure known after every "
-                                                  f"retraining epoch ({', '.join(EPOCH_METRICS)}); the metric is "
-                                                  f"{named}, known only after the whole case")
-    epochs = next((p for p in parameters if p.name == "epochs"), None)
-    if epochs is not None and max(epochs.values or epochs.grid_values() or (epochs.high,)) == 0:
-        raise SweepError(path, "early_terminate", "every case has 0 retraining epochs: nothing to stop early")
-    return Hyperband(min_iter, None if max_iter is None else int(max_iter), eta)
+            min_iter = int(spec.get("min_iter", 1))
+        if max_iter is not None and max_iter <= min_iter:
+            raise self.fail("early_terminate.max_iter", f"{max_iter}: must be above min_iter {min_iter}")
+        if method != "bayes":
+            raise self.fail("early_terminate", f"early termination stops bayes cases; method {method} runs every "
+                                               f"case to the end")
+        if len(objectives) > 1:
+            raise self.fail("early_terminate", f"hyperband judges a case on one objective; the metric lists "
+                                               f"{len(objectives)} (Optuna's pruners take one): use one metric, "
+                                               f"{' or '.join(EPOCH_METRICS)}")
+        if len(objectives) != 1 or objectives[0][0] not in EPOCH_METRICS:
+            named = ", ".join(name for name, _ in objectives)
+            raise self.fail("early_terminate", f"hyperband judges a case on one figure known after every "
+                                               f"retraining epoch ({', '.join(EPOCH_METRICS)}); the metric is "
+                                               f"{named}, known only after the whole case")
+        epochs = next((p for p in parameters if p.name == "epochs"), None)
+        if epochs is not None and max(epochs.values or epochs.grid_values() or (epochs.high,)) == 0:
+            raise self.fail("early_terminate", "every case has 0 retraining epochs: nothing to stop early")
+        return Hyperband(min_iter, None if max_iter is None else int(max_iter), eta)
 
 
 def longest_epochs(sweep: Sweep, epochs_option: int | None) -> int:
@@ -356,143 +359,147 @@ def early_terminate_problem(sweep: Sweep, epochs_option: int | None) -> str | No
     return None
 
 
-def _flatten(path: str, parameters: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """W&B nests parameters as `sparsity: {parameters: {layer1.0: {...}}}`; here that is `sparsity.layer1.0`."""
-    for name, spec in parameters.items():
-        full = f"{prefix}{name}"
-        if not isinstance(spec, Mapping):
-            raise SweepError(path, f"parameters.{full}", f"{shown(spec)}: a parameter is a mapping such as "
-                                                         f"{{value: 0.5}}, {{values: [...]}} or {{min: .., max: ..}}")
-        if "parameters" in spec:
-            if not isinstance(spec["parameters"], Mapping) or set(spec) != {"parameters"}:
-                raise SweepError(path, f"parameters.{full}", "nested parameters: only `parameters:` inside")
-            yield from _flatten(path, spec["parameters"], f"{full}.")
+class ParameterReader(FieldReader):
+    """`parameters:`: each W&B parameter, its distribution and the values it may take."""
+
+    error = SweepError
+
+    def flatten(self, parameters: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """W&B nests parameters as `sparsity: {parameters: {layer1.0: {...}}}`; here that is `sparsity.layer1.0`."""
+        for name, spec in parameters.items():
+            full = f"{prefix}{name}"
+            if not isinstance(spec, Mapping):
+                raise self.fail(f"parameters.{full}", f"{shown(spec)}: a parameter is a mapping such as "
+                                                      f"{{value: 0.5}}, {{values: [...]}} or {{min: .., max: ..}}")
+            if "parameters" in spec:
+                if not isinstance(spec["parameters"], Mapping) or set(spec) != {"parameters"}:
+                    raise self.fail(f"parameters.{full}", "nested parameters: only `parameters:` inside")
+                yield from self.flatten(spec["parameters"], f"{full}.")
+            else:
+                yield full, spec
+
+    def parameters(self, parameters: Any) -> tuple[Parameter, ...]:
+        if not isinstance(parameters, Mapping) or not parameters:
+            raise self.fail("parameters", "missing or empty; give at least one sparsity.<group> parameter")
+        result = tuple(self.parameter(str(name), spec) for name, spec in self.flatten(parameters))
+        names = {p.name for p in result}
+        groups = [n.split(".", 1)[1] for n in names if n.startswith("sparsity.")]
+        if not groups:
+            raise self.fail("parameters", "no sparsity.<group> parameter: name at least one conv, block or "
+                                          "stage to prune, e.g. sparsity.layer1.0")
+        for name in sorted(names):
+            prefix, _, group = name.partition(".")
+            if prefix in ("kind", "ranker") and group not in groups:
+                raise self.fail(f"parameters.{name}", f"no sparsity.{group} to go with it")
+        return result
+
+    def parameter(self, name: str, spec: Mapping[str, Any]) -> Parameter:
+        where = f"parameters.{name}"
+        prefix, dot, group = name.partition(".")
+        if not ((prefix in PER_GROUP and dot and group) or (name in GLOBAL_PARAMETERS)):
+            raise self.fail(where, f"unknown parameter; use {', '.join(GLOBAL_PARAMETERS)} or "
+                                   f"{', '.join(p + '.<group>' for p in PER_GROUP)}")
+        unknown = sorted(set(map(str, spec)) - PARAMETER_KEYS)
+        if unknown:
+            raise self.fail(f"{where}.{unknown[0]}", f"unknown key; use {', '.join(sorted(PARAMETER_KEYS))}")
+        parameter = replace(self.distribution(where, spec), name=name)
+        self.check_domain(where, prefix if dot else name, parameter)
+        return parameter
+
+    def distribution(self, where: str, spec: Mapping[str, Any]) -> Parameter:
+        """W&B's rules: `value` is constant, `values` categorical, int min/max int_uniform, else uniform."""
+        default = ("constant" if "value" in spec else "categorical" if "values" in spec
+                   else "int_uniform" if all(_is_int(spec.get(k)) for k in ("min", "max")) else "uniform")
+        distribution = spec.get("distribution", default)
+        if distribution not in DISTRIBUTIONS:
+            raise self.fail(f"{where}.distribution", f"{shown(distribution)} is not supported here; use one of "
+                                                     f"{', '.join(DISTRIBUTIONS)}")
+        if distribution == "constant":
+            if "value" not in spec:
+                raise self.fail(where, "constant needs `value:`")
+            return Parameter("", "constant", (spec["value"],))
+        if distribution == "categorical":
+            return self.categorical(where, spec)
+        if not ("min" in spec and "max" in spec):
+            raise self.fail(where, f"{distribution} needs `min:` and `max:`")
+        low, high = (self.number_at(f"{where}.{k}", spec[k]) for k in ("min", "max"))
+        if not low <= high:
+            raise self.fail(where, f"min {low} is above max {high}")
+        q = self.number_at(f"{where}.q", spec.get("q", 1.0))
+        if distribution == "q_uniform" and q <= 0:
+            raise self.fail(f"{where}.q", f"{q}: the step must be above 0")
+        if distribution == "log_uniform_values" and low <= 0:
+            raise self.fail(f"{where}.min", f"{low}: log_uniform_values needs min above 0")
+        if distribution == "int_uniform" and not (_is_int(spec["min"]) and _is_int(spec["max"])):
+            raise self.fail(where, "int_uniform needs whole-number min and max")
+        if distribution in ("int_uniform", "q_uniform"):  # their values are listed: a grid's axis, hypothesis' choices
+            count = math.floor((high - low) / (q if distribution == "q_uniform" else 1)) + 1
+            if count > MAX_GRID_POINTS:
+                raise self.fail(where, f"{distribution} from {low:g} to {high:g} has {count:,} values (more than "
+                                       f"{MAX_GRID_POINTS:,}); use a coarser step, a narrower range or uniform")
+        if distribution == "int_uniform":
+            return Parameter("", distribution, (), int(low), int(high))
+        return Parameter("", distribution, (), low, high, q)
+
+    def categorical(self, where: str, spec: Mapping[str, Any]) -> Parameter:
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise self.fail(f"{where}.values", f"{shown(values)}: give a non-empty list")
+        probabilities = spec.get("probabilities")
+        if probabilities is None:
+            return Parameter("", "categorical", tuple(values))
+        if (not isinstance(probabilities, list) or len(probabilities) != len(values)
+                or not all(finite_number(p) and p >= 0 for p in probabilities)
+                or not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6)):
+            raise self.fail(f"{where}.probabilities", "one non-negative number per value, summing to 1")
+        return Parameter("", "categorical", tuple(values), probabilities=tuple(float(p) for p in probabilities))
+
+    def check_domain(self, where: str, role: str, parameter: Parameter) -> None:
+        """Every value a parameter can take must be a valid setting: sparsity in [0, 1), a known kind, ..."""
+        values = parameter.values or parameter.grid_values() or (parameter.low, parameter.high)
+        if role == "sparsity":
+            bad = [v for v in values if not finite_number(v) or not 0 <= v < 1]
+            hint = "sparsity is a fraction in [0, 1)"
+        elif role == "kind":
+            bad, hint = [v for v in values if v not in KINDS], f"use {' or '.join(KINDS)}"
+        elif role == "ranker":
+            bad, hint = [v for v in values if v not in RANKERS], f"use {' or '.join(RANKERS)}"
+        elif role == "epochs":
+            bad = [v for v in values if not _is_int(v) or v < 0]
+            hint = "epochs is a whole number, 0 or more"
+        elif role == "lr":
+            bad = [v for v in values if not finite_number(v) or not 0 < v < math.inf]
+            hint = "lr is a number above 0"
+        elif role in DEPLOYMENT_PARAMETERS:
+            bad, hint = _bad_deployment_values(role, values)
         else:
-            yield full, spec
+            self.check_model(where, parameter)
+            bad, hint = [], ""
+        if bad:
+            raise self.fail(where, f"{shown(bad[0])} is out of range: {hint}")
 
+    def check_model(self, where: str, parameter: Parameter) -> None:
+        import argparse
 
-def _parameters(path: str, parameters: Any) -> tuple[Parameter, ...]:
-    if not isinstance(parameters, Mapping) or not parameters:
-        raise SweepError(path, "parameters", "missing or empty; give at least one sparsity.<group> parameter")
-    result = tuple(_parameter(path, str(name), spec) for name, spec in _flatten(path, parameters))
-    names = {p.name for p in result}
-    groups = [n.split(".", 1)[1] for n in names if n.startswith("sparsity.")]
-    if not groups:
-        raise SweepError(path, "parameters", "no sparsity.<group> parameter: name at least one conv, block or "
-                                             "stage to prune, e.g. sparsity.layer1.0")
-    for name in sorted(names):
-        prefix, _, group = name.partition(".")
-        if prefix in ("kind", "ranker") and group not in groups:
-            raise SweepError(path, f"parameters.{name}", f"no sparsity.{group} to go with it")
-    return result
+        from .settings import model_name
 
+        if parameter.distribution != "constant":
+            raise self.fail(where, "the layer groups belong to one model: give it as {value: resnet56}")
+        value = parameter.values[0]
+        if not isinstance(value, str):
+            raise self.fail(where, f"{shown(value)}: name a built-in model, e.g. {{value: resnet56}}")
+        if ":" in value:  # a sweep file never makes pytest import a module: factories come from the command line
+            raise self.fail(where, "sweep files name built-in models only (resnet20 ... resnet110, mobilenetv2, "
+                                   "vgg16_bn); pass a user factory with --prunebench-model package.module:factory")
+        try:
+            model_name(value)
+        except argparse.ArgumentTypeError as exc:
+            raise self.fail(where, str(exc)) from None
 
-def _parameter(path: str, name: str, spec: Mapping[str, Any]) -> Parameter:
-    where = f"parameters.{name}"
-    prefix, dot, group = name.partition(".")
-    if not ((prefix in PER_GROUP and dot and group) or (name in GLOBAL_PARAMETERS)):
-        raise SweepError(path, where, f"unknown parameter; use {', '.join(GLOBAL_PARAMETERS)} or "
-                                      f"{', '.join(p + '.<group>' for p in PER_GROUP)}")
-    unknown = sorted(set(map(str, spec)) - PARAMETER_KEYS)
-    if unknown:
-        raise SweepError(path, f"{where}.{unknown[0]}", f"unknown key; use {', '.join(sorted(PARAMETER_KEYS))}")
-    parameter = replace(_distribution(path, where, spec), name=name)
-    _check_domain(path, where, prefix if dot else name, parameter)
-    return parameter
-
-
-def _distribution(path: str, where: str, spec: Mapping[str, Any]) -> Parameter:
-    """W&B's rules: `value` is constant, `values` categorical, int min/max int_uniform, else uniform."""
-    default = ("constant" if "value" in spec else "categorical" if "values" in spec
-               else "int_uniform" if all(_is_int(spec.get(k)) for k in ("min", "max")) else "uniform")
-    distribution = spec.get("distribution", default)
-    if distribution not in DISTRIBUTIONS:
-        raise SweepError(path, f"{where}.distribution", f"{shown(distribution)} is not supported here; use one of "
-                                                        f"{', '.join(DISTRIBUTIONS)}")
-    if distribution == "constant":
-        if "value" not in spec:
-            raise SweepError(path, where, "constant needs `value:`")
-        return Parameter("", "constant", (spec["value"],))
-    if distribution == "categorical":
-        return _categorical(path, where, spec)
-    if not ("min" in spec and "max" in spec):
-        raise SweepError(path, where, f"{distribution} needs `min:` and `max:`")
-    low, high = (_number(path, f"{where}.{k}", spec[k]) for k in ("min", "max"))
-    if not low <= high:
-        raise SweepError(path, where, f"min {low} is above max {high}")
-    q = _number(path, f"{where}.q", spec.get("q", 1.0))
-    if distribution == "q_uniform" and q <= 0:
-        raise SweepError(path, f"{where}.q", f"{q}: the step must be above 0")
-    if distribution == "log_uniform_values" and low <= 0:
-        raise SweepError(path, f"{where}.min", f"{low}: log_uniform_values needs min above 0")
-    if distribution == "int_uniform" and not (_is_int(spec["min"]) and _is_int(spec["max"])):
-        raise SweepError(path, where, "int_uniform needs whole-number min and max")
-    if distribution in ("int_uniform", "q_uniform"):  # their values are listed: a grid's axis, hypothesis' choices
-        count = math.floor((high - low) / (q if distribution == "q_uniform" else 1)) + 1
-        if count > MAX_GRID_POINTS:
-            raise SweepError(path, where, f"{distribution} from {low:g} to {high:g} has {count:,} values (more than "
-                                          f"{MAX_GRID_POINTS:,}); use a coarser step, a narrower range or uniform")
-    if distribution == "int_uniform":
-        return Parameter("", distribution, (), int(low), int(high))
-    return Parameter("", distribution, (), low, high, q)
-
-
-def _categorical(path: str, where: str, spec: Mapping[str, Any]) -> Parameter:
-    values = spec.get("values")
-    if not isinstance(values, list) or not values:
-        raise SweepError(path, f"{where}.values", f"{shown(values)}: give a non-empty list")
-    probabilities = spec.get("probabilities")
-    if probabilities is None:
-        return Parameter("", "categorical", tuple(values))
-    if (not isinstance(probabilities, list) or len(probabilities) != len(values)
-            or not all(finite_number(p) and p >= 0 for p in probabilities)
-            or not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6)):
-        raise SweepError(path, f"{where}.probabilities", "one non-negative number per value, summing to 1")
-    return Parameter("", "categorical", tuple(values), probabilities=tuple(float(p) for p in probabilities))
-
-
-def _check_domain(path: str, where: str, role: str, parameter: Parameter) -> None:
-    """Every value a parameter can take must be a valid setting: sparsity in [0, 1), a known kind, ..."""
-    values = parameter.values or parameter.grid_values() or (parameter.low, parameter.high)
-    if role == "sparsity":
-        bad = [v for v in values if not finite_number(v) or not 0 <= v < 1]
-        hint = "sparsity is a fraction in [0, 1)"
-    elif role == "kind":
-        bad, hint = [v for v in values if v not in KINDS], f"use {' or '.join(KINDS)}"
-    elif role == "ranker":
-        bad, hint = [v for v in values if v not in RANKERS], f"use {' or '.join(RANKERS)}"
-    elif role == "epochs":
-        bad = [v for v in values if not _is_int(v) or v < 0]
-        hint = "epochs is a whole number, 0 or more"
-    elif role == "lr":
-        bad = [v for v in values if not finite_number(v) or not 0 < v < math.inf]
-        hint = "lr is a number above 0"
-    elif role in DEPLOYMENT_PARAMETERS:
-        bad, hint = _bad_deployment_values(role, values)
-    else:
-        _check_model(path, where, parameter)
-        bad, hint = [], ""
-    if bad:
-        raise SweepError(path, where, f"{shown(bad[0])} is out of range: {hint}")
-
-
-def _check_model(path: str, where: str, parameter: Parameter) -> None:
-    import argparse
-
-    from .settings import model_name
-
-    if parameter.distribution != "constant":
-        raise SweepError(path, where, "the layer groups belong to one model: give it as {value: resnet56}")
-    value = parameter.values[0]
-    if not isinstance(value, str):
-        raise SweepError(path, where, f"{shown(value)}: name a built-in model, e.g. {{value: resnet56}}")
-    if ":" in value:  # a sweep file never makes pytest import a module: factories come from the command line
-        raise SweepError(path, where, "sweep files name built-in models only (resnet20 ... resnet110, mobilenetv2, "
-                                      "vgg16_bn); pass a user factory with --prunebench-model package.module:factory")
-    try:
-        model_name(value)
-    except argparse.ArgumentTypeError as exc:
-        raise SweepError(path, where, str(exc)) from None
+    def number_at(self, where: str, value: Any) -> float:
+        if not finite_number(value):
+            raise self.fail(where, f"{shown(value)} is not a number")
+        return float(value)
 
 
 def _check_grid(sweep: Sweep) -> None:
@@ -593,9 +600,3 @@ def _text(value: Any) -> str:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(path: str, where: str, value: Any) -> float:
-    if not finite_number(value):
-        raise SweepError(path, where, f"{shown(value)} is not a number")
-    return float(value)
