@@ -20,7 +20,7 @@ from tiny import write_schedules
 
 from pytest_prunebench.schedule import parse_schedule
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SUITES = ("test_rapid_pruning.py", "test_target_latency.py", "test_target_top1.py")
 CFG = r"cfg-[0-9a-f]{12}"
 HEADER = """\
