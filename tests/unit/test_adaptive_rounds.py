@@ -5,17 +5,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from tiny import CHANNELS_SCHEDULE, SCHEDULE_SUITE, write_schedules
 
 from pytest_prunebench import device, protocol
 from pytest_prunebench.intervals import AdaptiveRounds, next_look, relative_half_width
@@ -127,18 +121,6 @@ def test_bad_values_are_refused_with_what_to_use(parser: Any, text: str, message
         parser(text)
 
 
-def test_a_precision_target_without_auto_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_x="def test_x(): pass")
-    result = pytester.runpytest("--prunebench-precision-target", "2%", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--prunebench-precision-target apply to adaptive rounds: add --prunebench-rounds "
-                                 "auto*"])
-    bad = pytester.runpytest("--prunebench-rounds", "many", "-p", "no:cacheprovider")
-    assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    bad.stderr.fnmatch_lines(["*--prunebench-rounds: 'many' is not a whole number; use a whole number of rounds "
-                              "or auto*"])
-
-
 # -- the protocol ---------------------------------------------------------------------------------------------------
 
 
@@ -173,54 +155,3 @@ def test_bad_adaptive_jobs_are_refused(change: dict[str, Any], message: str) -> 
     with pytest.raises(protocol.ProtocolError) as raised:
         protocol.parse_job(json.dumps(body).encode())
     assert message in str(raised.value)
-
-
-# -- for real: a device worker, and a pytest run --------------------------------------------------------------------
-
-
-def test_a_device_worker_measures_adaptive_rounds(redis_url: str, tmp_path: Path) -> None:
-    from pytest_prunebench.broker import RemoteMeasurer
-    from pytest_prunebench.export import export_onnx
-    from pytest_prunebench.models import build_model
-
-    torch.manual_seed(0)
-    for name in ("dense", "case"):
-        export_onnx(build_model("resnet20", 10), tmp_path / f"{name}.onnx")
-    log = (tmp_path / "worker.log").open("w")
-    command = [sys.executable, "-m", "pytest_prunebench.worker", "--broker", redis_url, "--device", "CPU"]
-    worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
-    try:
-        images = np.random.default_rng(0).normal(size=(8, 3, 32, 32)).astype(np.float32)
-        labels = np.arange(8, dtype=np.int64)
-        # A target 100 rounds cannot reach here: more rounds prove the worker timed adaptively.
-        settings = Settings(rounds="auto", precision_target=0.002, max_rounds=400, warmup=2, precision="f32")
-        measurement = RemoteMeasurer(redis_url).measure(tmp_path / "case.onnx", tmp_path / "dense.onnx", images,
-                                                        labels, settings, "f32")
-    finally:
-        worker.kill()
-        worker.wait(10)
-    rounds = len(measurement.latencies_s)
-    assert rounds == len(measurement.reference_latencies_s) and rounds % 10 == 0 and 100 < rounds <= 400
-    met = relative_half_width(measurement.latencies_s, measurement.reference_latencies_s) <= 0.002
-    assert met or rounds == 400  # the worker stopped where the interval was narrow enough, or at the budget
-
-
-def test_a_pytest_run_records_rounds_used_and_whether_the_target_was_met(pytester: pytest.Pytester,
-                                                                        tiny_args: list[str]) -> None:
-    write_schedules(pytester.path, channels=CHANNELS_SCHEDULE)
-    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
-    args = list(tiny_args)
-    args[args.index("--prunebench-rounds") + 1] = "auto"  # instead of tiny_args' 20
-    result = pytester.runpytest_subprocess(*args, "--prunebench-precision-target=3%", "--prunebench-max-rounds=300",
-                                           "--prunebench-epochs", "0", "--prunebench-artifacts=artifacts",
-                                           "--benchmark-json=out.json")
-    result.assert_outcomes(passed=1)
-    (record,) = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
-    info = record["extra_info"]
-    assert info["latency_rounds"] == record["stats"]["rounds"] and 100 <= info["latency_rounds"] <= 300
-    assert info["latency_precision_target"] == 0.03
-    low, high = info["latency_speedup_ci"]
-    half_width = max(info["latency_speedup"] - low, high - info["latency_speedup"]) / info["latency_speedup"]
-    assert info["latency_precision"] == pytest.approx(half_width)
-    assert info["latency_precision_met"] is (half_width <= 0.03)
-    assert info["latency_precision_met"] or info["latency_rounds"] == 300

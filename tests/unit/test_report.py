@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import html
 import json
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from tiny import run_schedule_suite
+from report_records import STRONG, rapid_records, write_json
 
 from pytest_prunebench.report import (
     PICTURES,
@@ -48,11 +45,6 @@ def synthetic_records(count: int = 12) -> list[dict[str, Any]]:
         records.append({"name": name, "fullname": f"s.py::{name}", "stats": {"median": info["latency_ms"] / 1000},
                         "extra_info": info})
     return records
-
-
-def write_json(path: Path, records: list[dict[str, Any]]) -> Path:
-    path.write_text(json.dumps({"machine_info": {}, "benchmarks": records}))
-    return path
 
 
 @pytest.fixture
@@ -133,27 +125,6 @@ def test_records_of_several_files_merge_and_same_names_are_told_apart(tmp_path: 
     assert f"main:{records[0]['fullname']}" in names and f"branch:{records[0]['fullname']}" in names
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("not json", "not a pytest-benchmark JSON file (JSONDecodeError"),
-        ('{"benchmarks": [{"name": "t", "extra_info": {}}]}', "no prunebench record"),
-        ("[]", "not a pytest-benchmark JSON file (TypeError"),
-    ],
-)
-def test_unreadable_results_are_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "results.json"
-    path.write_text(content)
-    with pytest.raises(ReportError) as raised:
-        load_cases([path])
-    assert message in str(raised.value) and "\n" not in str(raised.value)
-    finished = subprocess.run([sys.executable, "-m", "pytest_prunebench.cli", "report", str(path), "--out",
-                               str(tmp_path / "out")], capture_output=True, text=True)
-    assert finished.returncode == 2
-    assert finished.stderr.startswith("prunebench: error: ") and message in finished.stderr
-    assert "Traceback" not in finished.stderr
-
-
 def test_markdown_marks_undefined_correlations() -> None:
     cases = [Case("only", {"top1": 90.0, "latency_ms": 1.0, "sparsity.p": 0.5})]
     assert "| p | 1 | 1 | – | – |" in markdown(cases)
@@ -170,33 +141,6 @@ def test_markdown_says_fine_grained_masks_do_not_shrink_dense_latency_and_shows_
     assert "| surgery | dns | elements | – | 0.610 | fine-grained zeros" in markdown([surgery])  # no target
     plain = markdown([Case("old", {"top1": 90.0, "latency_ms": 1.0, "sparsity.p": 0.5, "kind.p": "filters"})])
     assert "desired and reached" not in plain and "do not shrink" not in plain
-
-
-def test_a_session_writes_its_report_and_the_cli_reads_its_json(pytester: pytest.Pytester,
-                                                                tiny_args: list[str]) -> None:
-    result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0",
-                                "--prunebench-report=session-report")
-
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*prunebench: report: *session-report/index.html (2 case(s))*"])
-    # Each case keeps which structures it removed: channels 0.25 of layer3.1.conv2's 64 inputs is 16 of them.
-    records = {b["name"]: b["extra_info"] for b in json.loads((pytester.path / "out.json").read_text())["benchmarks"]}
-    layers = json.loads(Path(records["test_schedule[channels]"]["structures_path"]).read_text())
-    assert list(layers) == ["layer3.1.conv2"]
-    entry = layers["layer3.1.conv2"]
-    assert (entry["kind"], entry["ranker"], entry["total"], len(entry["scores"])) == ("channels", "l2", 64, 64)
-    assert len(entry["removed"]) == 16
-    kept = [score for i, score in enumerate(entry["scores"]) if i not in entry["removed"]]
-    assert max(entry["scores"][i] for i in entry["removed"]) <= min(kept)  # the lowest-ranked ones went
-    assert (pytester.path / "session-report" / "filters.png").is_file()
-    assert (pytester.path / "session-report" / "layers.png").is_file()  # per-layer time vs MACs, dense and pruned
-    session_md = (pytester.path / "session-report" / "report.md").read_text()
-    assert "`layers.png` shows" in session_md
-    finished = subprocess.run([sys.executable, "-m", "pytest_prunebench.cli", "report", "out.json", "--out",
-                               "cli-report"], cwd=pytester.path, capture_output=True, text=True)
-    assert finished.returncode == 0, finished.stderr
-    assert "2 case(s) from 1 file(s)" in finished.stdout
-    assert (pytester.path / "cli-report" / "report.md").read_text() == session_md  # same records, same report
 
 
 def sensitivity_records() -> list[dict[str, Any]]:
@@ -235,27 +179,6 @@ def test_a_report_without_single_group_cases_has_no_sensitivity(tmp_path: Path, 
     written = write_report(cases, tmp_path / "out")
     assert not (tmp_path / "out" / "sensitivity.png").exists() and len(written) == len(PICTURES) + 3
     assert "Sensitivity" not in (tmp_path / "out" / "report.md").read_text()
-
-
-def test_the_sensitivity_suite_records_one_group_per_case(pytester: pytest.Pytester, tiny_args: list[str]) -> None:
-    suite = (Path(__file__).resolve().parents[1] / "bench_suites" / "test_sensitivity.py").read_text()
-    small = suite.replace('GROUPS = [f"layer{stage}.{block}" for stage in (1, 2, 3) for block in range(3)]',
-                          'GROUPS = ["layer1.0", "layer3.2"]')
-    small = small.replace("SPARSITIES = [round(0.1 * step, 1) for step in range(1, 10)]", "SPARSITIES = [0.2, 0.6]")
-    assert small != suite and small.count("GROUPS = [") == 1
-    pytester.makepyfile(test_sensitivity=small)
-    result = pytester.runpytest_subprocess(*tiny_args, "--prunebench-artifacts=artifacts", "--benchmark-json=s.json",
-                                           "--prunebench-report=rep")
-
-    result.assert_outcomes(passed=4)
-    records = {b["name"]: b["extra_info"] for b in json.loads((pytester.path / "s.json").read_text())["benchmarks"]}
-    assert len(records) == 4
-    for name, info in records.items():
-        (key,) = [k for k in info if k.startswith("sparsity.")]
-        group, sparsity = name.split("[")[1].split("]")[0].rsplit("-", 1)
-        assert key == f"sparsity.{group}" and info[key] == float(sparsity) and info["epochs"] == 0
-    assert (pytester.path / "rep" / "sensitivity.png").is_file()
-    assert "Least sensitive:" in (pytester.path / "rep" / "report.md").read_text()
 
 
 def test_filters_png_shows_a_chosen_case_and_unknown_cases_are_refused(tmp_path: Path) -> None:
@@ -392,45 +315,6 @@ def test_records_of_two_sessions_are_rescaled_to_one_reference(tmp_path: Path) -
 
 # -- a rapid run's report: readable seed figures -------------------------------------------------------------------
 
-GROUPS = [f"layer{stage}.{block}" for stage in (1, 2, 3) for block in range(9)]  # ResNet-56's 27 residual blocks
-STRONG = ("layer3.0", "layer2.4", "layer1.7")  # the groups the crafted latency depends on
-
-
-def rapid_records(count: int = 30) -> list[dict[str, Any]]:
-    """A rapid-pruning run as the suite records it: every case carries all 27 groups' sparsity (0 where not drawn),
-    reached sparsities, kinds and rankers, intervals. Each case prunes the STRONG groups and up to 3 others; its
-    speed-up grows with the STRONG groups' sparsity only. Two cases draw 0.02 of one group: nothing removed."""
-    rng = np.random.default_rng(18)
-    records = []
-    for index in range(count):
-        drawn = {g: 0.02 * int(rng.integers(1, 46)) for g in STRONG}
-        drawn |= {g: 0.02 * int(rng.integers(1, 46)) for g in rng.choice(GROUPS, int(rng.integers(0, 4)))}
-        if index in (7, 19):
-            drawn = {GROUPS[index]: 0.02}
-        sparsity = {g: round(drawn.get(g, 0.0), 2) for g in GROUPS}
-        nothing = index in (7, 19)
-        speedup = (1.0 if nothing else 1 + 0.8 * sum(sparsity[g] for g in STRONG)) * float(rng.normal(1, 0.01))
-        absolute = 0.43 * float(rng.uniform(0.7, 1.3)) / speedup  # the case's own window drifts
-        rel = 0.43 / speedup
-        macs = 125_747_840 if nothing else int(125_747_840 * (1 - 0.3 * sum(sparsity.values()) / len(drawn)))
-        info: dict[str, Any] = {
-            "model": "resnet56", "dataset": "digits", "device": "CPU", "precision": "bf16", "epochs": 0,
-            "top1": 99.4 - 3 * sum(sparsity.values()) + float(rng.normal(0, 0.2)), "top1_dense": 99.44,
-            "top1_pruned": 99.0, "latency_ms": absolute, "latency_ms_dense": absolute * speedup,
-            "latency_speedup": speedup, "latency_ms_ref": 0.43, "latency_ms_rel": rel,
-            "latency_ms_ci": [0.99 * absolute, 1.01 * absolute], "latency_speedup_ci": [0.99 * speedup, 1.01 * speedup],
-            "latency_ms_rel_ci": [rel / 1.01, rel / 0.99], "mac_speedup": 125_747_840 / macs, "macs": macs,
-            "macs_dense": 125_747_840, "params": macs // 150, "params_dense": 855_770, "onnx_bytes": macs // 40,
-            "collapsed": False, "collapse_reason": None, "measured_at": [1.0 + index, 2.0 + index],
-            "latency_rounds": 200, "seconds.measure": 0.6,
-            **{f"sparsity.{g}": s for g, s in sparsity.items()},
-            **{f"reached.{g}": 0.0 if nothing else s for g, s in sparsity.items()},
-            **{f"kind.{g}": "filters" for g in GROUPS}, **{f"ranker.{g}": "l1" for g in GROUPS}}
-        name = f"test_rapid_pruning[filters]::cfg-{index:012x}"
-        records.append({"name": name, "fullname": f"bench_suites/test_rapid_pruning.py::{name}",
-                        "stats": {"median": absolute / 1000}, "extra_info": info})
-    return records
-
 
 @pytest.fixture
 def rapid(tmp_path: Path) -> list[Case]:
@@ -505,47 +389,6 @@ def test_cases_csv_holds_every_record_field_one_row_per_case(tmp_path: Path, rap
         assert float(row["latency_compared_ms"]) == case.latency
         assert row["on_pareto_front"] == str(case.name in front)
     assert sum(row["removed_no_structure"] == "True" for row in rows) == 2
-
-
-def chromium_path() -> str | None:
-    import shutil
-
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(chromium_path() is None, reason="needs Debian's chromium to open the page as a user would; "
-                    ".ci/run installs it (apt-get install -y chromium) and could not here")
-def test_index_html_opens_in_a_real_browser_with_every_picture_decoded(tmp_path: Path, rapid: list[Case]) -> None:
-    """The page alone in an empty directory (no picture beside it), loaded by headless chromium; after `load`, a
-    probe writes each <img>'s decoded size into the DOM chromium dumps."""
-    written = write_report(rapid, tmp_path / "out")
-    pictures = [p for p in written if p.suffix == ".png"]
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    probe = ("<script>addEventListener('load', () => { document.body.dataset.images = [...document.images].map("
-             "i => i.complete + ':' + i.naturalWidth + 'x' + i.naturalHeight).join(' ');"
-             "document.body.dataset.tables = document.querySelectorAll('table').length;"
-             "document.body.dataset.first = document.querySelector('h2').textContent; });</script>")
-    page = (tmp_path / "out" / "index.html").read_text()
-    (alone / "index.html").write_text(page.replace("</body>", probe + "</body>"))
-    finished = subprocess.run(
-        [str(chromium_path()), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
-         (alone / "index.html").as_uri()], capture_output=True, text=True, timeout=120)
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    dom = finished.stdout
-
-    def attribute(name: str) -> str:
-        start = dom.index(f'data-{name}="') + len(f'data-{name}="')
-        return html.unescape(dom[start:dom.index('"', start)])
-
-    expected = []
-    for picture in pictures:
-        header = picture.read_bytes()[:24]  # PNG: the IHDR chunk's width and height, big-endian
-        expected.append(f"true:{int.from_bytes(header[16:20], 'big')}x{int.from_bytes(header[20:24], 'big')}")
-    assert attribute("images").split() == expected  # every picture decoded at its full size, in report order
-    assert int(attribute("tables")) >= 4 and attribute("first").startswith("Correlation of each sparsity")
 
 
 # -- pruning vs quantization --------------------------------------------------------------------------------------

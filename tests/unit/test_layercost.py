@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny import run_schedule_suite
+from resnet20_figures import RESNET20_LAYERS
 
 from pytest_prunebench import device
 from pytest_prunebench.device import NodeTime
 from pytest_prunebench.export import export_onnx
 from pytest_prunebench.layercost import attribute, layer_profile, scope_layer
 from pytest_prunebench.lock import exclusive_measurement, host_gate_for
-from pytest_prunebench.models import build_model, count_macs, layer_costs
+from pytest_prunebench.models import build_model, layer_costs
 from pytest_prunebench.pruning import filter_groups
 
 # Sums of per-node medians against the median of per-inference sums: equal up to the noise between inferences.
@@ -24,9 +21,6 @@ from pytest_prunebench.pruning import filter_groups
 # 20 profiled inferences once gave 11% under CI load, so the fixture profiles 60 and allows 15%.
 SUM_TOLERANCE = 0.15
 TIMED_ROUNDS = 300
-
-RESNET20_LAYERS = {"conv1", "fc", "layer2.0.downsample.0", "layer3.0.downsample.0"} | {
-    f"layer{s}.{b}.conv{c}" for s in (1, 2, 3) for b in range(3) for c in (1, 2)}
 
 
 @pytest.mark.parametrize(
@@ -102,39 +96,3 @@ def test_filter_groups_follow_the_residual_streams() -> None:
     assert inner.consumers == ("layer2.1.conv2",)
     members = [m for g in groups for m in g.members]
     assert sorted(members) == sorted(RESNET20_LAYERS - {"fc"})  # every conv in exactly one group
-
-
-def test_prunebench_layers_on_a_device_prints_every_layer_with_its_time() -> None:
-    finished = subprocess.run([sys.executable, "-m", "pytest_prunebench.cli", "layers", "resnet20", "--device", "CPU",
-                               "--rounds", "10"], capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr
-    lines = finished.stdout.splitlines()
-    rows = {line.split()[0]: line.split() for line in lines[1:] if line.split()[0] in RESNET20_LAYERS}
-    assert set(rows) == RESNET20_LAYERS
-    assert all(float(row[3]) > 0 for row in rows.values())  # device ms
-    assert sum(int(row[2].replace(",", "")) for row in rows.values()) == count_macs(build_model("resnet20", 10))
-    total = next(line for line in lines if line.startswith("total:"))
-    assert f"{count_macs(build_model('resnet20', 10)):,} MACs" in total and "per inference on CPU" in total
-    assert any(line.startswith("G1: filters of conv1, layer1.0.conv2") for line in lines)
-
-
-def test_a_device_without_that_name_is_one_error_line() -> None:
-    finished = subprocess.run([sys.executable, "-m", "pytest_prunebench.cli", "layers", "resnet20", "--device",
-                               "NOSUCH"], capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 2
-    assert finished.stderr.startswith("prunebench: error: --prunebench-device NOSUCH: OpenVINO") and \
-        "Traceback" not in finished.stderr
-
-
-def test_records_carry_device_and_end_to_end_time_and_a_layer_file(pytester: pytest.Pytester,
-                                                                   tiny_args: list[str]) -> None:
-    result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0")
-    result.assert_outcomes(passed=2)
-    for bench in json.loads((pytester.path / "out.json").read_text())["benchmarks"]:
-        info = bench["extra_info"]
-        assert info["e2e_ms"] == info["latency_ms"] == pytest.approx(bench["stats"]["median"] * 1000)
-        assert 0 < info["device_ms"] <= info["e2e_ms"], info
-        layers = json.loads(Path(info["layers_path"]).read_text())
-        assert layers["device_ms"] == info["device_ms"]
-        assert sum(row["macs"] for row in layers["layers"]) == info["macs"]
-        assert all(row["device_ms"] is not None for row in layers["layers"])

@@ -33,8 +33,8 @@ from pytest_prunebench.errors import PrunebenchWarning, ScheduleError, SweepErro
 from pytest_prunebench.schedule import LR_SCHEDULERS, SUPPORTED_PRUNERS, Schedule, load_schedule
 from pytest_prunebench.sweep import Sweep, load_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
-HOSTILE = Path(__file__).resolve().parent / "hostile"
+ROOT = Path(__file__).resolve().parents[2]
+HOSTILE = Path(__file__).resolve().parents[1] / "hostile"
 INDEX: list[dict[str, Any]] = yaml.safe_load((HOSTILE / "index.yaml").read_text(encoding="utf-8"))
 SWEEP_SUITE = (ROOT / "bench_suites" / "test_sweep.py").read_text(encoding="utf-8")
 ONE_TEST = "def test_nothing():\n    pass\n"
