@@ -1,4 +1,8 @@
-"""--prunebench-rounds auto: blocks until the speed-up's interval is narrow enough, here and on a device worker."""
+"""--prunebench-rounds auto: blocks until the speed-up's interval is narrow enough, here and on a device worker.
+
+This file holds the end-to-end layer's tests (real training and devices, subprocesses, redis-server, workers); the
+topic's other tests are in tests/unit/test_adaptive_rounds.py, tests/plugin/test_adaptive_rounds.py.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The artifact cache: keys, atomic entries, corruption, per-key locks across processes, bad cache directories."""
+"""The artifact cache: keys, atomic entries, corruption, per-key locks across processes, bad cache directories.
+
+This file holds the end-to-end layer's tests (real training and devices, subprocesses, redis-server, workers); the
+topic's other tests are in tests/unit/test_cache.py.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from cache_builds import KEY, Counting, read_a
+from tiny import CHANNELS_SCHEDULE, FILTERS_SCHEDULE, write_schedules
 
 from pytest_prunebench.cache import ArtifactCache
+from pytest_prunebench.checkpoint import load_model, save_model
 from pytest_prunebench.errors import CacheError
+from pytest_prunebench.models import build_model, count_macs
+from pytest_prunebench.pruning import prune_to_final
+from pytest_prunebench.schedule import load_schedule
 
 
 def test_a_killed_builders_partial_directory_is_cleared(tmp_path: Path) -> None:
@@ -110,3 +120,20 @@ def test_a_full_cache_disk_is_one_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"cannot write the artifact cache {mount}/cache (No space left on device")
     assert result.stdout.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+# -- thinned models as weights only ---------------------------------------------------------------------------
+
+def test_a_thinned_model_round_trips_onto_a_freshly_built_architecture(tmp_path: Path) -> None:
+    schedule = load_schedule(write_schedules(tmp_path, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
+                             / "filters.yaml")
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    prune_to_final(model, schedule)
+    save_model(model, tmp_path / "model.pt")
+    restored = load_model(build_model("resnet20", 10), tmp_path / "model.pt")
+    assert count_macs(restored) == count_macs(model) < count_macs(build_model("resnet20", 10))
+    sample = torch.randn(2, 3, 32, 32)
+    model.eval(), restored.eval()
+    assert torch.equal(model(sample), restored(sample))
+    assert restored.layer1[0].conv1.out_channels == 8 and restored.layer1[0].bn1.num_features == 8

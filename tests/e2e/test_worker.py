@@ -2,6 +2,9 @@
 
 Jobs are this project's own exports (ResNet-20, random weights) and tiny test sets; small round counts keep
 each job well under a second, except where a test needs a job long enough to kill a worker in the middle.
+
+This file holds the end-to-end layer's tests (real training and devices, subprocesses, redis-server, workers); the
+topic's other tests are in tests/unit/test_worker.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Dense baselines trained to a stated quality: the recipe registry, the early stop, the cache key, the quality floor
-and the torch/device precision gap. Pure units first, then real pytest sessions on tiny settings."""
+and the torch/device precision gap. Pure units first, then real pytest sessions on tiny settings.
+
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in
+tests/unit/test_baseline.py, tests/e2e/test_baseline.py.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""--prunebench-compare-fail: gates on record figures against the run --benchmark-compare selects."""
+"""--prunebench-compare-fail: gates on record figures against the run --benchmark-compare selects.
+
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in tests/unit/test_gates.py.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Device time per layer: OpenVINO's performance counters mapped back to the model's conv and fc layers."""
+"""Device time per layer: OpenVINO's performance counters mapped back to the model's conv and fc layers.
+
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in
+tests/unit/test_layercost.py, tests/e2e/test_layercost.py.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """pytester runs of the plugin: options, ini keys, usage errors, parametrisation, clear case failures.
 
 None of these trains a model: each stops at a usage error, at collection, or before training starts.
+
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in tests/e2e/test_plugin.py.
 """
 
 from __future__ import annotations

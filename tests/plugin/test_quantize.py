@@ -1,6 +1,9 @@
 """The deployment stage (quantize.py) for real: NNCF's post-training quantization and FP16 weight compression of this
 project's ONNX exports, the IR files read back without the project (ElementTree over the .xml), the artifact cache,
 and every bad input of the precision, calibration and max_drop options and schedule keys.
+
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in
+tests/unit/test_quantize.py, tests/e2e/test_quantize.py.
 """
 
 from __future__ import annotations

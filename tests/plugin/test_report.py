@@ -1,4 +1,8 @@
-"""`prunebench report` and --prunebench-report: pictures that hold drawn content, tables recomputed independently."""
+"""`prunebench report` and --prunebench-report: pictures that hold drawn content, tables recomputed independently.
+
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in tests/unit/test_report.py,
+tests/e2e/test_report.py.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The `type=` parsers shared by command-line options and ini keys, and the frozen Settings object."""
+"""The `type=` parsers shared by command-line options and ini keys, and the frozen Settings object.
+
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in
+tests/unit/test_settings.py.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Searched sweeps (search.py): W&B distributions as Optuna's, the admission rule that makes run_cap exact, stale
-trials, storages (journal file, a real redis-server, sqlite), the Pareto front, and the plugin running them."""
+trials, storages (journal file, a real redis-server, sqlite), the Pareto front, and the plugin running them.
+
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in tests/unit/test_study.py,
+tests/e2e/test_study.py.
+"""
 
 from __future__ import annotations
 

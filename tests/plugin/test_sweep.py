@@ -1,4 +1,7 @@
-"""W&B sweep files: parsing and validation, grid points, hypothesis draws, points as schedules."""
+"""W&B sweep files: parsing and validation, grid points, hypothesis draws, points as schedules.
+
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in tests/unit/test_sweep.py.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Weights & Biases: one offline run per case, read back from its `run-*.wandb` file and compared with the
-pytest-benchmark JSON; options and their refusals; a broken W&B set-up never costs a record."""
+pytest-benchmark JSON; options and their refusals; a broken W&B set-up never costs a record.
+
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in tests/unit/test_wandb.py,
+tests/e2e/test_wandb.py.
+"""
 
 from __future__ import annotations
 

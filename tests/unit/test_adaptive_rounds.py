@@ -1,4 +1,8 @@
-"""--prunebench-rounds auto: blocks until the speed-up's interval is narrow enough, here and on a device worker."""
+"""--prunebench-rounds auto: blocks until the speed-up's interval is narrow enough, here and on a device worker.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/plugin/test_adaptive_rounds.py, tests/e2e/test_adaptive_rounds.py.
+"""
 
 from __future__ import annotations
 

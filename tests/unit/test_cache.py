@@ -1,4 +1,8 @@
-"""The artifact cache: keys, atomic entries, corruption, per-key locks across processes, bad cache directories."""
+"""The artifact cache: keys, atomic entries, corruption, per-key locks across processes, bad cache directories.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/e2e/test_cache.py.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,7 @@ from pytest_prunebench.cache import ArtifactCache, CacheWarning, artifact_key, c
 from pytest_prunebench.case import CaseRunner
 from pytest_prunebench.checkpoint import load_model, save_model
 from pytest_prunebench.errors import CacheError
-from pytest_prunebench.models import build_model, count_macs
-from pytest_prunebench.pruning import prune_to_final
+from pytest_prunebench.models import build_model
 from pytest_prunebench.schedule import load_schedule
 from pytest_prunebench.settings import Settings
 
@@ -155,23 +158,6 @@ def test_a_cache_dir_under_a_file_is_one_clear_error(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith(f"cannot write the artifact cache {root} (Not a directory")
     assert "--prunebench-cache DIR" in message and "--prunebench-no-cache" in message and "\n" not in message
-
-
-# -- thinned models as weights only ---------------------------------------------------------------------------
-
-def test_a_thinned_model_round_trips_onto_a_freshly_built_architecture(tmp_path: Path) -> None:
-    schedule = load_schedule(write_schedules(tmp_path, filters=FILTERS_SCHEDULE, channels=CHANNELS_SCHEDULE)
-                             / "filters.yaml")
-    torch.manual_seed(0)
-    model = build_model("resnet20", 10)
-    prune_to_final(model, schedule)
-    save_model(model, tmp_path / "model.pt")
-    restored = load_model(build_model("resnet20", 10), tmp_path / "model.pt")
-    assert count_macs(restored) == count_macs(model) < count_macs(build_model("resnet20", 10))
-    sample = torch.randn(2, 3, 32, 32)
-    model.eval(), restored.eval()
-    assert torch.equal(model(sample), restored(sample))
-    assert restored.layer1[0].conv1.out_channels == 8 and restored.layer1[0].bn1.num_features == 8
 
 
 def test_a_model_file_that_does_not_fit_the_architecture_is_a_value_error(tmp_path: Path) -> None:

@@ -1,18 +1,17 @@
-"""The `prunebench` command line: `layers` tables with Distiller's MAC counts and `check` on schedule files."""
+"""The `prunebench` command line: `layers` tables with Distiller's MAC counts and `check` on schedule files.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/e2e/test_cli.py.
+"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+from cli_tables import table
 
 from pytest_prunebench.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
-SCHEDULES = sorted((ROOT / "schedules").glob("*.yaml"))
-ROW = re.compile(r"^(?P<name>\S+)\s+(?P<kind>conv|fc)\s+(?P<shape>[\dx]+)\s+(?P<filters>\d+)\s+(?P<channels>\d+)"
-                 r"\s+(?P<macs>[\d,]+)$")
 
 BAD_LAYER = """\
 version: 1
@@ -33,53 +32,6 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def table(out: str) -> tuple[list[re.Match[str]], str]:
-    """The layer rows and the total line of a `layers` table (after its header)."""
-    lines = out.rstrip("\n").splitlines()
-    assert lines[0].split() == ["layer", "kind", "weight", "shape", "filters", "channels", "MACs"]
-    rows = [ROW.match(text) for text in lines[1:-1]]
-    assert all(rows), [text for text, row in zip(lines[1:-1], rows, strict=True) if not row]
-    return rows, lines[-1]  # type: ignore[return-value]
-
-
-# --- layers -------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("model", "convs", "macs", "weights"),
-    [
-        ("resnet56", 57, "125,747,840", "851,504"),  # 55 block convs + stem + 2 downsample convs
-        ("resnet56_cifar", 57, "125,747,840", "851,504"),
-        ("resnet20", 21, "40,813,184", "270,896"),
-    ],
-)
-def test_layers_table(capsys: pytest.CaptureFixture[str], model: str, convs: int, macs: str, weights: str) -> None:
-    assert main(["layers", model]) == 0
-    out, err = capsys.readouterr()
-    assert err == ""
-    rows, total = table(out)
-    kinds = [row["kind"] for row in rows]
-    assert kinds.count("conv") == convs
-    assert kinds.count("fc") == 1
-    assert total == f"total: {convs + 1} layers, {macs} MACs, {weights} conv+fc weights"
-    assert sum(int(row["macs"].replace(",", "")) for row in rows) == int(macs.replace(",", ""))
-
-
-def test_layers_rows_name_the_schedule_layers(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["layers", "resnet56"])
-    rows, _ = table(capsys.readouterr().out)
-    by_name = {row["name"]: row for row in rows}
-    assert list(by_name)[0] == "conv1"
-    assert list(by_name)[-1] == "fc"
-    downsample = by_name["layer2.0.downsample.0"]
-    assert (downsample["kind"], downsample["shape"], downsample["filters"], downsample["channels"]) == \
-        ("conv", "32x16x1x1", "32", "16")
-    assert downsample["macs"] == "131,072"  # 16x16 output x 32x16 weights
-    assert "layer3.0.downsample.0" in by_name
-    assert "layer1.0.downsample.0" not in by_name  # stage 1 keeps its width: identity shortcut
-    assert by_name["fc"]["macs"] == "640"
 
 
 def test_layers_counts_the_classes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,21 +57,6 @@ def test_a_factory_that_cannot_be_imported_is_one_error_line(capsys: pytest.Capt
     assert out == ""
     assert err.startswith("prunebench: error: model 'no_such_package_xyz.models:build': cannot import")
     assert err.count("\n") == 1
-
-
-# --- check --------------------------------------------------------------------------------------------------------
-
-
-def test_check_the_projects_own_schedules(capsys: pytest.CaptureFixture[str]) -> None:
-    assert SCHEDULES, f"no schedules in {ROOT / 'schedules'}"
-    assert main(["check", *map(str, SCHEDULES)]) == 0
-    out, err = capsys.readouterr()
-    assert "error:" not in err
-    lines = out.splitlines()
-    assert len(lines) == len(SCHEDULES)
-    for line, path in zip(lines, SCHEDULES, strict=True):
-        assert line.startswith(f"ok: {path}: ")
-        assert re.search(r": \d+ pruner\(s\) on (resnet(20|56)|mobilenetv2)$", line), line
 
 
 def test_check_an_unknown_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,8 @@
-"""--prunebench-compare-fail: gates on record figures against the run --benchmark-compare selects."""
+"""--prunebench-compare-fail: gates on record figures against the run --benchmark-compare selects.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/plugin/test_gates.py.
+"""
 
 from __future__ import annotations
 

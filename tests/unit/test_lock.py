@@ -1,6 +1,9 @@
 """The device lock: one file per device, real exclusion between processes, re-entrant within one, clear refusals.
 
 The host gate: a read-write lock across processes, CPU-heavy work shared, a measurement exclusive.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/e2e/test_lock.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The `type=` parsers shared by command-line options and ini keys, and the frozen Settings object."""
+"""The `type=` parsers shared by command-line options and ini keys, and the frozen Settings object.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/plugin/test_settings.py.
+"""
 
 from __future__ import annotations
 

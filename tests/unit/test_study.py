@@ -1,10 +1,13 @@
 """Searched sweeps (search.py): W&B distributions as Optuna's, the admission rule that makes run_cap exact, stale
-trials, storages (journal file, a real redis-server, sqlite), the Pareto front, and the plugin running them."""
+trials, storages (journal file, a real redis-server, sqlite), the Pareto front, and the plugin running them.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/plugin/test_study.py, tests/e2e/test_study.py.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from study_sweeps import TINY_BAYES, TWO_OBJECTIVES, trial
@@ -23,37 +26,6 @@ from pytest_prunebench.search import (
     study_url,
 )
 from pytest_prunebench.sweep import parse_sweep
-
-# -- W&B distributions as Optuna distributions ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("sampler", "objectives"), [("tpe", 1), ("tpe", 2), ("gp", 1), ("gp", 2), ("nsgaii", 2),
-                                                     ("random", 2)])
-def test_every_sampler_a_sweep_can_name_fills_run_cap_on_a_mixed_space(tmp_path: Path, sampler: str,
-                                                                      objectives: int) -> None:
-    """As an outside user writes one: W&B's nested parameters, int, log-uniform, stepped and categorical values.
-    The study is told a figure computed from the configuration: what is tested is that each sampler accepts the
-    space and the agent admits run_cap distinct configurations."""
-    metric: Any = [{"name": "top1", "goal": "maximize"}, {"name": "latency_ms_rel", "goal": "minimize"}]
-    document = {"method": "bayes", "metric": metric[1] if objectives == 1 else metric, "run_cap": 6,
-                "sampler": {"type": sampler, "seed": 0},
-                "parameters": {"epochs": {"min": 0, "max": 2},
-                               "lr": {"min": 0.001, "max": 0.1, "distribution": "log_uniform_values"},
-                               "sparsity": {"parameters": {
-                                   "layer1": {"min": 0.0, "max": 0.5},
-                                   "layer3": {"min": 0.1, "max": 0.6, "distribution": "q_uniform", "q": 0.1}}},
-                               "kind.layer3": {"values": ["filters", "channels"]}}}
-    handle = open_study(parse_sweep(document, "mixed.yaml"), None, tmp_path, {}, 6)
-    agent = search.Agent(handle, lambda _m: None)
-    seen = []
-    for slot in agent.trials():
-        top1, latency = 100 - 50 * slot.values["sparsity.layer3"], 1 - slot.values["sparsity.layer1"]
-        agent.tell(slot, f"case{slot.number}", [latency] if objectives == 1 else [top1, latency], False)
-        seen.append(search.config_key(slot.values))
-        assert slot.values["kind.layer3"] in ("filters", "channels") and 0 <= slot.values["epochs"] <= 2
-        assert round(slot.values["sparsity.layer3"] * 10, 9) % 1 == 0
-    assert len(seen) == len(set(seen)) == 6
-    assert len(search.study_points(handle.study)) == 6
 
 
 def test_a_q_uniform_value_reaches_the_case_as_the_sweep_writes_it() -> None:

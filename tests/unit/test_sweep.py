@@ -1,4 +1,8 @@
-"""W&B sweep files: parsing and validation, grid points, hypothesis draws, points as schedules."""
+"""W&B sweep files: parsing and validation, grid points, hypothesis draws, points as schedules.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/plugin/test_sweep.py.
+"""
 
 from __future__ import annotations
 

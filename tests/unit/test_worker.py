@@ -2,6 +2,9 @@
 
 Jobs are this project's own exports (ResNet-20, random weights) and tiny test sets; small round counts keep
 each job well under a second, except where a test needs a job long enough to kill a worker in the middle.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/e2e/test_worker.py.
 """
 
 from __future__ import annotations

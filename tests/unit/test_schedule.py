@@ -10,7 +10,7 @@ import pytest
 from pytest_prunebench.errors import ScheduleError
 from pytest_prunebench.schedule import Schedule, Window, agp_target, load_schedule, schedule_yaml
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "distiller-schedules"
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "distiller-schedules"
 
 ACCEPTED = ("resnet56_cifar_filter_rank.yaml", "resnet56_cifar_filter_rank_v2.yaml", "resnet56_cifar_channel_rank.yaml",
             "resnet20_filters.schedule_agp.yaml", "resnet20_filters.schedule_agp_2.yaml",

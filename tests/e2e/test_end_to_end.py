@@ -2,6 +2,9 @@
 
 Everything is real: Torch-Pruning thinning, ONNX files checked by onnx.checker, OpenVINO compile and inference
 on the CPU, pytest-benchmark JSON read back and by `pytest-benchmark compare`.
+
+This file holds the end-to-end layer's tests (real training and devices, subprocesses, redis-server, workers); the
+topic's other tests are in tests/plugin/test_end_to_end.py.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""The session's reference dense median: settled once, shared by every process of the session."""
+"""The session's reference dense median: settled once, shared by every process of the session.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/e2e/test_reference.py.
+"""
 
 from __future__ import annotations
 
-import multiprocessing
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,25 +20,6 @@ def test_the_first_measurement_settles_the_reference_in_one_process() -> None:
     assert store.settle(key, 1.25, 100.0).latency_ms == 1.25
     assert store.settle(key, 0.75, 200.0).latency_ms == 1.25  # a later window never revises it
     assert store.settle(reference_key("resnet20", "digits", "CPU", None), 0.5, 300.0).latency_ms == 0.5
-
-
-def test_processes_sharing_a_directory_agree_on_the_first_published(tmp_path: Path) -> None:
-    key = reference_key("resnet56", "digits", "CPU", "bf16")
-    first = ReferenceStore(tmp_path / "refs").settle(key, 2.0, 1.0)
-    second = ReferenceStore(tmp_path / "refs").settle(key, 3.0, 2.0)  # another process: its own store
-    assert first == second and first.latency_ms == 2.0
-    assert not list((tmp_path / "refs").glob("*.partial"))
-
-
-def _settle(args: tuple[str, float]) -> float:
-    directory, value = args
-    return ReferenceStore(Path(directory)).settle("resnet20|synthetic|CPU|default", value, value).latency_ms
-
-
-def test_racing_processes_settle_on_one_value(tmp_path: Path) -> None:
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        settled = pool.map(_settle, [(str(tmp_path), float(v)) for v in range(1, 17)])
-    assert len(set(settled)) == 1 and settled[0] in range(1, 17)
 
 
 def result(**values: float) -> CaseResult:

@@ -1,59 +1,28 @@
 """MobileNetV2 and VGG-16 built in; depthwise convs pruned through the expansion conv's filters, counted (MACs),
-exported and timed per layer like any other conv."""
+exported and timed per layer like any other conv.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/e2e/test_mobilenet.py.
+"""
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
 import torch
 from factories import tiny_mobilenetv2
-from onnx import numpy_helper
+from mobilenet_cases import MIXED, onnx_macs, schedule_of
 from torch import nn
+from torch_threads import one_torch_thread  # noqa: F401 (autouse: one torch thread in this module)
 
-from pytest_prunebench import device
-from pytest_prunebench.case import CaseRunner
-from pytest_prunebench.data import DataSpec
 from pytest_prunebench.errors import ScheduleError
 from pytest_prunebench.export import export_onnx
-from pytest_prunebench.layercost import layer_profile
-from pytest_prunebench.lock import exclusive_measurement, host_gate_for
 from pytest_prunebench.models import build_model, count_macs, layer_costs
 from pytest_prunebench.pruning import check_layers, filter_groups, layer_sizes, prune_to_final, reached_sparsity
-from pytest_prunebench.schedule import Schedule, load_schedule, parse_schedule
-from pytest_prunebench.settings import Settings, model_from_file_name, model_name
-from pytest_prunebench.strategies import distiller_document, group_layers, layer_groups, pruner_entry
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = "factories:tiny_mobilenetv2"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()  # one or two images per forward: a second thread only contends
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def schedule_of(model: str, **pruners: tuple[str, float, list[str]]) -> Schedule:
-    """A one-shot schedule: per pruner (kind, sparsity, layers), L1 ranking."""
-    entries = {name: pruner_entry(kind, "l1", sparsity, layers) for name, (kind, sparsity, layers) in pruners.items()}
-    return parse_schedule(distiller_document(model, entries, {}), "<test>", name="test")
-
-
-# Every kind a MobileNetV2 prunes: expansion filters, a depthwise conv's filters, projection input channels, and a
-# residual stream (the projection filters of a stage, added block after block).
-MIXED = {"expansion": ("filters", 0.5, ["layer2.0.conv1", "layer2.1.conv1"]),
-         "depthwise": ("filters", 0.25, ["layer3.2.conv2"]),
-         "projection_in": ("channels", 0.5, ["layer3.0.conv3"]),
-         "stream": ("filters", 0.25, ["layer3.0.conv3", "layer3.1.conv3", "layer3.2.conv3"])}
-
+from pytest_prunebench.schedule import Schedule, parse_schedule
+from pytest_prunebench.settings import model_from_file_name, model_name
+from pytest_prunebench.strategies import distiller_document, group_layers, layer_groups
 
 # --- the models --------------------------------------------------------------------------------------------------
 
@@ -167,99 +136,11 @@ def test_strategies_and_sensitivity_groups_use_mobilenetv2s_inner_layers() -> No
         group_layers("mobilenetv2", "layer4.1.conv2", "channels")
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "schedules").glob("mobilenetv2_*.yaml")), ids=lambda p: p.stem)
-def test_shipped_mobilenetv2_schedules_thin_and_export_with_onnx_macs_equal_to_ours(path: Path,
-                                                                                     tmp_path: Path) -> None:
-    schedule = load_schedule(path)
-    assert schedule.model_hint() == "mobilenetv2"
-    torch.manual_seed(0)
-    model = build_model("mobilenetv2", 10)
-    check_layers(schedule, model, "mobilenetv2")
-    dense_macs = count_macs(model)
-    prune_to_final(model, schedule)
-    onnx_path = tmp_path / "model.onnx"
-    export_onnx(model, onnx_path)
-    onnx.checker.check_model(str(onnx_path), full_check=True)
-    assert onnx_macs(onnx_path) == count_macs(model) < dense_macs
-
-
-# --- MACs from the exported ONNX file: an independent count --------------------------------------------------------
-
-
-def onnx_macs(path: Path | str) -> int:
-    """Conv and Gemm multiply-adds read from the ONNX graph alone: per Conv, output channels x (input channels /
-    group) x kernel taps x output positions, with the shapes from ONNX shape inference and the group attribute."""
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)), strict_mode=True)
-    graph = model.graph
-    shapes = {info.name: [dim.dim_value for dim in info.type.tensor_type.shape.dim]
-              for info in (*graph.input, *graph.value_info, *graph.output)}
-    weights = {init.name: numpy_helper.to_array(init).shape for init in graph.initializer}
-    total = 0
-    for node in graph.node:
-        if node.op_type == "Conv":
-            group = next((attr.i for attr in node.attribute if attr.name == "group"), 1)
-            _batch, in_channels, _h, _w = shapes[node.input[0]]
-            _batch, out_channels, height, width = shapes[node.output[0]]
-            kernel = weights[node.input[1]][2:]
-            assert weights[node.input[1]][:2] == (out_channels, in_channels // group)
-            total += out_channels * (in_channels // group) * math.prod(kernel) * height * width
-        elif node.op_type == "Gemm":
-            total += math.prod(weights[node.input[1]])
-    return total
-
-
 def test_onnx_mac_count_counts_a_depthwise_conv_once_per_channel(tmp_path: Path) -> None:
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
     export_onnx(model, tmp_path / "m.onnx")
     assert onnx_macs(tmp_path / "m.onnx") == 3 * 8 * 9 * 32 * 32 + 8 * 9 * 16 * 16 + 8 * 4
-
-
-@pytest.mark.filterwarnings("ignore:dense factories:UserWarning")  # one synthetic epoch: not a baseline worth the name
-def test_mobilenetv2_cases_record_the_macs_their_onnx_files_hold(shared_cache: Path, tmp_path: Path) -> None:
-    # A real case through the case runner (the plugin's path): a factory model by path, synthetic data, rapid; every
-    # kind of MobileNetV2 structure pruned, depthwise convs in the count.
-    settings = Settings(data=DataSpec("synthetic"), model=TINY, baseline_epochs=1, epochs=0, rounds=20, warmup=2,
-                        cache=shared_cache, artifacts=tmp_path / "artifacts")
-    result = CaseRunner(settings).run(schedule_of("mobilenetv2", **MIXED))
-    onnx.checker.check_model(result.onnx_path, full_check=True)
-    assert result.extra_info()["macs"] == onnx_macs(result.onnx_path) < result.macs_dense
-    assert result.macs_dense == count_macs(tiny_mobilenetv2())
-    assert result.extra_info()["model"] == TINY
-    # The case's per-layer file times the thinned depthwise convs like any other layer.
-    layers = {row["layer"]: row for row in json.loads(Path(result.layers_path).read_text())["layers"]}
-    assert layers["layer3.2.conv2"]["macs"] == 72 * 9 * 16 * 16 and layers["layer3.2.conv2"]["device_ms"] > 0
-    assert sum(row["macs"] for row in layers.values()) == result.macs
-
-
-# --- device time per layer ---------------------------------------------------------------------------------------
-
-
-def test_every_depthwise_conv_gets_its_own_device_time(tmp_path: Path) -> None:
-    model = tiny_mobilenetv2()
-    onnx_path = tmp_path / "tiny.onnx"
-    export_onnx(model, onnx_path)
-    with exclusive_measurement("CPU", None, 900, host_gate_for("CPU", 900)):
-        e2e_ms, counters = device.profile(device.core().read_model(str(onnx_path)), "CPU", None,
-                                          np.zeros((1, 3, 32, 32), np.float32), 50)
-    profile = layer_profile(model, onnx_path, counters, e2e_ms)
-    rows = {row.layer: row for row in profile.layers}
-    depthwise = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
-    assert len(depthwise) == 6
-    for name in depthwise:
-        assert rows[name].macs == model.get_submodule(name).weight.numel() * math.prod(
-            layer_costs_output(model, name)), name
-        assert rows[name].device_ms is not None and rows[name].device_ms > 0, name
-
-
-def layer_costs_output(model: nn.Module, name: str) -> tuple[int, int]:
-    """The output height and width of one conv, from a forward hook of its own."""
-    seen: list[tuple[int, int]] = []
-    handle = model.get_submodule(name).register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape[2:])))
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 3, 32, 32))
-    handle.remove()
-    return seen[0]
 
 
 def test_prunebench_layers_lists_mobilenetv2_with_its_depthwise_convs(capsys: pytest.CaptureFixture[str]) -> None:

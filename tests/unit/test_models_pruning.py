@@ -28,7 +28,7 @@ from pytest_prunebench.pruning import (
 )
 from pytest_prunebench.schedule import PrunerSpec, Schedule, load_schedule
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "distiller-schedules"
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "distiller-schedules"
 
 
 @pytest.fixture(autouse=True, scope="module")
