@@ -61,3 +61,17 @@ def redis_url(redis_server: int) -> str:
     client.flushall()
     client.close()
     return f"redis://127.0.0.1:{redis_server}/0"
+
+
+@pytest.fixture
+def wandb_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No real W&B account, config or cache of the user's is read or written."""
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_DIR", "WANDB_PROJECT", "WANDB_ENTITY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / "wandb-home" / name.lower()))
+    netrc = tmp_path / "netrc"
+    netrc.write_text("")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+

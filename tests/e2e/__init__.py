@@ -1,0 +1,1 @@
+"""End-to-end layer: real training, real devices, subprocesses, redis-server and workers, the browser."""

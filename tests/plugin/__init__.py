@@ -1,0 +1,1 @@
+"""Plugin layer: pytester runs of the plugin."""

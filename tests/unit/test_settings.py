@@ -1,0 +1,263 @@
+"""The `type=` parsers shared by command-line options and ini keys, and the frozen Settings object.
+
+This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
+topic's other tests are in tests/plugin/test_settings.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_prunebench.data import DataSpec
+from pytest_prunebench.lock import GATE_MODES
+from pytest_prunebench.schedule import THRESHOLD_KEYS
+from pytest_prunebench.settings import (
+    BUILTIN_MODELS,
+    PRECISIONS,
+    Settings,
+    data_spec,
+    device_name,
+    gate_mode,
+    model_from_file_name,
+    model_name,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    precision,
+    recalibration_images,
+    threshold,
+)
+
+# --- good values parse to the right value -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "expected"),
+    [
+        (device_name, "CPU", "CPU"),
+        (device_name, "GPU", "GPU"),
+        (device_name, "NPU", "NPU"),
+        (device_name, "MYRIAD", "MYRIAD"),
+        (device_name, "GPU.1", "GPU.1"),
+        (device_name, " CPU ", "CPU"),
+        (device_name, "HETERO:GPU,CPU", "HETERO:GPU,CPU"),
+        (device_name, "AUTO:GPU.1,CPU", "AUTO:GPU.1,CPU"),
+        (device_name, "AUTO:-CPU", "AUTO:-CPU"),
+        (device_name, "BATCH:GPU(4)", "BATCH:GPU(4)"),
+        (device_name, "MULTI:GPU.0,GPU.1", "MULTI:GPU.0,GPU.1"),
+        (non_negative_int, "0", 0),
+        (recalibration_images, "512", 512),
+        (recalibration_images, "off", 0),
+        (recalibration_images, "0", 0),
+        (non_negative_int, "7", 7),
+        (non_negative_int, " 12 ", 12),
+        (positive_int, "1", 1),
+        (positive_int, "200", 200),
+        (positive_float, "0.05", 0.05),
+        (positive_float, "900", 900.0),
+        (positive_float, "1e-3", 0.001),
+        (precision, "f32", "f32"),
+        (precision, "bf16", "bf16"),
+        (precision, " F16 ", "f16"),
+        (data_spec, "digits", DataSpec("digits")),
+        (data_spec, "Synthetic", DataSpec("synthetic")),
+        (threshold, "min_top1=90", ("min_top1", 90.0)),
+        (threshold, "max_latency_ms=2.5", ("max_latency_ms", 2.5)),
+        (threshold, " max_top1_drop = 1 ", ("max_top1_drop", 1.0)),
+        (threshold, "min_latency_speedup=1e0", ("min_latency_speedup", 1.0)),
+        (threshold, "min_top1=-5", ("min_top1", -5.0)),  # a bound, not a count: any finite number
+        (gate_mode, "auto", "auto"),
+        (gate_mode, "on", "on"),
+        (gate_mode, " OFF ", "off"),
+    ],
+)
+def test_good_values_parse(parse: Callable[[str], Any], text: str, expected: Any) -> None:
+    value = parse(text)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_data_spec_resolves_a_cifar10_directory(tmp_path: Path) -> None:
+    assert data_spec(f"cifar10:{tmp_path}") == DataSpec("cifar10", str(tmp_path.resolve()))
+
+
+@pytest.mark.parametrize("name", BUILTIN_MODELS)
+def test_builtin_model_names_parse_to_themselves(name: str) -> None:
+    assert model_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("resnet56_cifar", "resnet56"),  # Distiller's arch name
+        ("resnet56_cifar10", "resnet56"),
+        ("ResNet56", "resnet56"),
+        ("RESNET20_CIFAR", "resnet20"),
+        (" resnet110 ", "resnet110"),
+        ("pkg.mod:factory", "pkg.mod:factory"),  # a user factory is kept verbatim
+        ("my_models:build_net", "my_models:build_net"),
+        (" pkg.sub.mod:Factory_2 ", "pkg.sub.mod:Factory_2"),
+        ("pkg.mod:factory_cifar", "pkg.mod:factory_cifar"),  # the alias suffix is stripped only from built-ins
+    ],
+)
+def test_model_name_aliases_and_factories(text: str, expected: str) -> None:
+    assert model_name(text) == expected
+
+
+# --- bad values raise ArgumentTypeError naming the value ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "named"),
+    [
+        (device_name, "cpu", "'cpu'"),  # OpenVINO device names are upper case
+        (device_name, "", "''"),
+        (device_name, "1GPU", "'1GPU'"),
+        (device_name, "GPU.x", "'GPU.x'"),
+        (device_name, "CPU;rm -rf", "'CPU;rm -rf'"),
+        (non_negative_int, "1.5", "'1.5'"),
+        (non_negative_int, "ten", "'ten'"),
+        (non_negative_int, "", "''"),
+        (non_negative_int, "-1", "-1"),
+        (positive_int, "-3", "-3"),
+        (positive_int, "two", "'two'"),
+        (positive_float, "fast", "'fast'"),
+        (positive_float, "0", "0"),
+        (positive_float, "-0.5", "-0.5"),
+        (positive_float, "nan", "nan"),
+        (positive_float, "inf", "inf"),
+        (precision, "fp16", "'fp16'"),
+        (precision, "int8", "'int8'"),
+        (data_spec, "mnist", "'mnist'"),
+        (data_spec, "digits:/data", "'digits:/data'"),
+        (data_spec, "cifar10", "cifar10:DIR"),  # says what is missing
+        (model_name, "resnet57", "'resnet57'"),
+        (model_name, "vgg16", "'vgg16'"),
+        (model_name, "pkg.mod:", "'pkg.mod:'"),
+        (model_name, ":factory", "':factory'"),
+        (model_name, "my-pkg:factory", "'my-pkg:factory'"),
+        (model_name, "pkg.mod:fac:tory", "'pkg.mod:fac:tory'"),
+        (model_name, "", "''"),
+        (threshold, "max_speed=3", "'max_speed=3'"),
+        (threshold, "min_top1", "'min_top1'"),  # no "="
+        (threshold, "=90", "'=90'"),
+        (threshold, "min_top1=fast", "'min_top1=fast'"),
+        (threshold, "min_top1=", "'min_top1='"),
+        (threshold, "min_top1=inf", "'min_top1=inf'"),
+        (threshold, "max_latency_ms=nan", "'max_latency_ms=nan'"),
+        (threshold, "MIN_TOP1=90", "'MIN_TOP1=90'"),
+        (recalibration_images, "-5", "-5"),
+        (recalibration_images, "all", "'all'"),
+        (gate_mode, "maybe", "'maybe'"),
+        (gate_mode, "", "''"),
+        (gate_mode, "true", "'true'"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_value(parse: Callable[[str], Any], text: str, named: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as info:
+        parse(text)
+    message = str(info.value)
+    assert named in message
+    assert "\n" not in message
+
+
+def test_positive_int_refuses_zero() -> None:
+    # The message states the bound rather than the value (argparse adds the option name on the command line).
+    with pytest.raises(argparse.ArgumentTypeError, match="at least 1"):
+        positive_int("0")
+
+
+def test_unknown_model_message_lists_the_choices() -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as info:
+        model_name("nosuchmodel")
+    message = str(info.value)
+    assert all(name in message for name in BUILTIN_MODELS)
+    assert "package.module:factory" in message
+
+
+def test_bad_precision_message_lists_the_choices() -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as info:
+        precision("double")
+    assert all(p in str(info.value) for p in PRECISIONS)
+
+
+def test_parsers_work_as_argparse_types() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", type=model_name)
+    parser.add_argument("--rounds", type=positive_int)
+    args = parser.parse_args(["--model", "resnet56_cifar", "--rounds", "3"])
+    assert (args.model, args.rounds) == ("resnet56", 3)
+
+
+# --- Settings -----------------------------------------------------------------------------------------------------
+
+
+def test_settings_defaults() -> None:
+    settings = Settings()
+    assert settings.device == "CPU"
+    assert settings.lock_path is None
+    assert settings.lock_timeout == 900.0
+    assert settings.schedules == ("schedules/",)
+
+
+@pytest.mark.parametrize(("field", "value"), [("device", "GPU"), ("rounds", 1), ("lock_path", Path("x.lock"))])
+def test_settings_are_frozen(field: str, value: Any) -> None:
+    settings = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(settings, field, value)
+    assert getattr(settings, field) == getattr(Settings(), field)
+
+
+def test_settings_replace_makes_a_new_object() -> None:
+    settings = Settings()
+    changed = dataclasses.replace(settings, device="GPU.1")
+    assert (settings.device, changed.device) == ("CPU", "GPU.1")
+
+
+# --- thresholds and the host gate mode ----------------------------------------------------------------------------
+
+
+def test_threshold_values_are_floats() -> None:
+    key, value = threshold("min_top1=90")
+    assert (key, value, type(value)) == ("min_top1", 90.0, float)
+
+
+def test_unknown_threshold_key_message_lists_the_keys() -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as info:
+        threshold("top1=90")
+    assert all(key in str(info.value) for key in THRESHOLD_KEYS)
+
+
+def test_bad_threshold_number_is_named_on_its_own() -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'min_top1=ninety': 'ninety' is not a number"):
+        threshold("min_top1=ninety")
+    with pytest.raises(argparse.ArgumentTypeError, match="finite number"):
+        threshold("max_latency_ms=-inf")
+
+
+def test_bad_gate_mode_message_lists_the_modes() -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as info:
+        gate_mode("sometimes")
+    assert all(mode in str(info.value) for mode in GATE_MODES)
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("../shared/distiller-schedules/resnet20.network_surgery.yaml", "resnet20"),
+        ("resnet20_slimming.yaml", "resnet20"),
+        ("ResNet56_cifar_filter_rank.yaml", "resnet56"),
+        ("resnet110.yaml", "resnet110"),
+        ("resnet1100.yaml", None),  # a longer number is another name
+        ("my_resnet20.yaml", None),
+        ("anonymous.yaml", None),
+    ],
+)
+def test_a_schedule_file_name_suggests_the_model_it_starts_with(path: str, model: str | None) -> None:
+    assert model_from_file_name(path) == model
