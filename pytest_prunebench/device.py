@@ -324,7 +324,10 @@ def _infer_all(compiled: Any, images: np.ndarray, batch: int) -> tuple[np.ndarra
         queue.start_async({0: chunk}, index)
     queue.wait_all()
     elapsed = time.perf_counter() - started
-    return np.concatenate([output for output in outputs if output is not None])[:len(images)], len(images) / elapsed
+    done = [output for output in outputs if output is not None]
+    if len(done) != len(outputs):  # never a shorter array that would be scored against every label
+        raise DeviceError(f"OpenVINO returned no output for {len(outputs) - len(done)} of {len(outputs)} batches")
+    return np.concatenate(done)[:len(images)], len(images) / elapsed
 
 
 def _interleaved_latency(models: list[Any], sample: np.ndarray, rounds: int | AdaptiveRounds, warmup: int,
