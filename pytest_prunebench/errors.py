@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import reprlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 2, 80, 80, 40
@@ -90,3 +93,16 @@ class TrackingError(PrunebenchError):
 
 class StrategyError(PrunebenchError, ValueError):
     """A generated-suite strategy called with arguments it cannot draw from (a ValueError, as before)."""
+
+
+def fail_test_on_error(call: Callable[[], T]) -> T:
+    """`call()`; a PrunebenchError fails the running test with its one line. pytest.fail is raised outside the
+    handler: inside it, pytest prints the message twice, chained. (pytest is imported here, not at the top: the
+    device worker imports this module and has no pytest.)"""
+    import pytest
+
+    try:
+        return call()
+    except PrunebenchError as exc:
+        message = str(exc)
+    pytest.fail(message, pytrace=False)

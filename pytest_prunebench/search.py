@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .errors import PrunebenchError, PrunebenchWarning, StudyError
+from .errors import PrunebenchError, PrunebenchWarning, StudyError, fail_test_on_error
 
 if TYPE_CHECKING:
 
@@ -817,14 +817,7 @@ def run_search(session: Any, node: Any, sweep: Sweep, model: str, on_collapse: s
     cap = budget(sweep, settings.examples)
     context = {"model": model, "dataset": settings.data.label if settings.data else "digits",
                "device": settings.device, "epochs": settings.epochs}
-    try:
-        handle = open_study(sweep, settings.study, settings.root, context, cap)
-    except PrunebenchError as exc:
-        error: str | None = str(exc)
-    else:
-        error = None
-    if error is not None:  # outside the handler: pytest would print a chained message
-        pytest.fail(error, pytrace=False)
+    handle = fail_test_on_error(lambda: open_study(sweep, settings.study, settings.root, context, cap))
     agent = Agent(handle, session.progress)
     session.progress(f"{node.name}: study {handle.name} in {handle.shown_url} (run_cap {cap}, "
                      f"{sweep.sampler if sweep.method == 'bayes' else sweep.method} sampler)")

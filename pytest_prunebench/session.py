@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import PrunebenchError, PrunebenchWarning, WeakBaselineError
+from .errors import PrunebenchError, PrunebenchWarning, WeakBaselineError, fail_test_on_error
 from .schedule import Schedule, Thresholds, find_yaml_files, load_schedule, schedule_yaml
 from .settings import Settings
 from .thresholds import threshold_failures
@@ -112,19 +113,11 @@ class PrunebenchSession:
         Files come from the suite's `pytest.mark.prunebench(sweep=...)` (relative to the suite file), else from
         --prunebench-sweep. A bad file is a collection error of one line.
         """
-        from .sweep import SweepPoint, check_groups, early_terminate_problem, load_sweep
+        from .sweep import SweepPoint, early_terminate_problem
 
         points: list[Any] = []
         for path in self._sweep_files(definition):
-            try:
-                sweep = load_sweep(path)
-                check_groups(sweep, self._sweep_model(sweep))
-            except PrunebenchError as exc:
-                error: str | None = str(exc)
-            else:
-                error = None
-            if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
-                pytest.fail(error, pytrace=False)
+            sweep = fail_test_on_error(functools.partial(self._load_sweep, path))
             problem = early_terminate_problem(sweep, self.settings.epochs)
             if problem is not None:
                 pytest.fail(f"{path}: early_terminate: {problem}", pytrace=False)
@@ -156,6 +149,14 @@ class PrunebenchSession:
                                 f"file (paths are relative to the suite file)", pytrace=False)
                 return files
         return find_yaml_files(self.settings.sweeps)
+
+    def _load_sweep(self, path: Path) -> Sweep:
+        """The sweep file, its groups checked against the model its cases prune."""
+        from .sweep import check_groups, load_sweep
+
+        sweep = load_sweep(path)
+        check_groups(sweep, self._sweep_model(sweep))
+        return sweep
 
     def _sweep_model(self, sweep: Sweep) -> str:
         """--prunebench-model (the model of every case), else the sweep's `model`, else resnet20."""
@@ -210,22 +211,19 @@ class PrunebenchSession:
         searched sweep's search.CaseTrial) may stop retraining early and labels the record."""
         if self.tracking and self._tracker is None:
             self._start_tracking()
-        try:
+        def run() -> tuple[Schedule, str, CaseResult]:
             loaded = schedule if isinstance(schedule, Schedule) else load_schedule(schedule)
             suffix = self._record_suffix(node, loaded, name)
             extra = {} if trial is None else {"on_epoch": trial.on_epoch}
-            result = self.runner.run(loaded, node.name + suffix, **extra)
-        except WeakBaselineError as exc:
-            # No case of this session is worth running on it: stop here (pytest, and xdist's controller, end the
-            # session after this test, with exit code 1).
-            error: str | None = str(exc)
-            node.session.shouldfail = str(exc)
-        except PrunebenchError as exc:
-            error = str(exc)
-        else:
-            error = None
-        if error is not None:  # failed outside the handler, or pytest prints the message twice, chained
-            pytest.fail(error, pytrace=False)
+            try:
+                return loaded, suffix, self.runner.run(loaded, node.name + suffix, **extra)
+            except WeakBaselineError as exc:
+                # No case of this session is worth running on it: stop here (pytest, and xdist's controller, end
+                # the session after this test, with exit code 1).
+                node.session.shouldfail = str(exc)
+                raise
+
+        loaded, suffix, result = fail_test_on_error(run)
         if trial is not None:
             result = replace(result, search=trial.labels(result))
         record = self._record(node, result, suffix)
