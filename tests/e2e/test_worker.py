@@ -34,6 +34,8 @@ from pytest_prunebench.models import build_model
 PRUNEBENCH = Path(sys.executable).parent / "prunebench"
 # every job hangs; heartbeat and claim renewals go on
 HANGING_WORKER = Path(__file__).parents[1] / "hanging_worker.py"
+# lists a MYRIAD device whose models run on this host's CPU: no stick here
+STICK_WORKER = Path(__file__).parents[1] / "stick_worker.py"
 
 
 @pytest.fixture(scope="module")
@@ -652,6 +654,48 @@ def test_a_case_with_no_worker_for_its_device_fails_with_one_line(pytester: pyte
     result.stdout.fnmatch_lines(["*no worker served device CPU on the broker redis://127.0.0.1:*/0 for 1 s "
                                  "(--prunebench-lock-timeout); start one on the host that has the device: "
                                  "prunebench worker --broker redis://127.0.0.1:*/0 --device CPU*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_ncs_through_a_broker_is_measured_by_a_worker_that_serves_myriad(
+        pytester: pytest.Pytester, tiny_args: list[str], redis_url: str,
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    """`--ncs --prunebench-broker URL`: the case goes to the MYRIAD stream in FP16 (the stick's only precision), a
+    worker serving MYRIAD measures it, and the record says so. The stick is pretended (tests/stick_worker.py):
+    what is checked is everything around it. A CPU-only worker on the same broker gets none of the jobs."""
+    from tiny import run_schedule_suite
+
+    stick = start_worker("--name", "stick", "--device", "MYRIAD", script=STICK_WORKER)
+    stick.wait_for("serving CPU, MYRIAD")
+    cpu_only = start_worker("--name", "cpu-only")
+    result = run_schedule_suite(pytester, tiny_args, "--ncs", "--prunebench-epochs", "0", "-k", "filters",
+                                f"--prunebench-broker={redis_url}")
+    result.assert_outcomes(passed=1)
+    (record,) = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    info = record["extra_info"]
+    assert info["device"] == "MYRIAD" and info["worker"] == "stick"
+    assert (info["precision"], info["precision_source"]) == ("f16", "ncs")
+    assert info["ir_bytes"] > 0 and info["latency_speedup"] > 0
+    assert stick.output().count(" MYRIAD median ") == 2, stick.output()  # the dense baseline and the case
+    assert " median " not in cpu_only.output(), cpu_only.output()
+    client = connect(redis_url)
+    assert client.xlen(protocol.stream_key("MYRIAD")) == 2 and client.xlen(protocol.stream_key("CPU")) == 0
+
+
+def test_ncs_through_a_broker_without_a_stick_worker_names_the_command(
+        pytester: pytest.Pytester, tiny_args: list[str], redis_url: str,
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    """Workers that serve only CPU do not help `--ncs`: the case fails with one line naming MYRIAD and the command
+    that starts a worker for it."""
+    from tiny import run_schedule_suite
+
+    start_worker("--name", "cpu-only")
+    result = run_schedule_suite(pytester, tiny_args, "--ncs", "--prunebench-epochs", "0", "-k", "filters",
+                                f"--prunebench-broker={redis_url}", "--prunebench-lock-timeout", "1")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no worker served device MYRIAD on the broker redis://127.0.0.1:*/0 for 1 s "
+                                 "(--prunebench-lock-timeout); start one on the host that has the device: "
+                                 "prunebench worker --broker redis://127.0.0.1:*/0 --device MYRIAD*"])
     assert "Traceback" not in result.stdout.str()
 
 

@@ -42,7 +42,8 @@ def test_ncs_without_a_stick_says_why_and_what_to_use(pytester: pytest.Pytester)
     pytester.makepyfile(test_x="def test_x(): pass")
     result = pytester.runpytest("--ncs")
     assert_usage_error(result, "*--ncs: no MYRIAD device (Neural Compute Stick 2)*OpenVINO 2022.3 LTS*archive*"
-                               "Python <= 3.10*--prunebench-device NPU*--prunebench-device CPU*")
+                               "Python <= 3.10*--prunebench-device NPU*--prunebench-device CPU*"
+                               "prunebench worker --device MYRIAD*--prunebench-broker URL*")
 
 
 def test_ncs_conflicts_with_another_device(pytester: pytest.Pytester) -> None:
