@@ -308,6 +308,31 @@ def test_a_waiting_producer_costs_the_broker_the_same_few_commands_whatever_its_
     assert worker.process.wait(30) == 0 and client.smembers(protocol.WORKERS_KEY) == set()
 
 
+def test_a_worker_measuring_on_its_hosts_cpu_takes_the_host_gate_exclusively(
+        redis_url: str, start_worker: Callable[..., WorkerProcess], onnx_files: tuple[bytes, bytes],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPU work of a producer on the worker's host (held here as the gate's shared side) holds the worker's CPU
+    measurement back until it ends, as it would a local measurement. The worker's temp dir, where the host's gate
+    and device lock live, is private to this test so no other test's measurement waits for it."""
+    from pytest_prunebench.lock import HostGate, default_gate_path
+
+    private = tmp_path / "host-tmp"
+    private.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private))
+    start_worker()
+    gate = HostGate(private / default_gate_path().name, timeout=60)
+    broker = Broker(redis_url)
+    with gate.work():  # a producer's training step on this host
+        job = _submit(broker, onnx_files[1], rounds=20, case="gated")
+        _wait_measuring(broker.client, "")  # the worker took the job ...
+        time.sleep(3)  # ... and waits for the gate: a 20-round job takes well under a second once it may run
+        assert not broker.client.exists(protocol.result_key(job))
+        released = time.time()
+    result = broker.wait(job, "CPU", timeout=60)
+    assert result.error is None, result.error
+    assert result.measurement.measured_at[0] >= released
+
+
 def test_store_result_keeps_the_first(redis_url: str) -> None:
     client = connect(redis_url)
     first = protocol.encode_result("job1", "a", "2026.4", error="first")
