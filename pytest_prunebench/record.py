@@ -59,6 +59,7 @@ class Field:
     `config`: it describes the case (model, schedule, ...): a W&B config value, never a summary figure.
     `better`: a figure with a direction can be gated (`--prunebench-compare-fail`) and optimised by a sweep.
     `sweep`: a sweep's `metric` may name it (W&B summary statistics included, which are not record fields).
+    `per_epoch`: retraining reports it after every epoch too, so a sweep's early termination can judge a case on it.
     `interval`: the record field holding its 95% interval (intervals.py), if it has one.
     `replaces`: the older field this one supersedes where cases are compared; a record written before this field
     existed is shown, ranked and searched on the older one.
@@ -71,6 +72,7 @@ class Field:
     config: bool = False
     better: Better | None = None
     sweep: bool = False
+    per_epoch: bool = False
     interval: str | None = None
     replaces: str | None = None
     terminal: Column | None = None
@@ -96,6 +98,10 @@ class Field:
     def cell(self, table: Table, info: Mapping[str, Any]) -> str:
         """The field's text in `table`'s column for one record."""
         _, value, interval = self.shown(info)
+        return self.text(table, value, interval)
+
+    def text(self, table: Table, value: Any, interval: Any = None) -> str:
+        """A figure of this field (or of its dense counterpart) as `table`'s column shows it."""
         return self._shown_in(table).text(value, interval)
 
     def _shown_in(self, table: Table) -> Column:
@@ -118,8 +124,8 @@ FIELDS: tuple[Field, ...] = (
     Field("study", config=True, doc="a searched sweep's Optuna study"),
     Field("trial", config=True, doc="its trial number"),
     # Accuracy.
-    Field("top1", "%", better="higher", sweep=True, terminal=Column("top1 %", 2), report=Column("top1 %", 2),
-          csv=True, doc="top1 of the deployed model on the device"),
+    Field("top1", "%", better="higher", sweep=True, per_epoch=True, terminal=Column("top1 %", 2),
+          report=Column("top1 %", 2), csv=True, doc="top1 of the deployed model on the device"),
     Field("top5", "%", better="higher", sweep=True, doc="top5 of the deployed model on the device"),
     Field("top1_pruned", "%", better="higher", sweep=True, doc="top1 right after pruning, before retraining"),
     Field("top1_dense", "%", terminal=Column("dense %", 2), doc="top1 of the dense baseline on the device"),
@@ -163,12 +169,12 @@ BY_NAME = {field.name: field for field in FIELDS}
 PRUNER_PREFIXES = ("sparsity.", "kind.", "ranker.")
 
 
-def names(*, config: bool | None = None, better: Better | None = None, sweep: bool | None = None
-          ) -> tuple[str, ...]:
+def names(*, config: bool | None = None, better: Better | None = None, sweep: bool | None = None,
+          per_epoch: bool | None = None) -> tuple[str, ...]:
     """The fields that match every condition given, in table order."""
     return tuple(field.name for field in FIELDS
                  if (config is None or field.config == config) and (better is None or field.better == better)
-                 and (sweep is None or field.sweep == sweep))
+                 and (sweep is None or field.sweep == sweep) and (per_epoch is None or field.per_epoch == per_epoch))
 
 
 def intervals() -> dict[str, str]:

@@ -482,9 +482,11 @@ def markdown(cases: Sequence[Case]) -> str:
     lines += [f"- {c.name}: {c.info.get('collapse_reason') or 'collapsed'}" for c in collapsed] or ["none", ""]
     if collapsed:
         lines.append("")
-    dense = {(c.info.get("model"), c.info.get("params_dense"), c.info.get("macs_dense")) for c in cases}
-    lines += _table("Dense model sizes", ("model", "params", "MACs"),
-                    [(str(m), _int(float(p or "nan")), _int(float(x or "nan"))) for m, p, x in sorted(dense, key=str)])
+    sizes = [record.BY_NAME["params"], record.BY_NAME["macs"]]  # the dense model's `<field>_dense`, shown alike
+    dense = {(c.info.get("model"), *(c.info.get(f"{field.name}_dense") for field in sizes)) for c in cases}
+    lines += _table("Dense model sizes", ("model", *record.header("report", sizes)),
+                    [(str(model), *(field.text("report", value) for field, value in zip(sizes, values, strict=True)))
+                     for model, *values in sorted(dense, key=str)])
     return "\n".join(lines) + "\n"
 
 
@@ -818,7 +820,3 @@ def _short(name: str) -> str:
 
 def _num(value: float | None, digits: int) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _int(value: float) -> str:
-    return "–" if math.isnan(value) else f"{int(value):,}"
