@@ -38,15 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import report_quantization
+from . import record, report_quantization
 from .errors import ReportError
 
 BIN_WIDTH = 0.02  # the seed's sparsity bins
-LATENCY = "latency_ms_rel"  # the figure cases are compared on (Case.latency)
+LATENCY = "latency_ms_rel"  # the figure cases are compared on (Case.latency); older records: the one it replaces
 PICTURES = ("pareto.png", "sparsity_latency.png", "speedup.png")
 CHART_PRUNERS = 6  # panels of the sparsity-bin chart: more lines than this nobody can read
 CSV_NAME = "cases.csv"
 DENSE = "dense_baseline"  # info key of the dense baselines pareto_front adds as points
+PARETO_FIELDS = ("top1", LATENCY, "latency_speedup", "macs")  # the Pareto set's columns, as the case table shows them
 
 
 
@@ -63,15 +64,15 @@ class Case:
 
     @property
     def latency(self) -> float:
-        """The latency cases are compared on: drift-corrected (`latency_ms_rel`), else the absolute median."""
-        rel = self.figure(LATENCY)
-        return self.figure("latency_ms") if math.isnan(rel) else rel
+        """The latency cases are compared on: drift-corrected (`latency_ms_rel`), else the absolute median it
+        replaces (record.FIELDS)."""
+        name, _, _ = record.BY_NAME[LATENCY].shown(self.info)
+        return self.figure(name)
 
     @property
     def latency_interval(self) -> list[float] | None:
         """The 95% interval of `latency`, when the record has one."""
-        key = "latency_ms_ci" if math.isnan(self.figure(LATENCY)) else "latency_ms_rel_ci"
-        interval = self.info.get(key)
+        _, _, interval = record.BY_NAME[LATENCY].shown(self.info)
         return interval if isinstance(interval, list) and len(interval) == 2 else None
 
     @property
@@ -462,14 +463,9 @@ def markdown(cases: Sequence[Case]) -> str:
     lines += ["![Pareto](pareto.png)", "", "![Sparsity vs latency](sparsity_latency.png)", "",
               "![Speed-up](speedup.png)", ""]
     lines += _pareto_section(cases)
-    lines += _table("Cases", ("case", "pruned (sparsity > 0)", "top1 %", "latency ms [95%]", "absolute ms",
-                              "speed-up [95%]", "MAC speed-up", "params", "MACs", "collapsed"),
-                    [(c.name, _pruned_text(c), _num(c.figure("top1"), 2),
-                      with_interval(c.latency, c.latency_interval, 3),
-                      _num(c.figure("latency_ms"), 3),
-                      with_interval(c.figure("latency_speedup"), c.info.get("latency_speedup_ci"), 2),
-                      _num(c.figure("mac_speedup"), 2), _int(c.figure("params")), _int(c.figure("macs")),
-                      "yes" if c.info.get("collapsed") else "") for c in cases])
+    shown = record.columns("report")
+    lines += _table("Cases", ("case", "pruned (sparsity > 0)", *record.header("report")),
+                    [(c.name, _pruned_text(c), *(field.cell("report", c.info) for field in shown)) for c in cases])
     lines += _pruner_table(cases)
     lines += _study_sections(cases)
     lines += report_quantization.markdown(report_quantization.variants(cases))
@@ -486,9 +482,11 @@ def markdown(cases: Sequence[Case]) -> str:
     lines += [f"- {c.name}: {c.info.get('collapse_reason') or 'collapsed'}" for c in collapsed] or ["none", ""]
     if collapsed:
         lines.append("")
-    dense = {(c.info.get("model"), c.info.get("params_dense"), c.info.get("macs_dense")) for c in cases}
-    lines += _table("Dense model sizes", ("model", "params", "MACs"),
-                    [(str(m), _int(float(p or "nan")), _int(float(x or "nan"))) for m, p, x in sorted(dense, key=str)])
+    sizes = [record.BY_NAME["params"], record.BY_NAME["macs"]]  # the dense model's `<field>_dense`, shown alike
+    dense = {(c.info.get("model"), *(c.info.get(f"{field.name}_dense") for field in sizes)) for c in cases}
+    lines += _table("Dense model sizes", ("model", *record.header("report", sizes)),
+                    [(str(model), *(field.text("report", value) for field, value in zip(sizes, values, strict=True)))
+                     for model, *values in sorted(dense, key=str)])
     return "\n".join(lines) + "\n"
 
 
@@ -526,13 +524,9 @@ def _pareto_section(cases: Sequence[Case]) -> list[str]:
     """The front (dense baselines among its points), whether any pruned case beat the dense model, and the cases
     that removed no structure: their spread around speed-up 1 is the measurement's noise."""
     front = pareto_front(cases)
+    shown = [record.BY_NAME[name] for name in PARETO_FIELDS]
     lines = _table("Pareto set (top1 up, latency down; cases that removed no structure left out)",
-                   ("case", "top1 %", "latency ms [95%]", "speed-up [95%]", "MACs"),
-                   [(c.name + (" (baseline)" if c.info.get(DENSE) else ""), _num(c.figure("top1"), 2),
-                     with_interval(c.latency, c.latency_interval, 3),
-                     "1 (reference)" if c.info.get(DENSE) else
-                     with_interval(c.figure("latency_speedup"), c.info.get("latency_speedup_ci"), 2),
-                     _int(c.figure("macs"))) for c in front])
+                   ("case", *record.header("report", shown)), [_pareto_row(c, shown) for c in front])
     pruned = [c for c in cases if not removed_no_structure(c) and not math.isnan(c.latency)]
     if front and front[0].info.get(DENSE) and pruned:
         fastest = min(pruned, key=lambda c: c.latency)
@@ -546,6 +540,15 @@ def _pareto_section(cases: Sequence[Case]) -> list[str]:
                   f"the dense model's shapes again and are left off the front{spread} (the measurement's noise and "
                   f"bias on this host).", ""]
     return lines
+
+
+def _pareto_row(case: Case, fields: Sequence[record.Field]) -> tuple[str, ...]:
+    """A dense baseline's point is the latency reference: its speed-up is 1 by definition."""
+    if not case.info.get(DENSE):
+        return (case.name, *(field.cell("report", case.info) for field in fields))
+    return (f"{case.name} (baseline)",
+            *("1 (reference)" if field.name == "latency_speedup" else field.cell("report", case.info)
+              for field in fields))
 
 
 def _pruned_text(case: Case) -> str:
@@ -615,8 +618,7 @@ def _table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> 
     return [*lines, ""]
 
 
-CSV_FIRST = ("top1", LATENCY, "latency_ms_rel_ci", "latency_ms", "latency_ms_ci", "latency_speedup",
-             "latency_speedup_ci", "mac_speedup", "params", "macs", "onnx_bytes", "collapsed", "collapse_reason")
+CSV_FIRST = record.csv_first()
 
 
 def cases_csv(cases: Sequence[Case]) -> str:
@@ -816,17 +818,5 @@ def _short(name: str) -> str:
     return name.rsplit("::", 1)[-1] if "::cfg-" in name else name.split("[", 1)[-1].rstrip("]")
 
 
-def with_interval(value: float, interval: Sequence[float] | None, digits: int, unit: str = "") -> str:
-    """`1.234 [1.201-1.262]`: a figure and its 95% interval, when the record has one."""
-    if math.isnan(value):
-        return "–"
-    text = f"{value:.{digits}f}{unit}"
-    return text if not interval else f"{text} [{interval[0]:.{digits}f}-{interval[1]:.{digits}f}]"
-
-
 def _num(value: float | None, digits: int) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _int(value: float) -> str:
-    return "–" if math.isnan(value) else f"{int(value):,}"

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from . import record
 from .errors import PrunebenchError, PrunebenchWarning, StudyError, fail_test_on_error
 
 if TYPE_CHECKING:
@@ -52,8 +53,10 @@ DEFAULT_JOURNAL = Path(".prunebench") / "optuna.journal"
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql")
 REDIS_SCHEMES = ("redis", "rediss")
 # The record figure each objective is told from: the first one the record has. A latency objective must be the
-# drift-corrected per-case latency where records carry one, never one window's absolute median.
-OBJECTIVE_FIELDS: dict[str, tuple[str, ...]] = {"latency_ms": ("latency_ms_rel", "latency_ms")}
+# drift-corrected per-case latency where records carry one, never one window's absolute median: an objective named
+# after a figure another field replaces (record.FIELDS) is told from that field first.
+OBJECTIVE_FIELDS: dict[str, tuple[str, ...]] = {figure.replaces: (figure.name, figure.replaces)
+                                                for figure in record.FIELDS if figure.replaces}
 
 
 

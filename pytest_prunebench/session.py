@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import summary
 from .errors import PrunebenchError, PrunebenchWarning, WeakBaselineError, fail_test_on_error
 from .schedule import Schedule, Thresholds, find_yaml_files, load_schedule, schedule_yaml
 from .settings import Settings
@@ -501,7 +502,7 @@ class PrunebenchSession:
             reporter.write_line(f"prunebench: {message}")
 
     def terminal_summary(self, reporter: Any) -> None:
-        self._cases_summary(reporter)
+        summary.cases_summary(reporter, self.rows, self.settings.device)
         self._studies_summary(reporter)
         if self.gate_report is not None:
             from .gates import report_lines
@@ -535,38 +536,6 @@ class PrunebenchSession:
             for line in summary_lines(self.settings.study, self.settings.root, name):
                 reporter.write_line(line)
 
-    def _cases_summary(self, reporter: Any) -> None:
-        from .report import text_table
-
-        if not self.rows:
-            return
-        collapsed = sum(1 for row in self.rows if row["collapsed"])
-        reporter.write_sep("-", f"prunebench: {len(self.rows)} case(s) on {self.settings.device}, "
-                                f"{collapsed} collapsed")
-        header = ("case", "top1 %", "dense %", "latency ms [95% CI]", "abs ms [95% CI]", "speed-up [95% CI]",
-                  "MAC speed-up", "params", "ONNX KB")
-        rows = [_summary_cells(r) for r in sorted(self.rows, key=lambda row: row["name"])]
-        for line in text_table(header, rows):
-            reporter.write_line(line)
-        precision = sorted({r["precision"] for r in self.rows})
-        several = len(precision) > 1  # the dense model is deployed, and measured, once per precision then
-        baselines = sorted({(r["model"], r["dataset"], r["top1_dense"], r.get("baseline_epochs"),
-                             f" at {r['precision']}" if several else "") for r in self.rows})
-        reporter.write_line("dense baselines: " + "; ".join(
-            f"{model} on {dataset} {top1:.2f}% top1{at} ({epochs} epoch(s))"
-            for model, dataset, top1, epochs, at in baselines))
-        reporter.write_line(f"precision: {', '.join(precision)}; speed-up = dense median / pruned median latency, "
-                            f"timed interleaved in each case's window")
-        references = sorted({(r["model"], r["precision"], r["latency_ms_ref"]) for r in self.rows
-                             if r.get("latency_ms_ref")})
-        if references:
-            reporter.write_line("latency ms = drift-corrected: the session's reference dense median ("
-                                + "; ".join(f"{model}{f' {precision}' if several else ''} {ms:.3f} ms"
-                                            for model, precision, ms in references)
-                                + ") / speed-up; abs ms = the case's own median, which drifts between windows")
-            reporter.write_line("95% CI: speed-up by a bootstrap over pairs of interleaved blocks (dense, pruned); "
-                                "abs ms by order statistics")
-
 
 def collapse_policy(node: pytest.Item) -> str:
     """`on_collapse` from the closest `prunebench` marker that sets it (test, class or module)."""
@@ -591,17 +560,6 @@ def _collapse_line(result: CaseResult, hint: bool) -> str:
     if hint:
         line += "; to record collapses without failing, mark the suite `pytest.mark.prunebench(on_collapse=\"record\")`"
     return line
-
-
-def _summary_cells(row: dict[str, Any]) -> tuple[str, ...]:
-    from .report import with_interval
-
-    return (row["name"] + (" [collapsed]" if row["collapsed"] else ""), f"{row['top1']:.2f}",
-            f"{row['top1_dense']:.2f}",
-            with_interval(row.get("latency_ms_rel", row["latency_ms"]), row.get("latency_ms_rel_ci"), 3),
-            with_interval(row["latency_ms"], row.get("latency_ms_ci"), 3),
-            with_interval(row["latency_speedup"], row.get("latency_speedup_ci"), 2, "x"),
-            f"{row['mac_speedup']:.2f}x", f"{row['params']:,}", f"{row['onnx_bytes'] / 1024:.0f}")
 
 
 def _replace_by_name(items: list[Any], item: Any, name: Callable[[Any], str]) -> None:

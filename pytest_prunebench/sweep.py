@@ -49,8 +49,8 @@ SAMPLER_OPTIONS: dict[str, frozenset[str]] = {
     "random": frozenset({"seed"}),
 }
 HYPERBAND_KEYS = frozenset({"type", "min_iter", "max_iter", "eta", "s"})
-# Figures known per retraining epoch, which early termination can judge a case on.
-EPOCH_METRICS = ("top1",)
+# Figures known per retraining epoch, which early termination can judge a case on (record.FIELDS).
+EPOCH_METRICS = record.names(per_epoch=True)
 PARAMETER_KEYS = frozenset({"value", "values", "distribution", "min", "max", "q", "probabilities"})
 DISTRIBUTIONS = ("constant", "categorical", "uniform", "int_uniform", "q_uniform", "log_uniform_values")
 GLOBAL_PARAMETERS = ("model", "epochs", "lr", "precision", "calibration", "max_drop")

@@ -3,6 +3,8 @@ records cases really write."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pytest_prunebench import gates, record, sweep, tracking
 from pytest_prunebench.intervals import LatencyIntervals
 from pytest_prunebench.record import FIELDS
@@ -40,3 +42,25 @@ def test_a_figure_with_a_direction_is_gateable_and_a_sweep_metric() -> None:
     assert directed and all(f.sweep and not f.config for f in directed)
     assert record.names(better="higher", config=True) == ()
     assert len({f.name for f in FIELDS}) == len(FIELDS)  # one line per field
+
+
+def field_table() -> list[str]:
+    """docs/records.md's table of the record fields, as record.FIELDS says (their `doc` is where it is shown)."""
+    lines = ["| field | unit | better | W&B config | sweep metric | 95% interval | shown in | what it is |",
+             "|---|---|---|---|---|---|---|---|"]
+    for field in FIELDS:
+        shown = [f"{table} `{column.label}`" for table in ("terminal", "report")
+                 if (column := field.column(table)) is not None]
+        shown += ["cases.csv"] if field.csv else []
+        sweep = "yes" + (", per epoch" if field.per_epoch else "") if field.sweep else ""
+        interval = f"`{field.interval}`" if field.interval else ""
+        lines.append(f"| `{field.name}` | {field.unit} | {field.better or ''} | {'yes' if field.config else ''} "
+                     f"| {sweep} | {interval} | {', '.join(shown)} | {field.doc} |")
+    return lines
+
+
+def test_the_docs_list_every_field_as_the_table_says() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "records.md").read_text(encoding="utf-8")
+    table = "\n".join(field_table())
+    assert table in text, f"docs/records.md's field table differs from record.FIELDS; it should read:\n{table}"
+    assert all(field.doc for field in FIELDS)

@@ -243,3 +243,35 @@ def test_the_sparsity_chart_shows_the_strongest_pruners_with_their_bins_and_coun
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+
+
+def test_the_case_and_pareto_tables_and_the_csv_columns_are_those_written_before_the_field_table() -> None:
+    """report.py wrote these for these records when its columns were listed by hand; now they come from
+    record.FIELDS. Three slow cases put the dense baseline alone on the front; `old` has no latency_ms_rel."""
+    from pytest_prunebench.report import cases_csv
+
+    cases = [Case(f"s.py::slow{i}", {"model": "resnet20", "top1": 80.0 + i, "latency_ms": 2.0 + i,
+                                     "latency_ms_rel": 2.0 + i, "latency_ms_rel_ci": [1.9 + i, 2.1 + i],
+                                     "latency_ms_ref": 1.0, "top1_dense": 90.0, "latency_speedup": 0.5,
+                                     "latency_speedup_ci": [0.4, 0.6], "macs": 10 - i, "macs_dense": 20,
+                                     "params": 5, "collapsed": False}) for i in range(3)]
+    cases.append(Case("s.py::old", {"model": "resnet20", "top1": 85.0, "latency_ms": 1.5, "latency_ms_ci": [1.4, 1.6],
+                                    "top1_dense": 90.0, "macs": 5, "macs_dense": 20, "mac_speedup": 4.0}))
+    text = markdown(cases)
+    assert """| case | top1 % | latency ms [95%] | speed-up [95%] | MACs |
+|---|---|---|---|---|
+| dense resnet20 (baseline) | 90.00 | 1.000 | 1 (reference) | 20 |
+""" in text
+    assert """| case | pruned (sparsity > 0) | top1 % | latency ms [95%] | absolute ms | speed-up [95%] | MAC speed-up \
+| params | MACs | collapsed |
+|---|---|---|---|---|---|---|---|---|---|
+| s.py::slow0 | – | 80.00 | 2.000 [1.900-2.100] | 2.000 | 0.50 [0.40-0.60] | – | 5 | 10 |  |
+| s.py::slow1 | – | 81.00 | 3.000 [2.900-3.100] | 3.000 | 0.50 [0.40-0.60] | – | 5 | 9 |  |
+| s.py::slow2 | – | 82.00 | 4.000 [3.900-4.100] | 4.000 | 0.50 [0.40-0.60] | – | 5 | 8 |  |
+| s.py::old | – | 85.00 | 1.500 [1.400-1.600] | 1.500 | – | 4.00 | – | 5 |  |
+""" in text
+    assert cases_csv(cases).splitlines()[0] == (
+        "case,latency_compared_ms,on_pareto_front,removed_no_structure,top1,latency_ms_rel,latency_ms_rel_ci_low,"
+        "latency_ms_rel_ci_high,latency_ms,latency_ms_ci_low,latency_ms_ci_high,latency_speedup,"
+        "latency_speedup_ci_low,latency_speedup_ci_high,mac_speedup,params,macs,collapsed,model,latency_ms_ref,"
+        "top1_dense,macs_dense")
