@@ -288,7 +288,7 @@ class CaseRunner:
         key = (model_name, spec)
         if key not in self._baselines:
             from .baseline import baseline_key, baseline_recipe, load_or_train_baseline
-            from .training import share_cpus_with_workers
+            from .threads import share_cpus_with_workers
 
             threads = share_cpus_with_workers(self.settings.xdist_workers)
             data = self.dataset(spec)
@@ -399,7 +399,7 @@ class CaseRunner:
              on_epoch: Callable[[int, float], bool] | None = None) -> CaseResult:
         from .models import build_model
         from .pruning import check_layers
-        from .training import share_cpus_with_workers
+        from .threads import share_cpus_with_workers
 
         share_cpus_with_workers(self.settings.xdist_workers)
         if self.settings.round_to is not None:

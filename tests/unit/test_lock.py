@@ -23,10 +23,9 @@ from pytest_prunebench.lock import (
     device_lock,
     exclusive_measurement,
     gate_host_work,
-    in_background,
     shares_host,
-    worker_threads,
 )
+from pytest_prunebench.threads import in_background, worker_threads
 
 
 @pytest.mark.parametrize(
