@@ -4,7 +4,7 @@ A finished case becomes a pytest-benchmark record (`CaseResult.extra_info()`), a
 the figures CI gates, sweep metrics and reports compare. Which fields describe the case and which measure it, and
 which direction of a figure is worse, are read from `FIELDS` here, not restated in each of those modules.
 
-Adding a figure: one `Field` line here, its computation in `case.CaseResult.extra_info()`.
+Adding a figure: one `Field` line here, its computation in `CaseResult.extra_info()` (case/result.py).
 """
 
 from __future__ import annotations

@@ -78,6 +78,10 @@ class EpochRecord:
     lr: float
     seconds: float
 
+    def as_dict(self) -> dict[str, float]:
+        """The history row a case keeps (its cache entry's JSON, the record's W&B history)."""
+        return {"epoch": self.epoch, "loss": self.loss, "top1": self.top1, "lr": self.lr, "seconds": self.seconds}
+
 
 @dataclass
 class RetrainOutcome:
