@@ -51,7 +51,7 @@ def core() -> Any:
 
 
 def version() -> str:
-    return openvino().get_version().split("-")[0]
+    return str(openvino().get_version()).split("-")[0]  # OpenVINO is untyped: its version, as a str
 
 
 def available_devices() -> list[str]:

@@ -71,7 +71,7 @@ def case_key(settings: Settings, schedule: Schedule, baseline_key: str, epochs: 
     its name, path, comments or thresholds), the resolved epochs and learning rate, the seed."""
     from ..cache import artifact_key
 
-    content = schedule.content()
+    content = cast("dict[str, object]", schedule.content())  # the schedule's JSON document
     for ignored in ("name", "path", "warnings", "thresholds", "model", "dataset", "epochs", "lr"):
         content.pop(ignored)
     for deployed in DEPLOYMENT_KEYS:  # how the model is deployed, not the model: the deployed cache's key
