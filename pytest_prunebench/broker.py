@@ -17,11 +17,17 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from . import protocol
 from .errors import BrokerError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .device import DeviceMeasurement
+    from .settings import Settings
 
 BLOB_TTL_S = 24 * 3600  # a blob unused for a day expires; every job that references it renews it
 RESULT_TTL_S = 24 * 3600
@@ -320,8 +326,8 @@ class RemoteMeasurer:
         key = ("array", array.__array_interface__["data"][0], array.shape, array.dtype.str)
         return self._blob(key, lambda: self.broker.put_array(array))
 
-    def measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any,
-                precision: str | None) -> Any:
+    def measure(self, onnx_path: Path, reference: Path | None, images: np.ndarray, labels: np.ndarray,
+                settings: Settings, precision: str | None) -> DeviceMeasurement:
         """`reference`: the dense model's ONNX (or IR .xml) path (CaseRunner keeps it where a local run keeps its
         compile). An IR travels as its .xml with its .bin: the producer converted it, the worker only compiles it.
         `precision`: the inference precision hint."""
@@ -333,8 +339,8 @@ class RemoteMeasurer:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise BrokerError(f"lost the broker {self.broker.shown} ({reason})") from None
 
-    def _measure(self, onnx_path: Any, reference: Any, images: Any, labels: Any, settings: Any,
-                 precision: str | None) -> Any:
+    def _measure(self, onnx_path: Path, reference: Path | None, images: np.ndarray, labels: np.ndarray,
+                 settings: Settings, precision: str | None) -> DeviceMeasurement:
         from pathlib import Path
 
         ref = reference_weights = None
@@ -350,7 +356,7 @@ class RemoteMeasurer:
                                  self._array(labels), self.producer,
                                  model.with_suffix(".bin").read_bytes() if _is_ir(model) else None, reference_weights)
         result = self.broker.wait(job, settings.device, settings.lock_timeout)
-        if result.error is not None:
+        if result.measurement is None:  # decode_result: a result carries a measurement or an error
             raise BrokerError(f"worker {result.worker} could not measure {Path(onnx_path).name} on "
                               f"{settings.device}: {result.error}")
         return result.measurement

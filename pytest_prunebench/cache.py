@@ -47,7 +47,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def artifact_key(kind: str, document: dict[str, Any]) -> str:
+def artifact_key(kind: str, document: dict[str, object]) -> str:
     """32 hex digits of SHA-256 over the kind, the cache format, the library versions and `document`."""
     content = {"kind": kind, "format": CACHE_FORMAT, "versions": library_versions(), **document}
     text = json.dumps(content, sort_keys=True, default=str)

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, shown
 
-if TYPE_CHECKING:  # numpy loads only when data does: the plugin imports this module in every pytest run
+if TYPE_CHECKING:  # numpy and torch load only when data does: the plugin imports this module in every pytest run
     import numpy as np
+    import torch
 
 NUM_CLASSES = {"digits": 10, "cifar10": 10, "synthetic": 10}
 DATA_KINDS = tuple(NUM_CLASSES)
@@ -52,10 +53,10 @@ class Dataset:
     """Float32 NCHW images (3x32x32), already normalised, with int64 labels."""
 
     name: str
-    train_x: Any
-    train_y: Any
-    test_x: Any
-    test_y: Any
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
     num_classes: int
 
 

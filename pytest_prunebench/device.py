@@ -13,13 +13,16 @@ import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NewType
 
 import numpy as np
 
 from .errors import DeviceError
 from .intervals import BLOCK, AdaptiveRounds, next_look, relative_half_width
 from .settings import NCS_DEVICE
+
+# A model OpenVINO compiled (compile_for_latency): opaque outside this module, which alone calls its methods.
+CompiledModel = NewType("CompiledModel", object)
 
 VIRTUAL_DEVICES = ("AUTO", "HETERO", "MULTI", "BATCH")
 _PRECISION_NAMES = {"float32": "f32", "f32": "f32", "bfloat16": "bf16", "bf16": "bf16", "float16": "f16",
@@ -48,7 +51,7 @@ def core() -> Any:
 
 
 def version() -> str:
-    return openvino().get_version().split("-")[0]
+    return str(openvino().get_version()).split("-")[0]  # OpenVINO is untyped: its version, as a str
 
 
 def available_devices() -> list[str]:
@@ -143,9 +146,9 @@ def _compile(model: Any, device: str, hint: str, precision: str | None) -> Any:
         raise DeviceError(f"OpenVINO could not compile the model for {device}: {first}") from None
 
 
-def compile_for_latency(onnx_path: Path, device: str, precision: str | None) -> Any:
+def compile_for_latency(onnx_path: Path, device: str, precision: str | None) -> CompiledModel:
     """A model compiled as `measure` times it, to be passed as its `reference`."""
-    return _compile(core().read_model(str(onnx_path)), device, "LATENCY", precision)
+    return CompiledModel(_compile(core().read_model(str(onnx_path)), device, "LATENCY", precision))
 
 
 def _precision_of(compiled: Any) -> str:
@@ -158,8 +161,8 @@ def _precision_of(compiled: Any) -> str:
 
 
 def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray, precision: str | None,
-            rounds: int | AdaptiveRounds, warmup: int, reference: Any = None, compiled: Any = None
-            ) -> DeviceMeasurement:
+            rounds: int | AdaptiveRounds, warmup: int, reference: CompiledModel | None = None,
+            compiled: CompiledModel | None = None) -> DeviceMeasurement:
     """Accuracy and throughput (every test image, in batches: `accuracy_pass`), then batch-1 latency samples
     (sync), then the profiled rounds. `rounds`: timed inferences per model, or an AdaptiveRounds policy (time
     blocks until the interval is narrow enough).

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from threading import Lock, Thread
+from threading import Lock
 from typing import Any
 
 from .errors import DeviceError, PrunebenchError
+from .threads import in_background as in_background  # re-exported for session.py until it imports from threads.py
+from .threads import wait_for_background
 
 _registry_guard = Lock()
 _locks: dict[str, object] = {}
-_background: list[Thread] = []
 
 
 def default_lock_path(device: str) -> Path:
@@ -129,21 +130,6 @@ def shares_host(device: str) -> bool:
     return re.split(r"[.:]", device, maxsplit=1)[0] in HOST_DEVICE_FAMILIES
 
 
-# Thread counts the user chose for torch's OpenMP/MKL pools: left as they are.
-THREAD_ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def worker_threads(workers: int, cpus: int, environ: Mapping[str, str]) -> int | None:
-    """Torch threads for one of `workers` pytest-xdist workers on this host: the CPUs split between them.
-
-    Each worker's torch would otherwise start one thread per CPU: two workers training on 2 CPUs then run 4
-    threads that preempt each other. None: not a worker (0), or the user set a thread count.
-    """
-    if workers < 1 or any(environ.get(key) for key in THREAD_ENVIRONMENT):
-        return None
-    return max(1, cpus // workers)
-
-
 def default_gate_path() -> Path:
     """One gate per host (every device on it shares the CPU), in the system temp dir."""
     return Path(tempfile.gettempdir()) / "prunebench-host.db"
@@ -192,8 +178,7 @@ def exclusive_measurement(device: str, lock_path: Path | None, timeout: float,
     """What every measurement holds: the device's lock (`lock_path`, else the default one) and, when given,
     the host gate exclusively, so no other process's gated CPU work runs during the window. This process's own
     background work finishes first."""
-    for thread in _background:
-        thread.join()
+    wait_for_background()
     with device_lock(lock_path or default_lock_path(device), timeout):
         if gate is None:
             yield
@@ -229,18 +214,3 @@ def cpu_work() -> Iterator[None]:
         return
     with gate.work():
         yield
-
-
-def in_background(work: Callable[[], None], name: str) -> Thread:
-    """Run `work` (start-up work that would otherwise add to a run's wall time, such as an import) in a
-    daemon thread. Every later measurement of this process waits for it to end; its failure is ignored, since
-    whoever needs the result does the work again in the foreground and reports any error there."""
-
-    def guarded() -> None:
-        with suppress(Exception):  # see the docstring: the foreground repeats the work and reports its errors
-            work()
-
-    thread = Thread(target=guarded, name=f"prunebench-{name}", daemon=True)
-    _background.append(thread)
-    thread.start()
-    return thread

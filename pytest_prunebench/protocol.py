@@ -21,9 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ProtocolError
+
+if TYPE_CHECKING:
+    from .device import DeviceMeasurement
 
 VERSION = 1  # results, and jobs with a fixed number of rounds
 ADAPTIVE_VERSION = 2  # jobs with `adaptive` (intervals.AdaptiveRounds)
@@ -302,7 +305,7 @@ class Result:
     job: str
     worker: str
     worker_openvino: str
-    measurement: Any  # a device.DeviceMeasurement; None with an error
+    measurement: DeviceMeasurement | None  # None with an error
     error: str | None
 
 

@@ -21,12 +21,16 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import PrunebenchError
 from .settings import INT8_ACCURACY, Deployment
+
+if TYPE_CHECKING:
+    from .cache import ArtifactCache
+    from .data import Dataset
 
 IR_XML, IR_BIN, DEPLOYED_DOCUMENT = "model.xml", "model.bin", "deployed.json"
 NNCF_PIN = "nncf==3.4.0"  # constraints.txt
@@ -58,9 +62,9 @@ class Deployed:
     def bytes(self) -> int:
         return self.xml.stat().st_size + self.bin.stat().st_size
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> dict[str, object]:
         """The record's fields of this deployment."""
-        info: dict[str, Any] = {"ir_path": str(self.xml.resolve()), "ir_bytes": int(self.bytes),
+        info: dict[str, object] = {"ir_path": str(self.xml.resolve()), "ir_bytes": int(self.bytes),
                                 "deployed_cache": self.cache}
         if self.nncf is not None:
             info.update(nncf_version=self.nncf, calibration_images=self.calibration, top1_float=self.top1_float,
@@ -217,8 +221,8 @@ def deployed_key(source: bytes, deployment: Deployment, data_digest: str, seed: 
     return artifact_key("deployed", document)
 
 
-def load_or_convert(cache: Any, onnx_path: Path, target: Path, deployment: Deployment, data: Any, data_digest: str,
-                    seed: int, progress: Callable[[str], None]) -> Deployed:
+def load_or_convert(cache: ArtifactCache, onnx_path: Path, target: Path, deployment: Deployment, data: Dataset,
+                    data_digest: str, seed: int, progress: Callable[[str], None]) -> Deployed:
     """The deployed model of `onnx_path`, from the artifact cache or converted into it, placed at `target` (.xml)."""
     source = onnx_path.read_bytes()
     key = deployed_key(source, deployment, data_digest, seed)

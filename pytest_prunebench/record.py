@@ -7,7 +7,7 @@ which direction of a figure is worse, are read from `FIELDS` here, not restated 
 The terminal's table at the end of a session (summary.py) and the report's tables and `cases.csv` (report.py) show
 the fields whose line here gives them a column, in this table's order, with the column's label and number format.
 
-Adding a figure: one `Field` line here, its computation in `case.CaseResult.extra_info()`.
+Adding a figure: one `Field` line here, its computation in `CaseResult.extra_info()` (case/result.py).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from .schedule import THRESHOLD_KEYS
 
 if TYPE_CHECKING:
     from .gates import Gate
+    from .intervals import AdaptiveRounds
 
 BUILTIN_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "mobilenetv2", "vgg16_bn")
 MODELS_HINT = "resnet20 ... resnet110, mobilenetv2, vgg16_bn"  # for messages and help texts
@@ -323,7 +324,7 @@ class Settings:
     calibration: int | None = None  # quantized: training images NNCF calibrates on; None: schedule's, else default
     max_drop: float | None = None  # int8-accuracy: top1 points; None: the schedule's, else DEFAULT_MAX_DROP
     baseline_epochs: int | None = None  # None: the model family's recipe, with its early stop (baseline.py)
-    min_dense_top1: float | None = None  # None: the dataset's floor (case.DENSE_TOP1_FLOORS); 0: no floor
+    min_dense_top1: float | None = None  # None: the dataset's floor (case/dense.py: DENSE_TOP1_FLOORS); 0: no floor
     seed: int = 0
     rounds: int | str = 200  # timed inferences per model, or AUTO_ROUNDS (see latency_rounds)
     precision_target: float | None = None  # auto: relative half-width to reach; None: DEFAULT_PRECISION_TARGET
@@ -346,9 +347,9 @@ class Settings:
     root: Path = Path(".")
 
     @property
-    def latency_rounds(self) -> Any:
+    def latency_rounds(self) -> int | AdaptiveRounds:
         """What a measurement times: a fixed count per model, or an intervals.AdaptiveRounds policy."""
-        if self.rounds != AUTO_ROUNDS:
+        if isinstance(self.rounds, int):  # the option's parser: a count, or AUTO_ROUNDS
             return self.rounds
         from .intervals import MIN_ROUNDS, AdaptiveRounds  # numpy: not at import (the plugin imports this module)
 

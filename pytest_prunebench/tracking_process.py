@@ -4,7 +4,7 @@ A session's first W&B run costs about 1.7 s of one core here (wandb's import, th
 imports, its service start; measured with benchmarks/harness.py P4). In the pytest process that time adds to the
 session's wall time, since every case keeps the GIL or the cores busy. The child does it on the other core while
 the first case loads torch, its schedule and its data; it then waits for finished cases. Every measurement of the
-pytest process waits until the child is ready (`lock.in_background`), so its start never overlaps timing.
+pytest process waits until the child is ready (`threads.in_background`), so its start never overlaps timing.
 
 The protocol is one JSON object per line. The child sends {"ready": true} once, then one reply per request:
 {"where": run directory or URL} or {"error": one line}. The parent sends one request per case. The end of its

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import math
-import os
 import time
 import warnings
 import zlib
@@ -17,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Dataset
-from .lock import cpu_work, worker_threads
+from .lock import cpu_work
 from .masking import Masks, MinibatchMasking, compute_for
 from .models import evaluating
 from .pruning import (
@@ -38,17 +36,6 @@ Progress = Callable[[str], None]
 
 def _quiet(_message: str) -> None:
     pass
-
-
-@functools.cache
-def share_cpus_with_workers(workers: int) -> int:
-    """Once per process: one of `workers` xdist workers runs torch on its share of the CPUs; returns torch's
-    thread count. The count comes from xdist's workerinput: a process started by a worker inherits its
-    environment (PYTEST_XDIST_WORKER_COUNT) without being one."""
-    threads = worker_threads(workers, len(os.sched_getaffinity(0)), os.environ)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
 
 
 @dataclass(frozen=True)
@@ -90,6 +77,10 @@ class EpochRecord:
     top1: float
     lr: float
     seconds: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The history row a case keeps (its cache entry's JSON, the record's W&B history)."""
+        return {"epoch": self.epoch, "loss": self.loss, "top1": self.top1, "lr": self.lr, "seconds": self.seconds}
 
 
 @dataclass

@@ -275,7 +275,7 @@ class Schedule:
 
     def rounding(self) -> int:
         """The multiple kept structures are rounded up to (1: none). `auto` is resolved by the case runner, which
-        probes the device, before anything prunes (case.CaseRunner._resolve_round_to)."""
+        probes the device, before anything prunes (case/resolution.py: resolve_round_to)."""
         if isinstance(self.round_to, str):
             raise ScheduleError(self.path, "prunebench.round_to", f"{self.round_to} is measured on the device by a "
                                 "case runner; prune through one, or give a whole number")

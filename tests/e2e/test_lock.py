@@ -176,7 +176,7 @@ def test_a_worker_process_runs_torch_on_its_share(workers: int, expected: str) -
     script = (
         "import os, torch\n"
         "default = torch.get_num_threads()\n"
-        "from pytest_prunebench.training import share_cpus_with_workers\n"
+        "from pytest_prunebench.threads import share_cpus_with_workers\n"
         "cpus = len(os.sched_getaffinity(0))\n"
         f"assert share_cpus_with_workers({workers}) == torch.get_num_threads() == {expected}, "
         "torch.get_num_threads()\n"

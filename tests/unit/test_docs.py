@@ -92,7 +92,7 @@ def test_the_checks_catch_a_broken_link_a_missing_heading_and_a_missing_module(t
     page = tmp_path / "page.md"
     page.write_text("# Page\n\n[ok](other.md#the-artifact-cache) [self](#page) [gone](missing.md) "
                     "[moved](other.md#collapse) [web](https://example.org/x)\n\n```\n# not a heading\n```\n"
-                    "See `case.py`, `casey.py`, `pytest_prunebench/nothing.py` and distiller/pruning/policy.py.\n")
+                    "See `runner.py`, `casey.py`, `pytest_prunebench/nothing.py` and distiller/pruning/policy.py.\n")
     assert broken_links(page) == [f"missing.md: no file {tmp_path / 'missing.md'}",
                                   "other.md#collapse: no heading #collapse in other.md"]
     assert headings(page) == {"page"}

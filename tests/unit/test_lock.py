@@ -21,11 +21,8 @@ from pytest_prunebench.lock import (
     default_gate_path,
     default_lock_path,
     device_lock,
-    exclusive_measurement,
     gate_host_work,
-    in_background,
     shares_host,
-    worker_threads,
 )
 
 
@@ -93,26 +90,6 @@ def test_devices_off_the_host_do_not_share_it(device: str) -> None:
     assert not shares_host(device)
 
 
-@pytest.mark.parametrize(
-    ("workers", "cpus", "environ", "threads"),
-    [
-        (2, 2, {}, 1),
-        (2, 8, {}, 4),
-        (3, 8, {}, 2),
-        (4, 2, {}, 1),  # more workers than CPUs: still one thread each
-        (1, 2, {}, 2),
-        (0, 2, {}, None),  # not a worker: torch's own default
-        (0, 2, {"PYTEST_XDIST_WORKER_COUNT": "2"}, None),  # inherited from a worker's environment: not one
-        (2, 2, {"OMP_NUM_THREADS": "2"}, None),  # the user's choice stands
-        (2, 8, {"MKL_NUM_THREADS": "1"}, None),
-        (2, 2, {"OMP_NUM_THREADS": ""}, 1),  # set but empty: not a choice
-    ],
-)
-def test_xdist_workers_split_the_cpus_between_their_torch_threads(workers: int, cpus: int, environ: dict[str, str],
-                                                                   threads: int | None) -> None:
-    assert worker_threads(workers, cpus, environ) == threads
-
-
 def test_default_gate_path_is_one_file_per_host_in_the_temp_dir() -> None:
     path = default_gate_path()
     assert path.parent == Path(tempfile.gettempdir())
@@ -137,20 +114,3 @@ def test_cpu_work_outside_a_gate_runs_ungated(tmp_path: Path) -> None:
     with cpu_work():  # the gate is no longer active after its block
         pass
     assert list(tmp_path.iterdir()) == []
-
-
-def test_a_measurement_waits_for_this_process_s_background_work(tmp_path: Path) -> None:
-    finished: list[str] = []
-
-    def slow() -> None:
-        time.sleep(0.3)
-        finished.append("slow")
-
-    def failing() -> None:
-        raise RuntimeError("a warm-up that fails is left to the foreground")
-
-    in_background(failing, "failing")
-    in_background(slow, "slow")
-    assert finished == []  # it runs while the caller goes on
-    with exclusive_measurement("CPU", tmp_path / "device.lock", timeout=5, gate=None):
-        assert finished == ["slow"]

@@ -83,12 +83,12 @@ def test_a_calibration_set_larger_than_the_training_split_stops_before_training(
     with pytest.raises(PrunebenchError, match=r"^--prunebench-calibration 513: the training split has 512 images; "
                                               r"calibrate on 1 to 512 of them$"):
         runner.run(load_schedule(write_schedules(tmp_path, filters=FILTERS_SCHEDULE) / "filters.yaml"))
-    assert not runner._baselines  # nothing trained
+    assert not runner.baselines.trained  # nothing trained
     schedule = _schedule(tmp_path, "precision: int8, calibration: 600")
     runner = CaseRunner(Settings(data=DataSpec("synthetic"), artifacts=tmp_path, no_cache=True))
     with pytest.raises(ScheduleError, match=r"prunebench.calibration.*600: the training split has 512 images"):
         runner.run(schedule)
-    assert not runner._baselines
+    assert not runner.baselines.trained
 
 
 def test_a_sweep_takes_precision_calibration_and_max_drop_parameters(tmp_path: Path) -> None:
