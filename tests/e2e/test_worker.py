@@ -95,6 +95,17 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
         worker.stop()
 
 
+@pytest.fixture
+def private_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temp dir of this test's own for the processes it starts (TMPDIR), so the host gate and device locks they
+    take there are theirs: a test with a lock timeout of a second or two must not wait on another test's
+    measurement (xdist runs two at once) or on a benchmark run on the same host."""
+    folder = tmp_path / "host-tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
+
+
 def _test_set(images: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     return rng.normal(size=(images, 3, 32, 32)).astype(np.float32), (np.arange(images) % 10).astype(np.int64)
@@ -310,17 +321,13 @@ def test_a_waiting_producer_costs_the_broker_the_same_few_commands_whatever_its_
 
 def test_a_worker_measuring_on_its_hosts_cpu_takes_the_host_gate_exclusively(
         redis_url: str, start_worker: Callable[..., WorkerProcess], onnx_files: tuple[bytes, bytes],
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        private_host: Path) -> None:
     """CPU work of a producer on the worker's host (held here as the gate's shared side) holds the worker's CPU
-    measurement back until it ends, as it would a local measurement. The worker's temp dir, where the host's gate
-    and device lock live, is private to this test so no other test's measurement waits for it."""
+    measurement back until it ends, as it would a local measurement."""
     from pytest_prunebench.lock import HostGate, default_gate_path
 
-    private = tmp_path / "host-tmp"
-    private.mkdir()
-    monkeypatch.setenv("TMPDIR", str(private))
     start_worker()
-    gate = HostGate(private / default_gate_path().name, timeout=60)
+    gate = HostGate(private_host / default_gate_path().name, timeout=60)
     broker = Broker(redis_url)
     with gate.work():  # a producer's training step on this host
         job = _submit(broker, onnx_files[1], rounds=20, case="gated")
@@ -381,7 +388,7 @@ def test_a_worker_stuck_inside_a_job_does_not_hold_its_producers_forever(
 
 def test_a_pytest_run_fails_the_case_a_stuck_worker_holds_with_one_line(
         pytester: pytest.Pytester, tiny_args: list[str], redis_url: str,
-        start_worker: Callable[..., WorkerProcess]) -> None:
+        start_worker: Callable[..., WorkerProcess], private_host: Path) -> None:
     from tiny import run_schedule_suite
 
     start_worker("--name", "stuck", script=HANGING_WORKER)
@@ -670,7 +677,7 @@ def test_a_broker_that_is_down_at_session_start_is_a_usage_error(pytester: pytes
 
 
 def test_a_case_with_no_worker_for_its_device_fails_with_one_line(pytester: pytest.Pytester, tiny_args: list[str],
-                                                                    redis_url: str) -> None:
+                                                                    redis_url: str, private_host: Path) -> None:
     from tiny import run_schedule_suite
 
     result = run_schedule_suite(pytester, tiny_args, "--prunebench-epochs", "0", f"--prunebench-broker={redis_url}",
@@ -709,7 +716,7 @@ def test_ncs_through_a_broker_is_measured_by_a_worker_that_serves_myriad(
 
 def test_ncs_through_a_broker_without_a_stick_worker_names_the_command(
         pytester: pytest.Pytester, tiny_args: list[str], redis_url: str,
-        start_worker: Callable[..., WorkerProcess]) -> None:
+        start_worker: Callable[..., WorkerProcess], private_host: Path) -> None:
     """Workers that serve only CPU do not help `--ncs`: the case fails with one line naming MYRIAD and the command
     that starts a worker for it."""
     from tiny import run_schedule_suite
