@@ -12,7 +12,6 @@ from threading import Lock
 from typing import Any
 
 from .errors import DeviceError, PrunebenchError
-from .threads import in_background as in_background  # re-exported for session.py until it imports from threads.py
 from .threads import wait_for_background
 
 _registry_guard = Lock()

@@ -148,9 +148,9 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(option.ini, f"default for {option.flag}", default=None)
 
 
-def resolve(config: pytest.Config) -> Settings:
-    """Command line first, then the ini file, then Settings' defaults. Bad ini values are usage errors."""
-    workerinput = getattr(config, "workerinput", {})  # on an xdist worker: what the controller handed it
+def resolve(config: pytest.Config, workerinput: dict[str, Any]) -> Settings:
+    """Command line first, then the ini file, then Settings' defaults. Bad ini values are usage errors.
+    `workerinput`: on an xdist worker, what the controller handed it (xdist_roles.Controller.configure_node)."""
     values: dict[str, Any] = {"root": config.rootpath, "xdist_workers": int(workerinput.get("workercount", 0))}
     if workerinput.get(REFERENCE_KEY):
         values["reference_dir"] = Path(workerinput[REFERENCE_KEY])

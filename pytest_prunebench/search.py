@@ -38,7 +38,7 @@ from . import record
 from .errors import PrunebenchError, PrunebenchWarning, StudyError, fail_test_on_error
 
 if TYPE_CHECKING:
-
+    from .cases import CaseService
     from .sweep import Parameter, Sweep
 
 SLOT, BEAT, RECORD = "prunebench:slot", "prunebench:beat", "prunebench:record"
@@ -794,7 +794,7 @@ def summary_lines(url: str | None, root: Path, name: str) -> list[str]:
 
 @dataclass
 class CaseTrial:
-    """What the session's case needs of a trial: the early-termination callback and the record's labels."""
+    """What the case service (cases.py) needs of a trial: the early-termination callback and the record's labels."""
 
     slot: Slot
 
@@ -810,29 +810,30 @@ class CaseTrial:
         return labels
 
 
-def run_search(session: Any, node: Any, sweep: Sweep, model: str, on_collapse: str) -> list[Any]:
+def run_search(cases: CaseService, node: Any, sweep: Sweep, model: str, on_collapse: str) -> list[Any]:
     """The searched sweep's test: this process's agent runs cases until the study's run_cap is spent."""
     import pytest
 
+    from .cases import failure_message
     from .sweep import point_schedule
 
-    settings = session.settings
+    settings = cases.settings
     cap = budget(sweep, settings.examples)
     context = {"model": model, "dataset": settings.data.label if settings.data else "digits",
                "device": settings.device, "epochs": settings.epochs}
     handle = fail_test_on_error(lambda: open_study(sweep, settings.study, settings.root, context, cap))
-    agent = Agent(handle, session.progress)
-    session.progress(f"{node.name}: study {handle.name} in {handle.shown_url} (run_cap {cap}, "
-                     f"{sweep.sampler if sweep.method == 'bayes' else sweep.method} sampler)")
+    agent = Agent(handle, cases.progress)
+    cases.progress(f"{node.name}: study {handle.name} in {handle.shown_url} (run_cap {cap}, "
+                   f"{sweep.sampler if sweep.method == 'bayes' else sweep.method} sampler)")
     if sweep.early_terminate is not None:
-        session.progress(f"{node.name}: {hyperband_line(sweep, settings.epochs)}")
+        cases.progress(f"{node.name}: {hyperband_line(sweep, settings.epochs)}")
     results, records, failures = [], [], []
     trials = agent.trials()
     try:
         for slot in trials:
             try:
-                result, schedule, lines, record = session._case(node, point_schedule(sweep, slot.values, model),
-                                                                None, on_collapse, CaseTrial(slot))
+                result, schedule, lines, record = cases.case(node, point_schedule(sweep, slot.values, model), None,
+                                                              on_collapse, CaseTrial(slot))
             except BaseException:
                 agent.error(slot)
                 raise
@@ -842,17 +843,17 @@ def run_search(session: Any, node: Any, sweep: Sweep, model: str, on_collapse: s
             results.append(result)
             records.append(record)
             if lines:
-                failures.append(session._failure_message(schedule, lines))
+                failures.append(failure_message(schedule, lines))
             stopped = " (stopped early)" if result.early_terminated else ""
-            session.progress(f"{node.name}: trial {slot.number} -> {result.name}{stopped}")
+            cases.progress(f"{node.name}: trial {slot.number} -> {result.name}{stopped}")
     finally:
         trials.close()
     if handle.multi and records:
         front = {p.name for p in pareto_front(study_points(handle.study), sweep.objectives)}
         for record in records:
-            session.amend_records([record], on_pareto_front=record["name"] in front)
+            cases.amend_records([record], on_pareto_front=record["name"] in front)
     done = len(counted([view(t) for t in handle.study.get_trials(deepcopy=False)]))
-    session.progress(f"{node.name}: {agent.ran} case(s) run here; study {handle.name} has {done} of {cap}")
+    cases.progress(f"{node.name}: {agent.ran} case(s) run here; study {handle.name} has {done} of {cap}")
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)
     if not results:  # a rerun of a finished study, or other agents took every slot: nothing failed
