@@ -101,9 +101,3 @@ def test_gates_without_a_saved_run_are_a_usage_error(pytester: pytest.Pytester, 
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
     assert "prunebench: test_schedule" not in result.stdout.str()  # stopped before any case ran
-
-
-def test_a_bad_gate_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--prunebench-compare-fail", "accuracy:1")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--prunebench-compare-fail: 'accuracy:1' is not METRIC:BOUND*"])
