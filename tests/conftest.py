@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy  # noqa: F401
 import pytest
 import torch
+from tiny import tiny_arguments
 
 from pytest_prunebench import device
 
@@ -30,12 +31,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def tiny_args(shared_cache: Path) -> list[str]:
-    return [
-        "--prunebench-data", "synthetic", "--prunebench-baseline-epochs", "1", "--prunebench-rounds", "20",
-        # `--opt=PATH`: pytest picks its rootdir before plugins add options, so a separate existing path would
-        # count as a test path.
-        "--prunebench-warmup", "2", f"--prunebench-cache={shared_cache}", "-p", "no:cacheprovider",
-    ]
+    return tiny_arguments(shared_cache)
 
 
 @pytest.fixture(scope="session")

@@ -116,6 +116,16 @@ def seed_baselines(shared_cache: Path, cache: Path) -> None:
                         ignore=shutil.ignore_patterns(".partial-*", "*.lock", "*.holder"))
 
 
+def tiny_arguments(cache: Path) -> list[str]:
+    """The options of a tiny run (synthetic data, one baseline epoch, few rounds) with its cache in `cache`."""
+    return [
+        "--prunebench-data", "synthetic", "--prunebench-baseline-epochs", "1", "--prunebench-rounds", "20",
+        # `--opt=PATH`: pytest picks its rootdir before plugins add options, so a separate existing path would
+        # count as a test path.
+        "--prunebench-warmup", "2", f"--prunebench-cache={cache}", "-p", "no:cacheprovider",
+    ]
+
+
 def write_schedules(root: Path, **schedules: str) -> Path:
     folder = root / "schedules"
     folder.mkdir(exist_ok=True)

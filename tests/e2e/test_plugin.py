@@ -3,7 +3,7 @@
 None of these trains a model: each stops at a usage error, at collection, or before training starts.
 
 This file holds the end-to-end layer's tests (real training and devices, subprocesses, redis-server, workers); the
-topic's other tests are in tests/plugin/test_plugin.py.
+topic's other tests are in tests/unit/test_plugin.py, tests/plugin/test_plugin.py.
 """
 
 from __future__ import annotations

@@ -12,18 +12,6 @@ import pytest
 from tiny import CHANNELS_SCHEDULE, SCHEDULE_SUITE, write_schedules
 
 
-def test_a_precision_target_without_auto_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_x="def test_x(): pass")
-    result = pytester.runpytest("--prunebench-precision-target", "2%", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--prunebench-precision-target apply to adaptive rounds: add --prunebench-rounds "
-                                 "auto*"])
-    bad = pytester.runpytest("--prunebench-rounds", "many", "-p", "no:cacheprovider")
-    assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    bad.stderr.fnmatch_lines(["*--prunebench-rounds: 'many' is not a whole number; use a whole number of rounds "
-                              "or auto*"])
-
-
 def test_a_pytest_run_records_rounds_used_and_whether_the_target_was_met(pytester: pytest.Pytester,
                                                                         tiny_args: list[str]) -> None:
     write_schedules(pytester.path, channels=CHANNELS_SCHEDULE)

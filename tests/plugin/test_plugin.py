@@ -1,8 +1,10 @@
 """pytester runs of the plugin: options, ini keys, usage errors, parametrisation, clear case failures.
 
-None of these trains a model: each stops at a usage error, at collection, or before training starts.
+None of these trains a model: each stops at a usage error, at collection, or before training starts. Usage errors
+found without a device or a pytest run (bad values, conflicts) are checked in-process in tests/unit/test_plugin.py.
 
-This file holds the plugin layer's tests (pytester runs); the topic's other tests are in tests/e2e/test_plugin.py.
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in tests/unit/test_plugin.py,
+tests/e2e/test_plugin.py.
 """
 
 from __future__ import annotations
@@ -19,37 +21,12 @@ def assert_usage_error(result: pytest.RunResult, *lines: str) -> None:
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["--prunebench-epochs", "-1"], "*--prunebench-epochs: -1 is negative; use 0 or more*"),
-        (["--prunebench-epochs", "two"], "*--prunebench-epochs: 'two' is not a whole number*"),
-        (["--prunebench-data", "imagenet"], "*--prunebench-data: unknown dataset 'imagenet'*"),
-        (["--prunebench-data", "cifar10"], "*cifar10 needs the directory of its python batches*"),
-        (["--prunebench-model", "resnet99"], "*--prunebench-model: unknown model 'resnet99'*"),
-        (["--prunebench-precision", "int3"], "*--prunebench-precision: 'int3' is not an inference precision*"),
-        (["--prunebench-device", "cpu!"], "*--prunebench-device: 'cpu!' is not an OpenVINO device name*"),
-        (["--prunebench-rounds", "0"], "*--prunebench-rounds: '0' must be at least 1*"),
-        (["--prunebench-lock-timeout", "-3"], "*--prunebench-lock-timeout: -3 must be a finite number greater than 0*"),
-    ],
-)
-def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, args: list[str], expected: str) -> None:
-    pytester.makepyfile(test_x="def test_x(): pass")
-    assert_usage_error(pytester.runpytest(*args), expected)
-
-
 def test_ncs_without_a_stick_says_why_and_what_to_use(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_x="def test_x(): pass")
     result = pytester.runpytest("--ncs")
     assert_usage_error(result, "*--ncs: no MYRIAD device (Neural Compute Stick 2)*OpenVINO 2022.3 LTS*archive*"
                                "Python <= 3.10*--prunebench-device NPU*--prunebench-device CPU*"
                                "prunebench worker --device MYRIAD*--prunebench-broker URL*")
-
-
-def test_ncs_conflicts_with_another_device(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_x="def test_x(): pass")
-    result = pytester.runpytest("--ncs", "--prunebench-device", "GPU")
-    assert_usage_error(result, "*--ncs measures on MYRIAD but --prunebench-device says GPU*")
 
 
 def test_unknown_device_is_named_with_the_available_ones(pytester: pytest.Pytester) -> None:
@@ -62,12 +39,6 @@ def test_bad_ini_value_names_the_key(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nprunebench_epochs = many\n")
     pytester.makepyfile(test_x="def test_x(): pass")
     assert_usage_error(pytester.runpytest(), "*ini key prunebench_epochs = 'many': 'many' is not a whole number*")
-
-
-def test_schedules_option_that_matches_nothing(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_x="def test_x(): pass")
-    result = pytester.runpytest("--prunebench-schedules", "nowhere/*.yaml")
-    assert_usage_error(result, "*--prunebench-schedules *nowhere/*.yaml: no .yaml/.yml schedule file there*")
 
 
 def test_ini_keys_set_defaults_and_the_command_line_wins(pytester: pytest.Pytester) -> None:
@@ -149,11 +120,3 @@ def test_help_lists_the_option_group(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*pytest-prunebench*", "*--ncs*", "*--wandb-project*", "*--prunebench-device*",
                                  "*prunebench_epochs*"])
 
-
-def test_round_to_auto_conflicts_with_a_broker(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_x="def test_x(): pass")
-    result = pytester.runpytest("--prunebench-round-to", "auto", "--prunebench-broker", "redis://127.0.0.1:9/0")
-    assert_usage_error(result, "*--prunebench-round-to auto probes the device in this process*`prunebench "
-                               "granularity --device DEVICE` on the worker's host*")
-    result = pytester.runpytest("--prunebench-round-to", "often")
-    assert_usage_error(result, "*--prunebench-round-to*'often' is not a whole number*or auto*")

@@ -17,36 +17,7 @@ from tiny import FILTERS_SCHEDULE, SCHEDULE_SUITE, seed_baselines, write_schedul
 
 from pytest_prunebench import quantize
 
-# -- the plugin: options, NNCF missing, an int8 session and its rerun ------------------------------------------------
-
-def _assert_usage_error(result: pytest.RunResult, line: str) -> None:
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stderr.str()
-    result.stderr.fnmatch_lines([line])
-    assert "Traceback" not in result.stderr.str() + result.stdout.str()
-
-
-@pytest.mark.parametrize(("args", "line"), [
-    (["--prunebench-precision", "int4"], "*--prunebench-precision: 'int4' is not an inference precision or quantized*"),
-    (["--prunebench-max-drop", "0"], "*--prunebench-max-drop: 0 must be a finite number greater than 0; use top1*"),
-    (["--prunebench-max-drop", "100"], "*--prunebench-max-drop: '100': use top1 points above 0 and below 100*"),
-    (["--prunebench-max-drop", "nan"], "*--prunebench-max-drop: nan must be a finite number greater than 0*"),
-    (["--prunebench-calibration", "0"], "*--prunebench-calibration: '0' must be at least 1*"),
-    (["--prunebench-precision", "int8", "--prunebench-max-drop", "2"],
-     "*--prunebench-max-drop applies to --prunebench-precision int8-accuracy, not int8*"),
-    (["--prunebench-precision", "bf16", "--prunebench-calibration", "64"],
-     "*--prunebench-calibration applies to quantized precisions (int8, int8-accuracy), not bf16*"),
-])
-def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], line: str) -> None:
-    pytester.makepyfile(test_x="def test_x(): pass")
-    _assert_usage_error(pytester.runpytest(*args), line)
-
-
-def test_int8_without_nncf_is_one_line_before_anything_runs(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest("import sys\nsys.modules['nncf'] = None  # as if NNCF were not installed\n")
-    pytester.makepyfile(test_x="def test_x(): pass")
-    result = pytester.runpytest_subprocess("--prunebench-precision", "int8", "-p", "no:cacheprovider")
-    _assert_usage_error(result, "*--prunebench-precision int8 needs NNCF, which cannot be imported here*"
-                                "pip install -c constraints.txt nncf==3.4.0*")
+# -- the plugin: an int8 session and its rerun -----------------------------------------------------------------------
 
 
 def test_an_int8_session_records_the_quantized_models_and_a_rerun_does_not_quantize_again(

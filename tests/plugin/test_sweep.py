@@ -98,14 +98,6 @@ def test_a_bad_sweep_file_is_one_line_and_a_failed_run(pytester: pytest.Pytester
     assert "Traceback" not in output and "pytest_prunebench/" not in output, output
 
 
-def test_a_sweep_option_that_matches_nothing_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_sweep=SWEEP_SUITE)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--prunebench-sweep=nowhere/*.yaml")
-
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--prunebench-sweep */nowhere/*.yaml: no .yaml/.yml W&B sweep file there*"])
-
-
 def test_a_marker_naming_no_file_is_a_collection_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_sweep=SWEEP_SUITE.replace('on_collapse="record"', 'on_collapse="record", '
                                                        'sweep="missing/*.yaml"'))

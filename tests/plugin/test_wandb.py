@@ -132,39 +132,6 @@ def test_a_broken_wandb_setup_is_a_warning_and_loses_no_record(pytester: pytest.
     assert not list(pytester.path.rglob("*.wandb"))
 
 
-@pytest.mark.parametrize(
-    ("env", "args", "message"),
-    [
-        ({}, ["--wandb-mode", "online"], "*--wandb-mode online: no W&B API key (set WANDB_API_KEY or run `wandb "
-                                         "login`)*"),
-        ({"WANDB_MODE": "online"}, [], "*--wandb-mode online: no W&B API key*"),
-        ({"WANDB_MODE": "sometimes"}, [], "*environment variable WANDB_MODE='sometimes': 'sometimes': use online, "
-                                          "offline (the default) or disabled*"),
-        ({}, ["--wandb-mode", "loud"], "*--wandb-mode: 'loud': use online, offline (the default) or disabled*"),
-    ],
-)
-def test_wandb_modes_that_cannot_work_are_usage_errors(pytester: pytest.Pytester, wandb_env: None,
-                                                       monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
-                                                       args: list[str], message: str) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--wandb-project", "check", *args)
-
-    assert result.ret in (pytest.ExitCode.USAGE_ERROR, 2), result.stdout.str()
-    result.stderr.fnmatch_lines([message])
-    assert "Traceback" not in result.stderr.str() + result.stdout.str()
-
-
-def test_ini_keys_configure_wandb(pytester: pytest.Pytester, wandb_env: None) -> None:
-    pytester.makeini("[pytest]\nprunebench_wandb_project = from-ini\nprunebench_wandb_log_model = maybe\n")
-    pytester.makepyfile(test_suite=SCHEDULE_SUITE)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*ini key prunebench_wandb_log_model = 'maybe': use true or false*"])
-
-
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to watch the run's connect() calls")
 def test_an_offline_run_connects_to_nothing_beyond_this_host(pytester: pytest.Pytester, tiny_args: list[str],
                                                              wandb_env: None) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from option_parsing import OptionParsing, assert_one_line
 
 from pytest_prunebench import device, protocol
 from pytest_prunebench.intervals import AdaptiveRounds, next_look, relative_half_width
@@ -159,3 +160,10 @@ def test_bad_adaptive_jobs_are_refused(change: dict[str, Any], message: str) -> 
     with pytest.raises(protocol.ProtocolError) as raised:
         protocol.parse_job(json.dumps(body).encode())
     assert message in str(raised.value)
+
+
+def test_a_precision_target_without_auto_is_a_usage_error(parsing: OptionParsing) -> None:
+    assert_one_line(parsing.usage_error("--prunebench-precision-target", "2%"), "--prunebench-precision-target",
+                    "*--prunebench-precision-target apply to adaptive rounds: add --prunebench-rounds auto*")
+    assert_one_line(parsing.usage_error("--prunebench-rounds", "many"), "--prunebench-rounds",
+                    "*--prunebench-rounds: 'many' is not a whole number; use a whole number of rounds or auto*")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from option_parsing import OptionParsing, assert_one_line
 
 from pytest_prunebench.gates import Gate, evaluate, parse_gates, report_lines
 
@@ -113,3 +114,8 @@ def test_a_regression_inside_the_noise_says_so(before_ci: list[float] | None, no
 def test_a_figure_missing_on_one_side_is_listed_not_fatal() -> None:
     report = evaluate(parse_gates("top1:0.5"), {"a": {"top1": None}}, {"a": {"top1": 90.0}}, "saved")
     assert not report.failed and report.unmeasured == ("a top1",)
+
+
+def test_a_bad_gate_is_a_usage_error(parsing: OptionParsing) -> None:
+    assert_one_line(parsing.usage_error("--prunebench-compare-fail", "accuracy:1"), "--prunebench-compare-fail",
+                    "*--prunebench-compare-fail: 'accuracy:1' is not METRIC:BOUND*")

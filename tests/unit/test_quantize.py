@@ -8,10 +8,12 @@ topic's other tests are in tests/plugin/test_quantize.py, tests/e2e/test_quantiz
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from option_parsing import OptionParsing, assert_one_line
 from tiny import FILTERS_SCHEDULE, write_schedules
 
 from pytest_prunebench import quantize
@@ -111,3 +113,29 @@ def test_a_sweep_takes_precision_calibration_and_max_drop_parameters(tmp_path: P
                         f"  {bad}\n", encoding="utf-8")
         with pytest.raises(SweepError, match=message):
             load_sweep(path)
+
+
+# -- the precision, calibration and max_drop options, parsed and resolved in-process ---------------------------
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--prunebench-precision", "int4"], "*--prunebench-precision: 'int4' is not an inference precision or quantized*"),
+    (["--prunebench-max-drop", "0"], "*--prunebench-max-drop: 0 must be a finite number greater than 0; use top1*"),
+    (["--prunebench-max-drop", "100"], "*--prunebench-max-drop: '100': use top1 points above 0 and below 100*"),
+    (["--prunebench-max-drop", "nan"], "*--prunebench-max-drop: nan must be a finite number greater than 0*"),
+    (["--prunebench-calibration", "0"], "*--prunebench-calibration: '0' must be at least 1*"),
+    (["--prunebench-precision", "int8", "--prunebench-max-drop", "2"],
+     "*--prunebench-max-drop applies to --prunebench-precision int8-accuracy, not int8*"),
+    (["--prunebench-precision", "bf16", "--prunebench-calibration", "64"],
+     "*--prunebench-calibration applies to quantized precisions (int8, int8-accuracy), not bf16*"),
+])
+def test_bad_options_are_usage_errors(parsing: OptionParsing, args: list[str], line: str) -> None:
+    assert_one_line(parsing.usage_error(*args), args[-2], line)
+
+
+def test_int8_without_nncf_is_one_line_before_anything_runs(parsing: OptionParsing,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "nncf", None)  # as if NNCF were not installed: `import nncf` fails
+    assert_one_line(parsing.usage_error("--prunebench-precision", "int8"), "--prunebench-precision",
+                    "*--prunebench-precision int8 needs NNCF, which cannot be imported here*"
+                    "pip install -c constraints.txt nncf==3.4.0*")

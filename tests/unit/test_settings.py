@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from option_parsing import OptionParsing, assert_one_line
 
 from pytest_prunebench.data import DataSpec
 from pytest_prunebench.lock import GATE_MODES
@@ -261,3 +262,89 @@ def test_bad_gate_mode_message_lists_the_modes() -> None:
 )
 def test_a_schedule_file_name_suggests_the_model_it_starts_with(path: str, model: str | None) -> None:
     assert model_from_file_name(path) == model
+
+
+# --- option resolution: pytest's parser in this process, then options.resolve ----------------------------------
+
+
+def test_repeated_threshold_options_collect_in_order(parsing: OptionParsing) -> None:
+    settings = parsing.settings("--prunebench-threshold", "max_latency_ms=2", "--prunebench-threshold", "min_top1=50")
+    assert settings.thresholds == (("max_latency_ms", 2.0), ("min_top1", 50.0))
+    assert settings.examples is None
+    assert settings.host_gate == "auto"
+
+
+def test_examples_and_host_gate_options_resolve(parsing: OptionParsing) -> None:
+    settings = parsing.settings("--prunebench-examples", "3", "--prunebench-host-gate", "OFF")
+    assert (settings.examples, settings.host_gate) == (3, "off")
+    assert settings.thresholds == ()
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "expected"),
+    [
+        (["--prunebench-examples", "0"], "--prunebench-examples", "*--prunebench-examples: '0' must be at least 1"),
+        (["--prunebench-examples", "many"], "--prunebench-examples",
+         "*--prunebench-examples: 'many' is not a whole number"),
+        (["--prunebench-host-gate", "maybe"], "--prunebench-host-gate",
+         "*--prunebench-host-gate: 'maybe': use auto (on for devices that share the host CPU), on or off"),
+        (["--prunebench-threshold", "min_top1"], "--prunebench-threshold",
+         "*--prunebench-threshold: 'min_top1' is not KEY=VALUE with KEY one of min_top1, *"),
+        (["--prunebench-threshold", "max_latency_ms=inf"], "--prunebench-threshold",
+         "*--prunebench-threshold: 'max_latency_ms=inf': the bound must be a finite number"),
+    ],
+)
+def test_bad_new_option_values_are_one_line_usage_errors(parsing: OptionParsing, args: list[str], option: str,
+                                                        expected: str) -> None:
+    assert_one_line(parsing.usage_error(*args), option, expected)
+
+
+def test_threshold_and_examples_ini_keys_resolve(parsing: OptionParsing) -> None:
+    parsing.makeini("[pytest]\nprunebench_threshold = min_top1=90 max_latency_ms=3\nprunebench_examples = 7\n"
+                    "prunebench_host_gate = on\nprunebench_bn_recalibration = off\n")
+    settings = parsing.settings()
+    assert settings.bn_recalibration == 0 and Settings().bn_recalibration == 1024
+    assert settings.thresholds == (("min_top1", 90.0), ("max_latency_ms", 3.0))
+    assert settings.examples == 7
+    assert settings.host_gate == "on"
+
+
+def test_threshold_ini_key_in_pyproject_takes_comma_separated_values(parsing: OptionParsing) -> None:
+    parsing.makepyprojecttoml('[tool.pytest.ini_options]\nprunebench_threshold = "min_top1=90, max_latency_ms=3"\n'
+                              'prunebench_examples = "2"\n')
+    settings = parsing.settings()
+    assert settings.thresholds == (("min_top1", 90.0), ("max_latency_ms", 3.0))
+    assert settings.examples == 2
+
+
+def test_command_line_thresholds_replace_the_ini_ones(parsing: OptionParsing) -> None:
+    parsing.makeini("[pytest]\nprunebench_threshold = min_top1=90 max_latency_ms=3\nprunebench_examples = 7\n")
+    settings = parsing.settings("--prunebench-threshold", "min_top1=10", "--prunebench-examples", "1")
+    assert settings.thresholds == (("min_top1", 10.0),)
+    assert settings.examples == 1
+
+
+@pytest.mark.parametrize(
+    ("ini", "expected"),
+    [
+        ("prunebench_threshold = min_top1=90 speed=3",
+         "*ini key prunebench_threshold = 'speed=3': 'speed=3' is not KEY=VALUE*"),
+        ("prunebench_examples = 0", "*ini key prunebench_examples = '0': '0' must be at least 1*"),
+        ("prunebench_host_gate = maybe", "*ini key prunebench_host_gate = 'maybe': 'maybe': use auto*"),
+    ],
+)
+def test_bad_new_ini_values_name_the_key(parsing: OptionParsing, ini: str, expected: str) -> None:
+    parsing.makeini(f"[pytest]\n{ini}\n")
+    assert_one_line(parsing.usage_error(), "ini key", expected)
+
+
+def test_no_cache_switch_and_its_ini_key_resolve(parsing: OptionParsing) -> None:
+    assert parsing.settings().no_cache is False
+    assert parsing.settings("--prunebench-no-cache").no_cache is True
+    parsing.makeini("[pytest]\nprunebench_no_cache = true\n")
+    assert parsing.settings().no_cache is True
+
+
+def test_no_cache_with_a_cache_dir_is_a_usage_error(parsing: OptionParsing) -> None:
+    assert_one_line(parsing.usage_error("--prunebench-no-cache", "--prunebench-cache=elsewhere"),
+                    "--prunebench-no-cache", "*--prunebench-no-cache and --prunebench-cache DIR: use one of them")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from option_parsing import OptionParsing, assert_one_line
 from study_sweeps import TINY_BAYES, TWO_OBJECTIVES, trial
 
 from pytest_prunebench import search
@@ -232,3 +234,10 @@ def test_the_brackets_the_progress_line_shows_are_optunas(min_iter: int, max_res
     assert [share for _, share in brackets] == pytest.approx([b / sum(budgets) for b in budgets])
     assert [first for first, _ in brackets] == [p._min_resource * eta ** p._min_early_stopping_rate
                                                 for p in pruner._pruners]
+
+
+def test_a_study_option_of_a_wrong_scheme_is_a_usage_error_without_its_password(parsing: OptionParsing) -> None:
+    (parsing.directory / "bayes.yaml").write_text(yaml.safe_dump(TINY_BAYES), encoding="utf-8")
+    message = parsing.usage_error("--prunebench-sweep=bayes.yaml", "--prunebench-study=ftp://u:hunter2@host/x")
+    assert "hunter2" not in message
+    assert_one_line(message, "--prunebench-study", "*ftp:// is not a study storage*")

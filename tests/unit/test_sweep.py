@@ -14,6 +14,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from option_parsing import OptionParsing, assert_one_line
 
 from pytest_prunebench.errors import SweepError
 from pytest_prunebench.sweep import (
@@ -340,3 +341,8 @@ def test_shipped_sweeps_parse_and_fit_their_model() -> None:
         sweep = load_sweep(path)
         check_groups(sweep, model_of(sweep, "resnet20"))
         assert isinstance(sweep, Sweep)
+
+
+def test_a_sweep_option_that_matches_nothing_is_a_usage_error(parsing: OptionParsing) -> None:
+    assert_one_line(parsing.usage_error("--prunebench-sweep=nowhere/*.yaml"), "--prunebench-sweep",
+                    "*--prunebench-sweep */nowhere/*.yaml: no .yaml/.yml W&B sweep file there*")

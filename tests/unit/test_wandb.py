@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from option_parsing import OptionParsing, assert_one_line
 from wandb_offline import BLOCK, CHUNK_HEADER, FILE_HEADER, FULL, CorruptRunFile, read_run
 
 from pytest_prunebench.settings import new_wandb_group, wandb_api_key_configured, wandb_mode
@@ -92,3 +93,33 @@ def test_the_run_file_reader_detects_corruption(tmp_path: Path) -> None:
     path.write_bytes(b"PK\x03\x04" + bytes(BLOCK))
     with pytest.raises(CorruptRunFile, match="not a W&B run file"):
         read_run(path)
+
+
+# -- the W&B options, parsed and resolved in-process -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "needle", "message"),
+    [
+        ({}, ["--wandb-mode", "online"], "--wandb-mode", "*--wandb-mode online: no W&B API key (set WANDB_API_KEY or "
+                                                         "run `wandb login`)*"),
+        ({"WANDB_MODE": "online"}, [], "--wandb-mode", "*--wandb-mode online: no W&B API key*"),
+        ({"WANDB_MODE": "sometimes"}, [], "WANDB_MODE", "*environment variable WANDB_MODE='sometimes': 'sometimes': "
+                                                        "use online, offline (the default) or disabled*"),
+        ({}, ["--wandb-mode", "loud"], "--wandb-mode", "*--wandb-mode: 'loud': use online, offline (the default) or "
+                                                       "disabled*"),
+    ],
+    ids=["online-option-without-key", "online-env-without-key", "unknown-env-mode", "unknown-option-mode"],
+)
+def test_wandb_modes_that_cannot_work_are_usage_errors(parsing: OptionParsing, wandb_env: None,
+                                                       monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                                       args: list[str], needle: str, message: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert_one_line(parsing.usage_error("--wandb-project", "check", *args), needle, message)
+
+
+def test_ini_keys_configure_wandb(parsing: OptionParsing, wandb_env: None) -> None:
+    parsing.makeini("[pytest]\nprunebench_wandb_project = from-ini\nprunebench_wandb_log_model = maybe\n")
+    assert_one_line(parsing.usage_error(), "ini key", "*ini key prunebench_wandb_log_model = 'maybe': use true or "
+                                                      "false*")
