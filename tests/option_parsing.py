@@ -39,7 +39,7 @@ class OptionParsing:
         return Config.fromdictargs({}, ["-p", "pytest_prunebench.plugin", *args])
 
     def settings(self, *args: str) -> Settings:
-        return options.resolve(self.config(*args))
+        return options.resolve(self.config(*args), {})  # as on the controller (no xdist workerinput)
 
     def usage_error(self, *args: str) -> str:
         """The message of the UsageError that parsing and resolving `pytest ARGS` raises."""
