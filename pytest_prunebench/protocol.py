@@ -199,12 +199,24 @@ def _ref(body: dict[str, Any], key: str, limit: int, array: bool) -> BlobRef:
 
 def job_id_of(meta: bytes | None) -> str | None:
     """The job id of a message, if it has one worth answering (a message without one is only logged)."""
+    job = _text_of(meta, "job")
+    return job if job is not None and valid_job_id(job) else None
+
+
+def case_of(meta: bytes | None) -> str | None:
+    """The case a message names, read before the whole job is checked: what a worker's lines call the job from
+    the moment it takes it (a job handed back at once is named like one it measured)."""
+    case = _text_of(meta, "case")
+    return case[:200] if case and case.isprintable() else None
+
+
+def _text_of(meta: bytes | None, name: str) -> str | None:
     try:
         body = json.loads(meta or b"")
     except (ValueError, UnicodeDecodeError):
         return None
-    job = body.get("job") if isinstance(body, dict) else None
-    return job if isinstance(job, str) and valid_job_id(job) else None
+    value = body.get(name) if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def valid_job_id(job: str) -> bool:

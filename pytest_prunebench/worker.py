@@ -220,7 +220,7 @@ class Worker:
         key = protocol.stream_key(device)
         meta = fields.get(b"meta")
         job_id = protocol.job_id_of(meta)
-        current = _Current(stream_id, fields, job_id or stream_id.decode())
+        current = _Current(stream_id, fields, protocol.case_of(meta) or job_id or stream_id.decode())
         with self._state:
             self.current[device] = current
         self._beat_quietly()  # others see at once that this device is busy, and with what

@@ -35,3 +35,20 @@ def test_mistakes_in_a_tls_url_are_one_line_without_the_password(tmp_path: Path)
     # redis-py also takes a password (and a key file's) as query options
     assert redact(f"rediss://h:1/0?password={TLS_SECRET}&ssl_password=x&ssl_ca_certs=/ca.pem") == \
         "rediss://h:1/0?password=***&ssl_password=***&ssl_ca_certs=/ca.pem"
+
+
+@pytest.mark.parametrize(("meta", "expected"), [
+    (b'{"v": 1, "job": "j1", "case": "test_schedule_filters"}', "test_schedule_filters"),
+    (b'{"job": "j1", "case": "' + b"x" * 300 + b'"}', "x" * 200),
+    (b'{"job": "j1", "case": "two\\nlines"}', None),  # a worker's lines stay one line each
+    (b'{"job": "j1", "case": 7}', None),
+    (b'{"job": "j1"}', None),
+    (b'[1, 2]', None),
+    (b"not json", None),
+    (None, None),
+])
+def test_a_taken_job_is_named_by_its_case_before_the_whole_job_is_checked(meta: bytes | None,
+                                                                          expected: str | None) -> None:
+    from pytest_prunebench.protocol import case_of
+
+    assert case_of(meta) == expected
