@@ -35,9 +35,10 @@ from .catalogue import (
 )
 from .fields import finite_number
 from .model import (
+    BOUND_KEYS,
     DEPLOYMENT_KEYS,
     GENERATED_PREFIX,
-    THRESHOLD_KEYS,
+    CaseBounds,
     LRSchedulerSpec,
     PrunerPolicy,
     PrunerSpec,
@@ -45,7 +46,6 @@ from .model import (
     Schedule,
     SplicingParams,
     ThinningSpec,
-    Thresholds,
     Window,
     agp_target,
 )
@@ -58,8 +58,8 @@ __all__ = [
     "KNOWN_UNSUPPORTED_GROUP_TYPES", "KNOWN_UNSUPPORTED_PRUNERS", "LASSO_GROUPS", "LR_SCHEDULERS", "MASKER_FLAGS",
     "MINIBATCH_MASK_ARGS", "POLICY_ARG_NAMES", "POLICY_TARGETS", "PRUNER_CLASSES", "REGULARIZERS", "SECTION_KEYS",
     "SUPPORTED_PRUNERS", "THINNED_KINDS", "THINNING_CLASSES", "THINNING_FUNCS", "THRESHOLD_CRITERIA",
-    "THRESHOLD_KEYS", "LRSchedulerSpec", "PrunerClass", "PrunerKind", "PrunerPolicy", "PrunerSpec", "Ranker",
-    "RegularizerSpec", "Schedule", "SplicingParams", "ThinningSpec", "Thresholds", "Window", "agp_target",
+    "BOUND_KEYS", "LRSchedulerSpec", "PrunerClass", "PrunerKind", "PrunerPolicy", "PrunerSpec", "Ranker",
+    "RegularizerSpec", "Schedule", "SplicingParams", "ThinningSpec", "CaseBounds", "Window", "agp_target",
     "find_yaml_files", "finite_number", "load_schedule", "parse_schedule", "read_yaml", "schedule_document",
     "schedule_yaml",
 ]
