@@ -130,7 +130,7 @@ def shares_host(device: str) -> bool:
 
 
 def default_host_gate_path() -> Path:
-    """One gate per host (every device on it shares the CPU), in the system temp dir."""
+    """One host gate per machine (every device on it shares the CPU), in the system temp dir."""
     return Path(tempfile.gettempdir()) / "prunebench-host.db"
 
 

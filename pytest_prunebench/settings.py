@@ -315,7 +315,7 @@ class Settings:
     sweeps: tuple[str, ...] = ("sweeps/",)  # W&B sweep files the sweep suites run
     epochs: int | None = None  # None: each schedule's own
     examples: int | None = None  # None: each generated suite's own max_examples
-    thresholds: tuple[tuple[str, float], ...] = ()  # for every case, over the schedules' own
+    thresholds: tuple[tuple[str, float], ...] = ()  # case bounds for every case, over the schedules' own
     compare_fail: tuple[RegressionRule, ...] = ()  # regression rules against the --benchmark-compare run
     data: DataSpec | None = None  # None: the schedule's dataset, else digits
     model: str | None = None  # None: the model the schedule names

@@ -204,6 +204,8 @@ class Schedule:
     lr: float | None = None
     round_to: int | str | None = None  # kept structures per layer rounded up to a multiple (SIMD-friendly widths);
     # "auto" (AUTO_ROUND_TO): the device's measured step, resolved by the case runner before pruning
+    # The case's bounds; named as the schedule's keys call them, and the name is part of semantic_hash (records'
+    # schedule_hash), so it stays `thresholds`.
     thresholds: CaseBounds = field(default_factory=CaseBounds)
     precision: str | None = None  # deployed precision (settings.DEPLOYMENT_PRECISIONS); None: the session's
     calibration: int | None = None  # quantized: training images NNCF calibrates on

@@ -98,7 +98,7 @@ def test_default_host_gate_path_is_one_file_per_host_in_the_temp_dir() -> None:
 
 
 def test_cpu_work_outside_a_gate_runs_ungated(tmp_path: Path) -> None:
-    path = tmp_path / "gate.db"
+    path = tmp_path / "host_gate.db"
     host_gate = HostGate(path, 5)
     with cpu_work():
         pass
@@ -109,8 +109,8 @@ def test_cpu_work_outside_a_gate_runs_ungated(tmp_path: Path) -> None:
             pass
         assert not path.exists()
         with cpu_work():
-            assert path.exists()  # the gate is taken, so its database exists now
+            assert path.exists()  # the host gate is taken, so its database exists now
     path.unlink()
-    with cpu_work():  # the gate is no longer active after its block
+    with cpu_work():  # the host gate is no longer active after its block
         pass
     assert list(tmp_path.iterdir()) == []

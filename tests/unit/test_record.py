@@ -37,7 +37,7 @@ def test_regression_rules_sweeps_and_wandb_read_the_table() -> None:
     assert not set(tracking.CONFIG_FIELDS) & set(sweep.METRICS)  # a field describes the case or measures it
 
 
-def test_a_figure_with_a_direction_is_gateable_and_a_sweep_metric() -> None:
+def test_a_figure_with_a_direction_is_comparable_and_a_sweep_metric() -> None:
     directed = [f for f in FIELDS if f.better]
     assert directed and all(f.sweep and not f.config for f in directed)
     assert record.names(better="higher", config=True) == ()

@@ -242,7 +242,7 @@ def test_bad_threshold_number_is_named_on_its_own() -> None:
         case_bound("max_latency_ms=-inf")
 
 
-def test_bad_gate_mode_message_lists_the_modes() -> None:
+def test_bad_host_gate_mode_message_lists_the_modes() -> None:
     with pytest.raises(argparse.ArgumentTypeError) as info:
         host_gate_mode("sometimes")
     assert all(mode in str(info.value) for mode in HOST_GATE_MODES)
