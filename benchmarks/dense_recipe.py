@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from pytest_prunebench.data import load_dataset, parse_data_spec  # noqa: E402
-from pytest_prunebench.lock import gate_host_work, host_gate_for  # noqa: E402
+from pytest_prunebench.lock import host_gate_for, use_host_gate  # noqa: E402
 from pytest_prunebench.models import build_model  # noqa: E402
 from pytest_prunebench.training import TrainConfig, train_dense  # noqa: E402
 
@@ -71,7 +71,7 @@ def main() -> None:
 
     started = time.perf_counter()
     # Gated as a pytest run's training is: a latency measurement on this host pauses it at its next step.
-    with gate_host_work(host_gate_for("CPU", 900)):
+    with use_host_gate(host_gate_for("CPU", 900)):
         result = train_dense(model, data, TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch,
                                                       seed=args.seed), progress=progress)
     print(json.dumps({**vars(args), "threads": torch.get_num_threads(), "top1": result.result.top1,

@@ -100,15 +100,15 @@ class BenchmarkRecords:
 
         pytest-benchmark loads it in its own pytest_configure (trylast), so this is asked at session start.
         """
-        gates = ", ".join(map(str, self.settings.compare_fail))
+        rules = ", ".join(map(str, self.settings.compare_fail))
         if not self.config.getoption("benchmark_compare", None):
-            raise pytest.UsageError(f"--prunebench-compare-fail {gates}: add --benchmark-compare (the saved run to "
+            raise pytest.UsageError(f"--prunebench-compare-fail {rules}: add --benchmark-compare (the saved run to "
                                     f"compare with, e.g. --benchmark-compare or --benchmark-compare=0001)")
         benchmarks = self._benchmarks()
         loaded = getattr(benchmarks, "compared_mapping", None) or {}
         if not loaded:
             storage = getattr(benchmarks, "storage", "the benchmark storage")
-            raise pytest.UsageError(f"--prunebench-compare-fail {gates}: --benchmark-compare found no saved run in "
+            raise pytest.UsageError(f"--prunebench-compare-fail {rules}: --benchmark-compare found no saved run in "
                                     f"{storage}; save one first (--benchmark-autosave on main, see the README's "
                                     f"CI recipe)")
         path, by_name = list(loaded.items())[-1]  # several matches: the newest

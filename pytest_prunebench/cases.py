@@ -1,4 +1,4 @@
-"""The case service: runs a test's case on any runner, records it, and decides pass or fail (thresholds, collapse).
+"""The case service: runs a test's case on any runner, records it, and decides pass or fail (bounds, collapse).
 
 It builds no runner and writes no file: whoever wires the session (session.py) hands it a runner factory, a
 record sink (pytest-benchmark's on the controller, the xdist spool on a worker) and, with W&B, the run writer.
@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from .bounds import bound_failures
 from .collect import searched, sweep_model
 from .errors import WeakBaselineError, fail_test_on_error
-from .schedule import Schedule, Thresholds, load_schedule, schedule_yaml
+from .schedule import CaseBounds, Schedule, load_schedule, schedule_yaml
 from .settings import Settings
-from .thresholds import threshold_failures
 
 if TYPE_CHECKING:
     from .case import CaseResult
@@ -63,7 +63,7 @@ class CaseService:
 
     def run_case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None,
                  on_collapse: str = "fail") -> CaseResult:
-        """Run one case for a test, record it, then check collapse and the schedule's declarative thresholds."""
+        """Run one case for a test, record it, then check collapse and the case's bounds."""
         result, loaded, failures, _ = self.case(node, schedule, name, on_collapse)
         if failures:
             pytest.fail(failure_message(loaded, failures), pytrace=False)
@@ -71,7 +71,7 @@ class CaseService:
 
     def case(self, node: pytest.Item, schedule: str | Path | Schedule, name: str | None, on_collapse: str,
              trial: CaseTrial | None = None) -> tuple[CaseResult, Schedule, list[str], Record]:
-        """Run and record one case: (result, schedule, threshold and collapse failures, record). `trial` (a
+        """Run and record one case: (result, schedule, bound and collapse failures, record). `trial` (a
         searched sweep's search.CaseTrial) may stop retraining early and labels the record."""
         if self.watcher is not None:
             self.watcher.case_starting()
@@ -94,7 +94,7 @@ class CaseService:
         record = self.record_of(node, result, suffix)
         self.sink.record(record)
         # An early-terminated case stopped because it was worse than others: recorded, never failed.
-        failures = [] if result.early_terminated else self._threshold_failures(result, loaded)
+        failures = [] if result.early_terminated else self._bound_failures(result, loaded)
         if result.collapsed and (on_collapse == "fail" or failures):  # a recorded collapse explains other misses
             failures.insert(0, _collapse_line(result, hint=on_collapse == "fail"))
         if self.watcher is not None:
@@ -160,12 +160,12 @@ class CaseService:
                               f"({best})")
         return list(results.values())
 
-    def _threshold_failures(self, result: CaseResult, schedule: Schedule) -> list[str]:
+    def _bound_failures(self, result: CaseResult, schedule: Schedule) -> list[str]:
         """The schedule's bounds, except where --prunebench-threshold KEY=VALUE sets one for every case."""
         overrides = dict(self.settings.thresholds)
         own = replace(schedule.thresholds, **dict.fromkeys(overrides))
-        return (threshold_failures(result, own, schedule.path)
-                + threshold_failures(result, Thresholds(**overrides), "--prunebench-threshold"))
+        return (bound_failures(result, own, schedule.path)
+                + bound_failures(result, CaseBounds(**overrides), "--prunebench-threshold"))
 
     def _record_suffix(self, node: pytest.Item, schedule: Schedule, name: str | None) -> str:
         """'' for a test's first unnamed case, else `::name`: the same names in every run. A generated schedule

@@ -46,9 +46,6 @@ class Interval:
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
 
-    def overlaps(self, other: Interval) -> bool:
-        return self.low <= other.high and other.low <= self.high
-
     def half_width(self, centre: float) -> float:
         """The larger distance from `centre` to an end, relative to `centre` (0.01: +-1%)."""
         return max(centre - self.low, self.high - centre) / abs(centre) if centre else math.inf

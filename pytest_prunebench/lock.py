@@ -121,7 +121,7 @@ def device_lock(path: Path, timeout: float) -> Iterator[None]:
 # Devices that compute on (or share power and memory bandwidth with) the host CPU. Training in another process
 # slowed a CPU measurement 1.7x at the median and 6x at p90 (DESIGN.md), so their measurements pause host work.
 HOST_DEVICE_FAMILIES = frozenset({"CPU", "GPU", "AUTO", "MULTI", "HETERO", "BATCH"})
-GATE_MODES = ("auto", "on", "off")
+HOST_GATE_MODES = ("auto", "on", "off")
 
 
 def shares_host(device: str) -> bool:
@@ -129,8 +129,8 @@ def shares_host(device: str) -> bool:
     return re.split(r"[.:]", device, maxsplit=1)[0] in HOST_DEVICE_FAMILIES
 
 
-def default_gate_path() -> Path:
-    """One gate per host (every device on it shares the CPU), in the system temp dir."""
+def default_host_gate_path() -> Path:
+    """One host gate per machine (every device on it shares the CPU), in the system temp dir."""
     return Path(tempfile.gettempdir()) / "prunebench-host.db"
 
 
@@ -173,43 +173,43 @@ class HostGate:
 
 @contextmanager
 def exclusive_measurement(device: str, lock_path: Path | None, timeout: float,
-                          gate: HostGate | None) -> Iterator[None]:
+                          host_gate: HostGate | None) -> Iterator[None]:
     """What every measurement holds: the device's lock (`lock_path`, else the default one) and, when given,
     the host gate exclusively, so no other process's gated CPU work runs during the window. This process's own
     background work finishes first."""
     wait_for_background()
     with device_lock(lock_path or default_lock_path(device), timeout):
-        if gate is None:
+        if host_gate is None:
             yield
             return
-        with gate.measurement():
+        with host_gate.measurement():
             yield
 
 
 def host_gate_for(device: str, timeout: float) -> HostGate | None:
     """The host gate a measurement on `device` takes outside a pytest session: when the device shares the host."""
-    return HostGate(default_gate_path(), timeout) if shares_host(device) else None
+    return HostGate(default_host_gate_path(), timeout) if shares_host(device) else None
 
 
-_active_gate: ContextVar[HostGate | None] = ContextVar("prunebench_host_gate", default=None)
+_active_host_gate: ContextVar[HostGate | None] = ContextVar("prunebench_host_gate", default=None)
 
 
 @contextmanager
-def gate_host_work(gate: HostGate | None) -> Iterator[None]:
-    """Within the block, `cpu_work()` sections take `gate` (None: they run ungated)."""
-    token = _active_gate.set(gate)
+def use_host_gate(host_gate: HostGate | None) -> Iterator[None]:
+    """Within the block, `cpu_work()` sections take `host_gate` (None: they run ungated)."""
+    token = _active_host_gate.set(host_gate)
     try:
         yield
     finally:
-        _active_gate.reset(token)
+        _active_host_gate.reset(token)
 
 
 @contextmanager
 def cpu_work() -> Iterator[None]:
     """A safe point: CPU-heavy work in the block waits while another process measures on this host."""
-    gate = _active_gate.get()
-    if gate is None:
+    host_gate = _active_host_gate.get()
+    if host_gate is None:
         yield
         return
-    with gate.work():
+    with host_gate.work():
         yield

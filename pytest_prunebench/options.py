@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from . import settings as parsers
-from .gates import parse_gates
 from .granularity import AUTO_ROUND_TO
+from .regressions import parse_regression_rules
 from .schedule import find_yaml_files
 from .settings import NCS_DEVICE, NCS_PRECISION, Settings
 
@@ -44,11 +44,11 @@ OPTIONS = (
     Option("--prunebench-sweep", "sweeps", "W&B sweep file (grid or random), directory or glob the sweep suites "
            "run (repeatable; default sweeps/)", None, "PATH_OR_GLOB", repeatable=True),
     Option("--prunebench-threshold", "thresholds", "a threshold for every case, e.g. min_top1=90 or "
-           "max_latency_ms=2 (repeatable; overrides the schedule's own bound)", parsers.threshold, "KEY=VALUE",
+           "max_latency_ms=2 (repeatable; overrides the schedule's own bound)", parsers.case_bound, "KEY=VALUE",
            repeatable=True),
     Option("--prunebench-compare-fail", "compare_fail", "fail the session when a case's figure regressed "
            "against the --benchmark-compare run: top1:0.5 (points), top1:1%%, throughput_fps:5%%, latency_speedup:5%% "
-           "(comma-separated, repeatable)", parse_gates, "EXPR[,EXPR]", repeatable=True),
+           "(comma-separated, repeatable)", parse_regression_rules, "EXPR[,EXPR]", repeatable=True),
     Option("--prunebench-epochs", "epochs", "retraining epochs for every case, overriding the schedules "
            "(0 = prune to the final targets, thin, no training)", parsers.non_negative_int, "N"),
     Option("--prunebench-examples", "examples", "examples each hypothesis-generated suite draws (default: the "
@@ -102,7 +102,7 @@ OPTIONS = (
            "sqlite:///file.db or postgresql://... (default .prunebench/optuna.journal)", parsers.study_url, "URL"),
     Option("--prunebench-host-gate", "host_gate", "pause CPU-heavy work of other processes during a measurement: "
            "auto (when the device shares the host CPU: CPU, GPU, AUTO...), on, off (default auto)",
-           parsers.gate_mode, "MODE"),
+           parsers.host_gate_mode, "MODE"),
     Option("--prunebench-report", "report", "at the end of the session, write the report (pictures, tables) "
            "of its cases into DIR, as `prunebench report` does", Path, "DIR"),
     Option("--prunebench-artifacts", "artifacts", "where ONNX files are kept (default .prunebench/artifacts)",
@@ -191,8 +191,8 @@ def resolve(config: pytest.Config, workerinput: dict[str, Any]) -> Settings:
         values.setdefault(name, tuple(str(config.rootpath / p) for p in getattr(defaults, name)))
     for name in ("artifacts", "cache"):
         values.setdefault(name, config.rootpath / getattr(defaults, name))
-    if "compare_fail" in values:  # each value is a comma-separated list of gates
-        values["compare_fail"] = tuple(gate for gates in values["compare_fail"] for gate in gates)
+    if "compare_fail" in values:  # each value is a comma-separated list of regression rules
+        values["compare_fail"] = tuple(rule for rules in values["compare_fail"] for rule in rules)
     if values.get("wandb_project"):
         values.update(_wandb_values(config, values, workerinput))
     return replace(defaults, **values)

@@ -1,8 +1,9 @@
 """The record's fields in one table: what each is, its unit, which way is better, where it goes.
 
 A finished case becomes a pytest-benchmark record (`CaseResult.extra_info()`), a W&B run (config and summary), and
-the figures CI gates, sweep metrics and reports compare. Which fields describe the case and which measure it, and
-which direction of a figure is worse, are read from `FIELDS` here, not restated in each of those modules.
+the figures regression rules (CI gates), sweep metrics and reports compare. Which fields describe the case and
+which measure it, and which direction of a figure is worse, are read from `FIELDS` here, not restated in each of
+those modules.
 
 The terminal's table at the end of a session (summary.py) and the report's tables and `cases.csv` (report.py) show
 the fields whose line here gives them a column, in this table's order, with the column's label and number format.
@@ -57,7 +58,8 @@ class Field:
     """One record field.
 
     `config`: it describes the case (model, schedule, ...): a W&B config value, never a summary figure.
-    `better`: a figure with a direction can be gated (`--prunebench-compare-fail`) and optimised by a sweep.
+    `better`: a figure with a direction can be compared by a regression rule (`--prunebench-compare-fail`) and
+    optimised by a sweep.
     `sweep`: a sweep's `metric` may name it (W&B summary statistics included, which are not record fields).
     `per_epoch`: retraining reports it after every epoch too, so a sweep's early termination can judge a case on it.
     `interval`: the record field holding its 95% interval (intervals.py), if it has one.

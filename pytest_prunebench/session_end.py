@@ -1,4 +1,4 @@
-"""The end of a session on the process that writes the records (xdist_roles.Controller): the regression gates
+"""The end of a session on the process that writes the records (xdist_roles.Controller): the regression rules
 (--prunebench-compare-fail), the report (--prunebench-report) and the terminal summary."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .errors import PrunebenchError, PrunebenchWarning
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .gates import GateReport
+    from .regressions import RegressionReport
 
 
 @dataclass
@@ -24,7 +24,7 @@ class SessionEnd:
     settings: Settings
     records: BenchmarkRecords
     progress: Callable[[str], None]
-    gate_report: GateReport | None = None
+    regression_report: RegressionReport | None = None
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -49,26 +49,26 @@ class SessionEnd:
             return
         self.progress(f"report: {written[-1]} ({len(self.rows)} case(s))")
 
-    def check_gates(self, session: pytest.Session) -> None:
+    def check_regressions(self, session: pytest.Session) -> None:
         """At session end: every case of this run against the saved run; a regression fails the session."""
-        from .gates import evaluate
+        from .regressions import compare_runs
 
         source, before = self.records.saved_run()
         now = {row["fullname"]: row for row in self.rows}
-        self.gate_report = evaluate(self.settings.compare_fail, now, before, source)
-        if self.gate_report.failed and session.exitstatus == pytest.ExitCode.OK:
+        self.regression_report = compare_runs(self.settings.compare_fail, now, before, source)
+        if self.regression_report.failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def terminal_summary(self, reporter: Any) -> None:
         summary.cases_summary(reporter, self.rows, self.settings.device)
         self._studies_summary(reporter)
-        if self.gate_report is not None:
-            from .gates import report_lines
+        if self.regression_report is not None:
+            from .regressions import report_lines
 
-            verdict = "FAILED" if self.gate_report.failed else "passed"
+            verdict = "FAILED" if self.regression_report.failed else "passed"
             reporter.write_sep("-", f"prunebench: --prunebench-compare-fail {verdict}",
-                               red=self.gate_report.failed, green=not self.gate_report.failed)
-            for line in report_lines(self.gate_report):
+                               red=self.regression_report.failed, green=not self.regression_report.failed)
+            for line in report_lines(self.regression_report):
                 reporter.write_line(line)
 
     def _studies_summary(self, reporter: Any) -> None:

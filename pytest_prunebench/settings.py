@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from .data import DataSpec, parse_data_spec
 from .granularity import AUTO_ROUND_TO
-from .lock import GATE_MODES
-from .schedule import THRESHOLD_KEYS
+from .lock import HOST_GATE_MODES
+from .schedule import BOUND_KEYS
 
 if TYPE_CHECKING:
-    from .gates import Gate
     from .intervals import AdaptiveRounds
+    from .regressions import RegressionRule
 
 BUILTIN_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "mobilenetv2", "vgg16_bn")
 MODELS_HINT = "resnet20 ... resnet110, mobilenetv2, vgg16_bn"  # for messages and help texts
@@ -111,12 +111,12 @@ def positive_float(text: str) -> float:
     return value
 
 
-def threshold(text: str) -> tuple[str, float]:
-    """`KEY=VALUE` with a threshold key of the schedules' `prunebench:` section, e.g. `min_top1=90`."""
+def case_bound(text: str) -> tuple[str, float]:
+    """`KEY=VALUE` with a bound key of the schedules' `prunebench:` section, e.g. `min_top1=90`."""
     key, sep, value = text.partition("=")
     key = key.strip()
-    if not sep or key not in THRESHOLD_KEYS:
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with KEY one of {', '.join(THRESHOLD_KEYS)}")
+    if not sep or key not in BOUND_KEYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with KEY one of {', '.join(BOUND_KEYS)}")
     try:
         number = float(value)
     except ValueError:
@@ -155,9 +155,9 @@ def recalibration_images(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{exc}; use a count of training images, or off") from None
 
 
-def gate_mode(text: str) -> str:
+def host_gate_mode(text: str) -> str:
     value = text.strip().lower()
-    if value not in GATE_MODES:
+    if value not in HOST_GATE_MODES:
         raise argparse.ArgumentTypeError(f"{text!r}: use auto (on for devices that share the host CPU), on or off")
     return value
 
@@ -315,8 +315,8 @@ class Settings:
     sweeps: tuple[str, ...] = ("sweeps/",)  # W&B sweep files the sweep suites run
     epochs: int | None = None  # None: each schedule's own
     examples: int | None = None  # None: each generated suite's own max_examples
-    thresholds: tuple[tuple[str, float], ...] = ()  # for every case, over the schedules' own
-    compare_fail: tuple[Gate, ...] = ()  # regression gates against the --benchmark-compare run
+    thresholds: tuple[tuple[str, float], ...] = ()  # case bounds for every case, over the schedules' own
+    compare_fail: tuple[RegressionRule, ...] = ()  # regression rules against the --benchmark-compare run
     data: DataSpec | None = None  # None: the schedule's dataset, else digits
     model: str | None = None  # None: the model the schedule names
     precision: str | None = None  # a DEPLOYMENT_PRECISIONS value; None: each schedule's, else default_precision

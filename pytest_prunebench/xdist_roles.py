@@ -1,8 +1,8 @@
 """The two roles a pytest process plays, as pytest-xdist has DSession and WorkerInteractor.
 
-`Controller`: the process that writes pytest-benchmark's JSON, the report and the gates: pytest alone, or
-xdist's controller, which hands its workers the spool and gathers their records. `Worker`: an xdist worker,
-whose records travel to the controller. session.build_session picks one per process.
+`Controller`: the process that writes pytest-benchmark's JSON and the report and checks the regression rules:
+pytest alone, or xdist's controller, which hands its workers the spool and gathers their records. `Worker`: an
+xdist worker, whose records travel to the controller. session.build_session picks one per process.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class Controller(ProcessRole):
         if self.settings.report is not None:
             self.end.write_report()
         if self.settings.compare_fail:
-            self.end.check_gates(session)
+            self.end.check_regressions(session)
 
     def terminal_summary(self, reporter: Any) -> None:
         self.end.terminal_summary(reporter)

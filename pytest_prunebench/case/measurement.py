@@ -32,11 +32,11 @@ class LatencyReference:
 
 class Measurer:
     def __init__(self, settings: Settings) -> None:
-        from ..lock import HostGate, default_gate_path, shares_host
+        from ..lock import HostGate, default_host_gate_path, shares_host
 
         self.settings = settings
         gated = settings.host_gate == "on" or (settings.host_gate == "auto" and shares_host(settings.device))
-        self.gate = HostGate(default_gate_path(), settings.lock_timeout) if gated else None
+        self.host_gate = HostGate(default_host_gate_path(), settings.lock_timeout) if gated else None
         self._remote: RemoteMeasurer | None = None  # with --prunebench-broker, made on the first measurement
 
     def latency_reference(self, model_path: Path, hint: str | None) -> LatencyReference:
@@ -66,16 +66,16 @@ class Measurer:
             reference_path = None if reference is None else reference.path
             return self._remote.measure(model_path, reference_path, images, labels, settings, hint)
         reference_model = None if reference is None else reference.compiled
-        with exclusive_measurement(settings.device, settings.lock_path, settings.lock_timeout, self.gate):
+        with exclusive_measurement(settings.device, settings.lock_path, settings.lock_timeout, self.host_gate):
             return device.measure(model_path, settings.device, images, labels, hint, settings.latency_rounds,
                                   settings.warmup, reference_model, compiled)
 
     @contextlib.contextmanager
     def host_work(self) -> Iterator[None]:
         """A CPU-heavy section outside a case (e.g. writing its W&B run): waits while another process measures."""
-        from ..lock import cpu_work, gate_host_work
+        from ..lock import cpu_work, use_host_gate
 
-        with gate_host_work(self.gate), cpu_work():
+        with use_host_gate(self.host_gate), cpu_work():
             yield
 
 

@@ -85,7 +85,7 @@ class Datasets:
 
 
 def resolve_round_to(settings: Settings, schedule: Schedule, name: str, hint: str | None, steps: SessionSteps,
-                     gate: HostGate | None, progress: Progress) -> tuple[Schedule, str]:
+                     host_gate: HostGate | None, progress: Progress) -> tuple[Schedule, str]:
     """`round_to: auto`: the step the device's granularity probe measured (once per session) at the deployment's
     precision `hint`, and what the probe saw; any other round_to as it is, with ""."""
     from ..granularity import AUTO_ROUND_TO
@@ -103,7 +103,7 @@ def resolve_round_to(settings: Settings, schedule: Schedule, name: str, hint: st
     if probed is None:
         progress(f"{name}: round_to auto: probing the channel granularity of {settings.device}")
         probed, fresh = steps.step(settings.device, hint, lambda: exclusive_measurement(
-            settings.device, settings.lock_path, settings.lock_timeout, gate))
+            settings.device, settings.lock_path, settings.lock_timeout, host_gate))
         progress(f"{name}: round_to auto -> {probed.step} ({probed.found}"
                  + ("" if fresh else f"; probed by {probed.by}") + ")")
     return replace(schedule, round_to=probed.step), probed.found

@@ -83,7 +83,7 @@ class CaseRunner:
 
     def _resolve_round_to(self, schedule: Schedule, name: str) -> tuple[Schedule, str]:
         return resolution.resolve_round_to(self.settings, schedule, name, self.deployment(schedule).hint,
-                                           self.steps, self.measurer.gate, self.progress)
+                                           self.steps, self.measurer.host_gate, self.progress)
 
     # -- the case --------------------------------------------------------------------------------------------------
 
@@ -91,11 +91,11 @@ class CaseRunner:
             on_epoch: OnEpoch | None = None) -> CaseResult:
         """Run one case; a model that collapses when pruned is not retrained (`stop_on_collapse`). `on_epoch`
         (a study's pruner) sees every retraining epoch's top1 and may end retraining early."""
-        from ..lock import gate_host_work
+        from ..lock import use_host_gate
         from ..schedule.lr_trial import check_lr_schedulers
 
         check_lr_schedulers(schedule)  # what torch refuses, before anything trains (parsing imports no torch)
-        with gate_host_work(self.measurer.gate):
+        with use_host_gate(self.measurer.host_gate):
             return self._run(schedule, name or schedule.name, stop_on_collapse, on_epoch)
 
     def _run(self, schedule: Schedule, name: str, stop_on_collapse: bool, on_epoch: OnEpoch | None) -> CaseResult:

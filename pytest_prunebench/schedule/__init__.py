@@ -35,9 +35,10 @@ from .catalogue import (
 )
 from .fields import finite_number
 from .model import (
+    BOUND_KEYS,
     DEPLOYMENT_KEYS,
     GENERATED_PREFIX,
-    THRESHOLD_KEYS,
+    CaseBounds,
     LRSchedulerSpec,
     PrunerPolicy,
     PrunerSpec,
@@ -45,7 +46,6 @@ from .model import (
     Schedule,
     SplicingParams,
     ThinningSpec,
-    Thresholds,
     Window,
     agp_target,
 )
@@ -54,12 +54,12 @@ from .writer import POLICY_ARG_NAMES, schedule_document, schedule_yaml
 from .yaml_io import find_yaml_files, read_yaml
 
 __all__ = [
-    "CLASS_FOR_RANKER", "DEPLOYMENT_KEYS", "GENERATED_PREFIX", "GROUP_TYPES", "GROUP_TYPE_FOR_KIND",
+    "BOUND_KEYS", "CLASS_FOR_RANKER", "DEPLOYMENT_KEYS", "GENERATED_PREFIX", "GROUP_TYPES", "GROUP_TYPE_FOR_KIND",
     "KNOWN_UNSUPPORTED_GROUP_TYPES", "KNOWN_UNSUPPORTED_PRUNERS", "LASSO_GROUPS", "LR_SCHEDULERS", "MASKER_FLAGS",
     "MINIBATCH_MASK_ARGS", "POLICY_ARG_NAMES", "POLICY_TARGETS", "PRUNER_CLASSES", "REGULARIZERS", "SECTION_KEYS",
     "SUPPORTED_PRUNERS", "THINNED_KINDS", "THINNING_CLASSES", "THINNING_FUNCS", "THRESHOLD_CRITERIA",
-    "THRESHOLD_KEYS", "LRSchedulerSpec", "PrunerClass", "PrunerKind", "PrunerPolicy", "PrunerSpec", "Ranker",
-    "RegularizerSpec", "Schedule", "SplicingParams", "ThinningSpec", "Thresholds", "Window", "agp_target",
+    "CaseBounds", "LRSchedulerSpec", "PrunerClass", "PrunerKind", "PrunerPolicy", "PrunerSpec", "Ranker",
+    "RegularizerSpec", "Schedule", "SplicingParams", "ThinningSpec", "Window", "agp_target",
     "find_yaml_files", "finite_number", "load_schedule", "parse_schedule", "read_yaml", "schedule_document",
     "schedule_yaml",
 ]

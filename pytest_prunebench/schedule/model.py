@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import ScheduleError
 from .catalogue import PrunerKind
 
-THRESHOLD_KEYS = ("min_top1", "max_top1_drop", "max_latency_ms", "min_latency_speedup")
+BOUND_KEYS = ("min_top1", "max_top1_drop", "max_latency_ms", "min_latency_speedup")
 DEPLOYMENT_KEYS = ("precision", "calibration", "max_drop")  # `prunebench:` keys of how a case is deployed
 GENERATED_PREFIX = "<generated"  # the `path` of schedules drawn by pytest_prunebench.strategies
 
@@ -182,7 +182,7 @@ class LRSchedulerDefinition:
 
 
 @dataclass(frozen=True)
-class Thresholds:
+class CaseBounds:
     min_top1: float | None = None
     max_top1_drop: float | None = None
     max_latency_ms: float | None = None
@@ -204,7 +204,9 @@ class Schedule:
     lr: float | None = None
     round_to: int | str | None = None  # kept structures per layer rounded up to a multiple (SIMD-friendly widths);
     # "auto" (AUTO_ROUND_TO): the device's measured step, resolved by the case runner before pruning
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    # The case's bounds; named as the schedule's keys call them, and the name is part of semantic_hash (records'
+    # schedule_hash), so it stays `thresholds`.
+    thresholds: CaseBounds = field(default_factory=CaseBounds)
     precision: str | None = None  # deployed precision (settings.DEPLOYMENT_PRECISIONS); None: the session's
     calibration: int | None = None  # quantized: training images NNCF calibrates on
     max_drop: float | None = None  # int8-accuracy: top1 points the quantized model may lose

@@ -1,4 +1,4 @@
-"""The `prunebench:` section: model, data, training, rounding, deployment and the case's thresholds."""
+"""The `prunebench:` section: model, data, training, rounding, deployment and the case's bounds (its thresholds)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import shown
 from ..granularity import AUTO_ROUND_TO
 from .fields import FieldReader
-from .model import DEPLOYMENT_KEYS, THRESHOLD_KEYS, Thresholds
+from .model import BOUND_KEYS, DEPLOYMENT_KEYS, CaseBounds
 
 
 class PrunebenchSectionReader(FieldReader):
@@ -17,7 +17,7 @@ class PrunebenchSectionReader(FieldReader):
         if section is None:
             return {}
         section = self.mapping(section, "prunebench")
-        allowed = {"model", "dataset", "epochs", "lr", "round_to", *DEPLOYMENT_KEYS, *THRESHOLD_KEYS}
+        allowed = {"model", "dataset", "epochs", "lr", "round_to", *DEPLOYMENT_KEYS, *BOUND_KEYS}
         extra = sorted(set(section) - allowed)
         if extra:
             raise self.fail(f"prunebench.{extra[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -40,8 +40,8 @@ class PrunebenchSectionReader(FieldReader):
                                                        f"of 8) or auto (measured on the device), got {shown(value)}")
             result["round_to"] = value
         result.update(self.deployment_keys(section))
-        bounds = {k: self.number(section[k], f"prunebench.{k}") for k in THRESHOLD_KEYS if k in section}
-        result["thresholds"] = Thresholds(**bounds)
+        bounds = {k: self.number(section[k], f"prunebench.{k}") for k in BOUND_KEYS if k in section}
+        result["thresholds"] = CaseBounds(**bounds)
         return result
 
     def deployment_keys(self, section: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pytest_prunebench.lock import (
     HostGate,
     cpu_work,
     device_lock,
-    gate_host_work,
+    use_host_gate,
 )
 
 # Holds the lock at argv[1] until killed; "held" on stdout once it has it.
@@ -108,18 +108,18 @@ GATE_ROLES = """
 import json, sys, time
 from pathlib import Path
 from pytest_prunebench.errors import DeviceError
-from pytest_prunebench.lock import HostGate, cpu_work, gate_host_work
+from pytest_prunebench.lock import HostGate, cpu_work, use_host_gate
 
 role, path = sys.argv[1], Path(sys.argv[2])
 if role in ("hold-measurement", "hold-work"):  # until killed
-    gate = HostGate(path, 30)
-    with gate.measurement() if role == "hold-measurement" else gate.work():
+    host_gate = HostGate(path, 30)
+    with host_gate.measurement() if role == "hold-measurement" else host_gate.work():
         print("held", flush=True)
         time.sleep(120)
 elif role in ("try-measurement", "try-work"):  # argv[3]: the timeout
-    gate = HostGate(path, float(sys.argv[3]))
+    host_gate = HostGate(path, float(sys.argv[3]))
     try:
-        with gate.measurement() if role == "try-measurement" else gate.work():
+        with host_gate.measurement() if role == "try-measurement" else host_gate.work():
             print("acquired", flush=True)
     except DeviceError as exc:
         print(f"refused: {exc}", flush=True)
@@ -131,11 +131,11 @@ elif role == "measure":  # hold the measurement side for argv[3] s; its window g
         end = time.time()
     Path(sys.argv[4]).write_text(json.dumps([start, end]))
 elif role == "work":  # short gated sections for argv[3] s; their windows go to argv[4]
-    gate, sections = HostGate(path, 30), []
+    host_gate, sections = HostGate(path, 30), []
     print(f"started {time.time()!r}", flush=True)
     deadline = time.monotonic() + float(sys.argv[3])
     while time.monotonic() < deadline:
-        with gate_host_work(gate), cpu_work():
+        with use_host_gate(host_gate), cpu_work():
             start = time.time()
             time.sleep(0.02)
             sections.append([start, time.time()])
@@ -188,7 +188,7 @@ def test_a_worker_process_runs_torch_on_its_share(workers: int, expected: str) -
 
 def test_cpu_work_inside_the_gate_holds_it_shared(tmp_path: Path) -> None:
     path = tmp_path / "gate.db"
-    with gate_host_work(HostGate(path, 5)), cpu_work():
+    with use_host_gate(HostGate(path, 5)), cpu_work():
         measurement = try_gate("try-measurement", path, 0.3)
         work = try_gate("try-work", path, 0.3)
     assert measurement.startswith("refused: host gate"), measurement  # exclusive: not while work runs
@@ -198,7 +198,7 @@ def test_cpu_work_inside_the_gate_holds_it_shared(tmp_path: Path) -> None:
 
 def test_the_gate_is_released_when_the_work_raises(tmp_path: Path) -> None:
     path = tmp_path / "gate.db"
-    with pytest.raises(RuntimeError, match="boom"), gate_host_work(HostGate(path, 5)), cpu_work():
+    with pytest.raises(RuntimeError, match="boom"), use_host_gate(HostGate(path, 5)), cpu_work():
         raise RuntimeError("boom")
     assert try_gate("try-measurement", path, 0.3) == "acquired"
 
@@ -213,9 +213,9 @@ def test_a_gate_held_by_another_process_times_out_with_one_line(tmp_path: Path, 
     path = tmp_path / "gate.db"
     proc, _ = start_gate_role(holder, path)
     try:
-        gate = HostGate(path, timeout=0.2)
+        host_gate = HostGate(path, timeout=0.2)
         start = time.monotonic()
-        with pytest.raises(DeviceError) as info, getattr(gate, side)():
+        with pytest.raises(DeviceError) as info, getattr(host_gate, side)():
             pytest.fail(f"took the {side} side while another process held the other")
         waited = time.monotonic() - start
         message = str(info.value)
@@ -237,7 +237,7 @@ def test_gated_cpu_work_times_out_while_another_process_measures(tmp_path: Path)
     proc, _ = start_gate_role("hold-measurement", path)
     try:
         with pytest.raises(DeviceError, match="--prunebench-host-gate off"), \
-                gate_host_work(HostGate(path, 0.2)), cpu_work():
+                use_host_gate(HostGate(path, 0.2)), cpu_work():
             pytest.fail("gated work ran during another process's measurement")
         with cpu_work():  # ungated again outside the block: runs at once
             pass

@@ -324,12 +324,12 @@ def test_a_worker_measuring_on_its_hosts_cpu_takes_the_host_gate_exclusively(
         private_host: Path) -> None:
     """CPU work of a producer on the worker's host (held here as the gate's shared side) holds the worker's CPU
     measurement back until it ends, as it would a local measurement."""
-    from pytest_prunebench.lock import HostGate, default_gate_path
+    from pytest_prunebench.lock import HostGate, default_host_gate_path
 
     start_worker()
-    gate = HostGate(private_host / default_gate_path().name, timeout=60)
+    host_gate = HostGate(private_host / default_host_gate_path().name, timeout=60)
     broker = Broker(redis_url)
-    with gate.work():  # a producer's training step on this host
+    with host_gate.work():  # a producer's training step on this host
         job = _submit(broker, onnx_files[1], rounds=20, case="gated")
         _wait_measuring(broker.client, "")  # the worker took the job ...
         time.sleep(3)  # ... and waits for the gate: a 20-round job takes well under a second once it may run

@@ -18,11 +18,11 @@ from pytest_prunebench.errors import DeviceError
 from pytest_prunebench.lock import (
     HostGate,
     cpu_work,
-    default_gate_path,
+    default_host_gate_path,
     default_lock_path,
     device_lock,
-    gate_host_work,
     shares_host,
+    use_host_gate,
 )
 
 
@@ -90,27 +90,27 @@ def test_devices_off_the_host_do_not_share_it(device: str) -> None:
     assert not shares_host(device)
 
 
-def test_default_gate_path_is_one_file_per_host_in_the_temp_dir() -> None:
-    path = default_gate_path()
+def test_default_host_gate_path_is_one_file_per_host_in_the_temp_dir() -> None:
+    path = default_host_gate_path()
     assert path.parent == Path(tempfile.gettempdir())
     assert path.name == "prunebench-host.db"
-    assert default_gate_path() == path
+    assert default_host_gate_path() == path
 
 
 def test_cpu_work_outside_a_gate_runs_ungated(tmp_path: Path) -> None:
-    path = tmp_path / "gate.db"
-    gate = HostGate(path, 5)
+    path = tmp_path / "host_gate.db"
+    host_gate = HostGate(path, 5)
     with cpu_work():
         pass
-    with gate_host_work(None), cpu_work():
+    with use_host_gate(None), cpu_work():
         pass
-    with gate_host_work(gate):
-        with gate_host_work(None), cpu_work():  # an inner None turns the gate off for its block
+    with use_host_gate(host_gate):
+        with use_host_gate(None), cpu_work():  # an inner None turns the gate off for its block
             pass
         assert not path.exists()
         with cpu_work():
-            assert path.exists()  # the gate is taken, so its database exists now
+            assert path.exists()  # the host gate is taken, so its database exists now
     path.unlink()
-    with cpu_work():  # the gate is no longer active after its block
+    with cpu_work():  # the host gate is no longer active after its block
         pass
     assert list(tmp_path.iterdir()) == []

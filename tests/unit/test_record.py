@@ -1,11 +1,11 @@
-"""The record's field table (record.py): what it derives for W&B, gates and sweeps, and that it describes the
+"""The record's field table (record.py): what it derives for W&B, regression rules and sweeps, and that it describes the
 records cases really write."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_prunebench import gates, record, sweep, tracking
+from pytest_prunebench import record, regressions, sweep, tracking
 from pytest_prunebench.intervals import LatencyIntervals
 from pytest_prunebench.record import FIELDS
 from unit.test_reference import result
@@ -25,19 +25,19 @@ def test_every_field_is_in_a_cases_record_with_its_interval() -> None:
         assert low <= info[figure] <= high or figure == "e2e_ms", figure  # e2e_ms shares latency_ms's interval
 
 
-def test_gates_sweeps_and_wandb_read_the_table() -> None:
-    assert set(gates.HIGHER_IS_BETTER) == {"top1", "top5", "top1_pruned", "throughput_fps", "latency_speedup",
-                                           "mac_speedup"}
-    assert set(gates.LOWER_IS_BETTER) == {"latency_ms", "latency_ms_rel", "e2e_ms", "device_ms", "params",
-                                          "weights", "macs", "onnx_bytes"}
-    assert gates.INTERVALS["latency_ms_rel"] == "latency_ms_rel_ci"
-    assert set(sweep.METRICS) == set(gates.GATE_METRICS) | W_AND_B_STATISTICS
+def test_regression_rules_sweeps_and_wandb_read_the_table() -> None:
+    assert set(regressions.HIGHER_IS_BETTER) == {"top1", "top5", "top1_pruned", "throughput_fps", "latency_speedup",
+                                                 "mac_speedup"}
+    assert set(regressions.LOWER_IS_BETTER) == {"latency_ms", "latency_ms_rel", "e2e_ms", "device_ms", "params",
+                                                "weights", "macs", "onnx_bytes"}
+    assert regressions.INTERVALS["latency_ms_rel"] == "latency_ms_rel_ci"
+    assert set(sweep.METRICS) == set(regressions.COMPARED_METRICS) | W_AND_B_STATISTICS
     assert set(tracking.CONFIG_FIELDS) == {"model", "dataset", "device", "precision", "schedule", "schedule_hash",
                                            "epochs", "round_to", "study", "trial"}
     assert not set(tracking.CONFIG_FIELDS) & set(sweep.METRICS)  # a field describes the case or measures it
 
 
-def test_a_figure_with_a_direction_is_gateable_and_a_sweep_metric() -> None:
+def test_a_figure_with_a_direction_is_comparable_and_a_sweep_metric() -> None:
     directed = [f for f in FIELDS if f.better]
     assert directed and all(f.sweep and not f.config for f in directed)
     assert record.names(better="higher", config=True) == ()

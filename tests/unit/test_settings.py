@@ -16,15 +16,16 @@ import pytest
 from option_parsing import OptionParsing, assert_one_line
 
 from pytest_prunebench.data import DataSpec
-from pytest_prunebench.lock import GATE_MODES
-from pytest_prunebench.schedule import THRESHOLD_KEYS
+from pytest_prunebench.lock import HOST_GATE_MODES
+from pytest_prunebench.schedule import BOUND_KEYS
 from pytest_prunebench.settings import (
     BUILTIN_MODELS,
     PRECISIONS,
     Settings,
+    case_bound,
     data_spec,
     device_name,
-    gate_mode,
+    host_gate_mode,
     model_from_file_name,
     model_name,
     non_negative_int,
@@ -32,7 +33,6 @@ from pytest_prunebench.settings import (
     positive_int,
     precision,
     recalibration_images,
-    threshold,
 )
 
 # --- good values parse to the right value -----------------------------------------------------------------------
@@ -68,14 +68,14 @@ from pytest_prunebench.settings import (
         (precision, " F16 ", "f16"),
         (data_spec, "digits", DataSpec("digits")),
         (data_spec, "Synthetic", DataSpec("synthetic")),
-        (threshold, "min_top1=90", ("min_top1", 90.0)),
-        (threshold, "max_latency_ms=2.5", ("max_latency_ms", 2.5)),
-        (threshold, " max_top1_drop = 1 ", ("max_top1_drop", 1.0)),
-        (threshold, "min_latency_speedup=1e0", ("min_latency_speedup", 1.0)),
-        (threshold, "min_top1=-5", ("min_top1", -5.0)),  # a bound, not a count: any finite number
-        (gate_mode, "auto", "auto"),
-        (gate_mode, "on", "on"),
-        (gate_mode, " OFF ", "off"),
+        (case_bound, "min_top1=90", ("min_top1", 90.0)),
+        (case_bound, "max_latency_ms=2.5", ("max_latency_ms", 2.5)),
+        (case_bound, " max_top1_drop = 1 ", ("max_top1_drop", 1.0)),
+        (case_bound, "min_latency_speedup=1e0", ("min_latency_speedup", 1.0)),
+        (case_bound, "min_top1=-5", ("min_top1", -5.0)),  # a bound, not a count: any finite number
+        (host_gate_mode, "auto", "auto"),
+        (host_gate_mode, "on", "on"),
+        (host_gate_mode, " OFF ", "off"),
     ],
 )
 def test_good_values_parse(parse: Callable[[str], Any], text: str, expected: Any) -> None:
@@ -145,19 +145,19 @@ def test_model_name_aliases_and_factories(text: str, expected: str) -> None:
         (model_name, "my-pkg:factory", "'my-pkg:factory'"),
         (model_name, "pkg.mod:fac:tory", "'pkg.mod:fac:tory'"),
         (model_name, "", "''"),
-        (threshold, "max_speed=3", "'max_speed=3'"),
-        (threshold, "min_top1", "'min_top1'"),  # no "="
-        (threshold, "=90", "'=90'"),
-        (threshold, "min_top1=fast", "'min_top1=fast'"),
-        (threshold, "min_top1=", "'min_top1='"),
-        (threshold, "min_top1=inf", "'min_top1=inf'"),
-        (threshold, "max_latency_ms=nan", "'max_latency_ms=nan'"),
-        (threshold, "MIN_TOP1=90", "'MIN_TOP1=90'"),
+        (case_bound, "max_speed=3", "'max_speed=3'"),
+        (case_bound, "min_top1", "'min_top1'"),  # no "="
+        (case_bound, "=90", "'=90'"),
+        (case_bound, "min_top1=fast", "'min_top1=fast'"),
+        (case_bound, "min_top1=", "'min_top1='"),
+        (case_bound, "min_top1=inf", "'min_top1=inf'"),
+        (case_bound, "max_latency_ms=nan", "'max_latency_ms=nan'"),
+        (case_bound, "MIN_TOP1=90", "'MIN_TOP1=90'"),
         (recalibration_images, "-5", "-5"),
         (recalibration_images, "all", "'all'"),
-        (gate_mode, "maybe", "'maybe'"),
-        (gate_mode, "", "''"),
-        (gate_mode, "true", "'true'"),
+        (host_gate_mode, "maybe", "'maybe'"),
+        (host_gate_mode, "", "''"),
+        (host_gate_mode, "true", "'true'"),
     ],
 )
 def test_bad_values_are_refused_naming_the_value(parse: Callable[[str], Any], text: str, named: str) -> None:
@@ -225,27 +225,27 @@ def test_settings_replace_makes_a_new_object() -> None:
 
 
 def test_threshold_values_are_floats() -> None:
-    key, value = threshold("min_top1=90")
+    key, value = case_bound("min_top1=90")
     assert (key, value, type(value)) == ("min_top1", 90.0, float)
 
 
 def test_unknown_threshold_key_message_lists_the_keys() -> None:
     with pytest.raises(argparse.ArgumentTypeError) as info:
-        threshold("top1=90")
-    assert all(key in str(info.value) for key in THRESHOLD_KEYS)
+        case_bound("top1=90")
+    assert all(key in str(info.value) for key in BOUND_KEYS)
 
 
 def test_bad_threshold_number_is_named_on_its_own() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=r"'min_top1=ninety': 'ninety' is not a number"):
-        threshold("min_top1=ninety")
+        case_bound("min_top1=ninety")
     with pytest.raises(argparse.ArgumentTypeError, match="finite number"):
-        threshold("max_latency_ms=-inf")
+        case_bound("max_latency_ms=-inf")
 
 
-def test_bad_gate_mode_message_lists_the_modes() -> None:
+def test_bad_host_gate_mode_message_lists_the_modes() -> None:
     with pytest.raises(argparse.ArgumentTypeError) as info:
-        gate_mode("sometimes")
-    assert all(mode in str(info.value) for mode in GATE_MODES)
+        host_gate_mode("sometimes")
+    assert all(mode in str(info.value) for mode in HOST_GATE_MODES)
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,8 @@ from hypothesis.errors import NonInteractiveExampleWarning
 from pytest_prunebench.errors import ScheduleError
 from pytest_prunebench.schedule import (
     GENERATED_PREFIX,
+    CaseBounds,
     Schedule,
-    Thresholds,
     Window,
     load_schedule,
     parse_schedule,
@@ -296,7 +296,7 @@ def test_a_schedule_read_from_a_file_is_not_generated() -> None:
 def test_the_prunebench_section_lands_in_the_schedule(schedule: Schedule) -> None:
     assert schedule.epochs == 0
     assert schedule.lr == 0.05
-    assert schedule.thresholds == Thresholds(min_top1=50.0, max_latency_ms=2.0)
+    assert schedule.thresholds == CaseBounds(min_top1=50.0, max_latency_ms=2.0)
     assert round_trip(schedule) == schedule
 
 

@@ -47,5 +47,5 @@ def test_a_measurement_waits_for_this_process_s_background_work(tmp_path: Path) 
     in_background(failing, "failing")
     in_background(slow, "slow")
     assert finished == []  # it runs while the caller goes on
-    with exclusive_measurement("CPU", tmp_path / "device.lock", timeout=5, gate=None):
+    with exclusive_measurement("CPU", tmp_path / "device.lock", timeout=5, host_gate=None):
         assert finished == ["slow"]

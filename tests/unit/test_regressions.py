@@ -1,7 +1,7 @@
-"""--prunebench-compare-fail: gates on record figures against the run --benchmark-compare selects.
+"""--prunebench-compare-fail: regression rules on record figures against the run --benchmark-compare selects.
 
 This file holds the unit layer's tests (in-process, no pytester, no subprocess, no real training or device); the
-topic's other tests are in tests/plugin/test_gates.py.
+topic's other tests are in tests/plugin/test_regressions.py.
 """
 
 from __future__ import annotations
@@ -11,22 +11,23 @@ import argparse
 import pytest
 from option_parsing import OptionParsing, assert_one_line
 
-from pytest_prunebench.gates import Gate, evaluate, parse_gates, report_lines
+from pytest_prunebench.regressions import RegressionRule, compare_runs, parse_regression_rules, report_lines
 
 
 @pytest.mark.parametrize(
-    ("text", "gates"),
+    ("text", "rules"),
     [
-        ("top1:0.5", (Gate("top1", 0.5, False),)),
-        ("top1:1%", (Gate("top1", 1.0, True),)),
+        ("top1:0.5", (RegressionRule("top1", 0.5, False),)),
+        ("top1:1%", (RegressionRule("top1", 1.0, True),)),
         ("top1:0.5, throughput_fps:5% ,latency_speedup:5%",
-         (Gate("top1", 0.5, False), Gate("throughput_fps", 5.0, True), Gate("latency_speedup", 5.0, True))),
-        ("latency_ms:0", (Gate("latency_ms", 0.0, False),)),
+         (RegressionRule("top1", 0.5, False), RegressionRule("throughput_fps", 5.0, True),
+          RegressionRule("latency_speedup", 5.0, True))),
+        ("latency_ms:0", (RegressionRule("latency_ms", 0.0, False),)),
     ],
 )
-def test_gate_expressions_parse(text: str, gates: tuple[Gate, ...]) -> None:
-    assert parse_gates(text) == gates
-    assert ",".join(map(str, gates)) == text.replace(" ", "")
+def test_rule_expressions_parse(text: str, rules: tuple[RegressionRule, ...]) -> None:
+    assert parse_regression_rules(text) == rules
+    assert ",".join(map(str, rules)) == text.replace(" ", "")
 
 
 @pytest.mark.parametrize(
@@ -40,13 +41,13 @@ def test_gate_expressions_parse(text: str, gates: tuple[Gate, ...]) -> None:
         (",", "give at least one METRIC:BOUND"),
     ],
 )
-def test_bad_gate_expressions_are_refused(text: str, message: str) -> None:
+def test_bad_rule_expressions_are_refused(text: str, message: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=message):
-        parse_gates(text)
+        parse_regression_rules(text)
 
 
 @pytest.mark.parametrize(
-    ("gate", "before", "after", "fails"),
+    ("rule", "before", "after", "fails"),
     [
         ("top1:0.5", 90.0, 89.6, False),  # a drop of 0.4 points
         ("top1:0.5", 90.0, 89.4, True),  # 0.6 points
@@ -61,22 +62,22 @@ def test_bad_gate_expressions_are_refused(text: str, message: str) -> None:
         ("macs:0", 100.0, 101.0, True),
     ],
 )
-def test_a_gate_fails_only_in_the_worse_direction_beyond_its_bound(gate: str, before: float, after: float,
+def test_a_rule_fails_only_in_the_worse_direction_beyond_its_bound(rule: str, before: float, after: float,
                                                                    fails: bool) -> None:
-    (parsed,) = parse_gates(gate)
+    (parsed,) = parse_regression_rules(rule)
     assert parsed.fails(before, after) is fails
 
 
-def test_evaluate_lists_regressions_and_cases_on_one_side_only() -> None:
-    gates = parse_gates("top1:0.5,latency_speedup:5%")
+def test_compare_runs_lists_regressions_and_cases_on_one_side_only() -> None:
+    rules = parse_regression_rules("top1:0.5,latency_speedup:5%")
     before = {"a": {"top1": 90.0, "latency_speedup": 2.0}, "b": {"top1": 80.0, "latency_speedup": 1.5},
               "gone": {"top1": 50.0, "latency_speedup": 1.0}}
     now = {"a": {"top1": 89.0, "latency_speedup": 2.0}, "b": {"top1": 80.0, "latency_speedup": 1.2},
            "new": {"top1": 70.0, "latency_speedup": 1.0}}
-    report = evaluate(gates, now, before, "0001_main.json")
+    report = compare_runs(rules, now, before, "0001_main.json")
 
     assert report.failed and report.compared == 2
-    assert [(r.case, r.gate.metric, r.before, r.after) for r in report.regressions] == [
+    assert [(r.case, r.rule.metric, r.before, r.after) for r in report.regressions] == [
         ("a", "top1", 90.0, 89.0), ("b", "latency_speedup", 1.5, 1.2)]
     assert (report.only_now, report.only_before) == (("new",), ("gone",))
     lines = report_lines(report)
@@ -100,7 +101,7 @@ def test_a_regression_inside_the_noise_says_so(before_ci: list[float] | None, no
                                                says: str) -> None:
     before = {"a": {"latency_speedup": 1.5, "latency_speedup_ci": before_ci}}
     now = {"a": {"latency_speedup": 1.4, "latency_speedup_ci": now_ci}}
-    report = evaluate(parse_gates("latency_speedup:5%"), now, before, "saved")
+    report = compare_runs(parse_regression_rules("latency_speedup:5%"), now, before, "saved")
     (regression,) = report.regressions  # 1.4 < 1.425: it fires whatever the intervals say
     assert (says in regression.noise) if says else regression.noise == ""
     noisy = [line for line in report_lines(report) if "noise" in line]
@@ -112,10 +113,10 @@ def test_a_regression_inside_the_noise_says_so(before_ci: list[float] | None, no
 
 
 def test_a_figure_missing_on_one_side_is_listed_not_fatal() -> None:
-    report = evaluate(parse_gates("top1:0.5"), {"a": {"top1": None}}, {"a": {"top1": 90.0}}, "saved")
+    report = compare_runs(parse_regression_rules("top1:0.5"), {"a": {"top1": None}}, {"a": {"top1": 90.0}}, "saved")
     assert not report.failed and report.unmeasured == ("a top1",)
 
 
-def test_a_bad_gate_is_a_usage_error(parsing: OptionParsing) -> None:
+def test_a_bad_rule_is_a_usage_error(parsing: OptionParsing) -> None:
     assert_one_line(parsing.usage_error("--prunebench-compare-fail", "accuracy:1"), "--prunebench-compare-fail",
                     "*--prunebench-compare-fail: 'accuracy:1' is not METRIC:BOUND*")

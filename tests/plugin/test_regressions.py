@@ -1,6 +1,6 @@
-"""--prunebench-compare-fail: gates on record figures against the run --benchmark-compare selects.
+"""--prunebench-compare-fail: regression rules on record figures against the run --benchmark-compare selects.
 
-This file holds the plugin layer's tests (pytester runs); the topic's other tests are in tests/unit/test_gates.py.
+This file holds the plugin layer's tests (pytester runs); the topic's other tests are in tests/unit/test_regressions.py.
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
-"""Declarative thresholds from a schedule's `prunebench:` section, checked against a case's figures."""
+"""A case's bounds (the thresholds of a schedule's `prunebench:` section or `--prunebench-threshold`), checked
+against its figures."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from .schedule import Thresholds
+from .schedule import CaseBounds
 
 EPS = 1e-9
 
 
 class Figures(Protocol):
-    """What thresholds read of a case (read-only: a CaseResult is frozen)."""
+    """What the bounds read of a case (read-only: a CaseResult is frozen)."""
 
     @property
     def name(self) -> str: ...
@@ -28,8 +29,8 @@ class Figures(Protocol):
     def latency_speedup(self) -> float: ...
 
 
-def threshold_failures(figures: Figures, thresholds: Thresholds, source: str) -> list[str]:
-    """One line per threshold the case misses, showing the figure, the bound and the case."""
+def bound_failures(figures: Figures, bounds: CaseBounds, source: str) -> list[str]:
+    """One line per bound the case misses, showing the figure, the bound and the case."""
     failures = []
     # Figures print with 6 significant digits so a miss is visible (79.996 < 80); comparisons allow float noise
     # (93.3 - 91.1 = 2.200000000000003 meets max_top1_drop 2.2).
@@ -44,7 +45,7 @@ def threshold_failures(figures: Figures, thresholds: Thresholds, source: str) ->
          "latency speed-up {value:.6g}x is below min_latency_speedup {bound:g}x", lambda v, b: v >= b - EPS),
     )
     for key, value, template, holds in checks:
-        bound = getattr(thresholds, key)
+        bound = getattr(bounds, key)
         if bound is not None and not holds(value, bound):
             detail = template.format(value=value, bound=bound, dense=figures.top1_dense)
             failures.append(f"{figures.name}: {detail} ({source})")

@@ -1,6 +1,6 @@
-"""Regression gates on any record figure (`--prunebench-compare-fail top1:0.5,throughput_fps:5%`).
+"""Regression rules on any record figure (`--prunebench-compare-fail top1:0.5,throughput_fps:5%`).
 
-pytest-benchmark's `--benchmark-compare-fail` gates latency statistics only ("slower"); these gates compare the
+pytest-benchmark's `--benchmark-compare-fail` gates latency statistics only ("slower"); these rules compare the
 figures in each record's `extra_info` (accuracy, throughput, speed-ups, size) with the run that
 `--benchmark-compare` selects. Pure Python: the option parser imports this module in every pytest run.
 """
@@ -15,16 +15,16 @@ from typing import Any
 
 from . import record
 
-# Which way is worse for each figure a gate may name (record.FIELDS).
+# Which way is worse for each figure a rule may name (record.FIELDS).
 HIGHER_IS_BETTER = record.names(better="higher")
 LOWER_IS_BETTER = record.names(better="lower")
-GATE_METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
+COMPARED_METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
 # The record's 95% interval of a figure (intervals.py), where it has one.
 INTERVALS = record.intervals()
 
 
 @dataclass(frozen=True)
-class Gate:
+class RegressionRule:
     """`metric:bound` (absolute, in the metric's unit: points for top1) or `metric:bound%` (relative)."""
 
     metric: str
@@ -43,15 +43,15 @@ class Gate:
         return after < allowed if self.metric in HIGHER_IS_BETTER else after > allowed
 
 
-def parse_gates(text: str) -> tuple[Gate, ...]:
+def parse_regression_rules(text: str) -> tuple[RegressionRule, ...]:
     """`top1:0.5,top1:1%`: the `type=` parser of --prunebench-compare-fail."""
-    gates = []
+    rules = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         metric, sep, bound = item.partition(":")
         metric, bound = metric.strip(), bound.strip()
-        if not sep or metric not in GATE_METRICS:
+        if not sep or metric not in COMPARED_METRICS:
             raise argparse.ArgumentTypeError(f"{item!r} is not METRIC:BOUND or METRIC:BOUND% with METRIC one of "
-                                              f"{', '.join(GATE_METRICS)}")
+                                              f"{', '.join(COMPARED_METRICS)}")
         relative = bound.endswith("%")
         try:
             value = float(bound.removesuffix("%"))
@@ -59,23 +59,23 @@ def parse_gates(text: str) -> tuple[Gate, ...]:
             raise argparse.ArgumentTypeError(f"{item!r}: {bound!r} is not a number (top1:0.5 or top1:1%)") from None
         if not (math.isfinite(value) and value >= 0):
             raise argparse.ArgumentTypeError(f"{item!r}: the bound must be a finite number, 0 or more")
-        gates.append(Gate(metric, value, relative))
-    if not gates:
+        rules.append(RegressionRule(metric, value, relative))
+    if not rules:
         raise argparse.ArgumentTypeError(f"{text!r}: give at least one METRIC:BOUND, e.g. top1:0.5")
-    return tuple(gates)
+    return tuple(rules)
 
 
 @dataclass(frozen=True)
 class Regression:
     case: str
-    gate: Gate
+    rule: RegressionRule
     before: float
     after: float
     noise: str = ""  # why the measured change may be noise (the records' 95% intervals), or ""
 
     @property
     def allowed(self) -> float:
-        return self.gate.worst_allowed(self.before)
+        return self.rule.worst_allowed(self.before)
 
 
 def _interval(value: Any) -> tuple[float, float] | None:
@@ -84,17 +84,17 @@ def _interval(value: Any) -> tuple[float, float] | None:
     return None
 
 
-def noise_note(gate: Gate, before: Mapping[str, Any], now: Mapping[str, Any]) -> str:
-    """What says a regression of `gate` may be noise: this run's interval reaching the worst allowed value, or the
+def noise_note(rule: RegressionRule, before: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """What says a regression of `rule` may be noise: this run's interval reaching the worst allowed value, or the
     two runs' intervals overlapping (no change is plausible); "" when the records carry no interval or neither holds."""
-    key = INTERVALS.get(gate.metric)
+    key = INTERVALS.get(rule.metric)
     if key is None:
         return ""
     now_ci, before_ci = _interval(now.get(key)), _interval(before.get(key))
     if now_ci is None:
         return ""
     notes = []
-    allowed = gate.worst_allowed(float(before[gate.metric]))
+    allowed = rule.worst_allowed(float(before[rule.metric]))
     if now_ci[0] <= allowed <= now_ci[1]:
         notes.append(f"this run's 95% interval [{now_ci[0]:.4g}, {now_ci[1]:.4g}] includes the worst allowed "
                      f"{allowed:.4g}")
@@ -105,7 +105,7 @@ def noise_note(gate: Gate, before: Mapping[str, Any], now: Mapping[str, Any]) ->
 
 
 @dataclass(frozen=True)
-class GateReport:
+class RegressionReport:
     source: str  # the saved run compared with
     compared: int  # cases found in both runs
     regressions: tuple[Regression, ...] = ()
@@ -118,36 +118,36 @@ class GateReport:
         return bool(self.regressions)
 
 
-def evaluate(gates: tuple[Gate, ...], now: Mapping[str, Mapping[str, Any]], before: Mapping[str, Mapping[str, Any]],
-             source: str) -> GateReport:
-    """Every gate for every case in both runs (by full name); `now` and `before` map it to its extra_info."""
+def compare_runs(rules: tuple[RegressionRule, ...], now: Mapping[str, Mapping[str, Any]],
+                 before: Mapping[str, Mapping[str, Any]], source: str) -> RegressionReport:
+    """Every rule for every case in both runs (by full name); `now` and `before` map it to its extra_info."""
     regressions, unmeasured = [], []
     common = sorted(set(now) & set(before))
     for case in common:
-        for gate in gates:
-            old, new = before[case].get(gate.metric), now[case].get(gate.metric)
+        for rule in rules:
+            old, new = before[case].get(rule.metric), now[case].get(rule.metric)
             if old is None or new is None or not (_number(old) and _number(new)):
-                unmeasured.append(f"{case} {gate.metric}")
-            elif gate.fails(float(old), float(new)):
-                regressions.append(Regression(case, gate, float(old), float(new),
-                                              noise_note(gate, before[case], now[case])))
-    return GateReport(source, len(common), tuple(regressions), tuple(sorted(set(now) - set(before))),
+                unmeasured.append(f"{case} {rule.metric}")
+            elif rule.fails(float(old), float(new)):
+                regressions.append(Regression(case, rule, float(old), float(new),
+                                              noise_note(rule, before[case], now[case])))
+    return RegressionReport(source, len(common), tuple(regressions), tuple(sorted(set(now) - set(before))),
                       tuple(sorted(set(before) - set(now))), tuple(unmeasured))
 
 
-def report_lines(report: GateReport) -> list[str]:
+def report_lines(report: RegressionReport) -> list[str]:
     """The table a CI log shows: one row per regression, then what could not be compared."""
     lines = [f"compared with {report.source}: {report.compared} case(s) in both runs, "
              f"{len(report.regressions)} regression(s)"]
     if report.regressions:
         rows = [("case", "metric", "before", "after", "bound", "worst allowed")]
-        rows += [(r.case, r.gate.metric, f"{r.before:.4g}", f"{r.after:.4g}", str(r.gate), f"{r.allowed:.4g}")
+        rows += [(r.case, r.rule.metric, f"{r.before:.4g}", f"{r.after:.4g}", str(r.rule), f"{r.allowed:.4g}")
                  for r in report.regressions]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
                   for row in rows]
         noisy = [r for r in report.regressions if r.noise]
-        lines += [f"inside the noise: {r.case} {r.gate.metric}: {r.noise}" for r in noisy]
+        lines += [f"inside the noise: {r.case} {r.rule.metric}: {r.noise}" for r in noisy]
         if noisy:
             lines.append(f"{len(noisy)} of {len(report.regressions)} regression(s) are inside the measurement noise: "
                          f"they still fail the gate; measure them more precisely (--prunebench-rounds auto, "

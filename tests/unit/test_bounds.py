@@ -1,4 +1,5 @@
-"""Declarative thresholds: each bound holds exactly at its value and fails just beyond it with one named line."""
+"""Case bounds (a schedule's declarative thresholds): each bound holds exactly at its value and fails just beyond
+it with one named line."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from pytest_prunebench.schedule import Thresholds
-from pytest_prunebench.thresholds import threshold_failures
+from pytest_prunebench.bounds import bound_failures
+from pytest_prunebench.schedule import CaseBounds
 
 SOURCE = "schedules/resnet20_gated.yaml"
 
@@ -45,24 +46,24 @@ def line(figures: Figures, detail: str) -> str:
     return f"{figures.name}: {detail} ({SOURCE})"
 
 
-def test_no_thresholds_no_failures() -> None:
+def test_no_bounds_no_failures() -> None:
     worst = Figures(top1=0.0, top1_dense=100.0, latency_ms=1e6, latency_dense_ms=1.0)
-    assert threshold_failures(worst, Thresholds(), SOURCE) == []
+    assert bound_failures(worst, CaseBounds(), SOURCE) == []
 
 
 def test_figures_on_every_bound_pass() -> None:
-    assert threshold_failures(Figures(), Thresholds(**AT_BOUND), SOURCE) == []
+    assert bound_failures(Figures(), CaseBounds(**AT_BOUND), SOURCE) == []
 
 
 @pytest.mark.parametrize("key", list(AT_BOUND))
 def test_each_bound_holds_exactly_at_its_value(key: str) -> None:
-    assert threshold_failures(Figures(), Thresholds(**{key: AT_BOUND[key]}), SOURCE) == []
+    assert bound_failures(Figures(), CaseBounds(**{key: AT_BOUND[key]}), SOURCE) == []
 
 
 @pytest.mark.parametrize("key", list(BEYOND))
 def test_each_bound_fails_just_beyond_its_value(key: str) -> None:
     figures, detail = BEYOND[key]
-    failures = threshold_failures(figures, Thresholds(**{key: AT_BOUND[key]}), SOURCE)
+    failures = bound_failures(figures, CaseBounds(**{key: AT_BOUND[key]}), SOURCE)
     assert failures == [line(figures, detail)]
     assert "\n" not in failures[0]
     assert figures.name in failures[0]
@@ -75,14 +76,14 @@ def test_only_the_missed_bound_is_reported(key: str) -> None:
     # Every bound set, figures that miss only `key` (the others are set loose enough to hold).
     figures, detail = BEYOND[key]
     loose = {"min_top1": 0.0, "max_top1_drop": 100.0, "max_latency_ms": 1e6, "min_latency_speedup": 0.0}
-    thresholds = Thresholds(**{**loose, key: AT_BOUND[key]})
-    assert threshold_failures(figures, thresholds, SOURCE) == [line(figures, detail)]
+    bounds = CaseBounds(**{**loose, key: AT_BOUND[key]})
+    assert bound_failures(figures, bounds, SOURCE) == [line(figures, detail)]
 
 
 def test_several_failures_give_one_line_each_in_order() -> None:
     figures = Figures(name="resnet56_mixed", top1=70.0, top1_dense=90.0, latency_ms=8.0, latency_dense_ms=4.0)
-    thresholds = Thresholds(min_top1=75, max_top1_drop=5, max_latency_ms=6.5, min_latency_speedup=1.2)
-    assert threshold_failures(figures, thresholds, "a/b.yaml") == [
+    bounds = CaseBounds(min_top1=75, max_top1_drop=5, max_latency_ms=6.5, min_latency_speedup=1.2)
+    assert bound_failures(figures, bounds, "a/b.yaml") == [
         "resnet56_mixed: top1 70% is below min_top1 75% (a/b.yaml)",
         "resnet56_mixed: top1 dropped 20 points from the dense 90%, more than max_top1_drop 5 (a/b.yaml)",
         "resnet56_mixed: latency median 8 ms is above max_latency_ms 6.5 (a/b.yaml)",
@@ -92,8 +93,8 @@ def test_several_failures_give_one_line_each_in_order() -> None:
 
 def test_two_misses_among_four_bounds() -> None:
     figures = replace(Figures(), top1=79.0, latency_ms=2.5)  # top1 and drop miss; latency 2.5 and speed-up 1.2 hold
-    thresholds = Thresholds(min_top1=80, max_top1_drop=3, max_latency_ms=3, min_latency_speedup=1.1)
-    failures = threshold_failures(figures, thresholds, SOURCE)
+    bounds = CaseBounds(min_top1=80, max_top1_drop=3, max_latency_ms=3, min_latency_speedup=1.1)
+    failures = bound_failures(figures, bounds, SOURCE)
     assert len(failures) == 2
     assert "min_top1 80%" in failures[0]
     assert "top1 dropped 3.75 points" in failures[1]
@@ -101,15 +102,15 @@ def test_two_misses_among_four_bounds() -> None:
 
 def test_float_noise_does_not_fail_a_bound_it_meets() -> None:
     figures = Figures(top1=91.1, top1_dense=93.3)  # 93.3 - 91.1 == 2.200000000000003 in floating point
-    assert threshold_failures(figures, Thresholds(max_top1_drop=2.2), SOURCE) == []
+    assert bound_failures(figures, CaseBounds(max_top1_drop=2.2), SOURCE) == []
 
 
 def test_a_near_miss_is_printed_with_enough_digits_to_see_it() -> None:
     figures = Figures(top1=79.996)
-    (failure,) = threshold_failures(figures, Thresholds(min_top1=80), SOURCE)
+    (failure,) = bound_failures(figures, CaseBounds(min_top1=80), SOURCE)
     assert "top1 79.996% is below min_top1 80%" in failure
 
 
 def test_an_improvement_over_the_dense_model_is_no_drop() -> None:
     figures = Figures(top1=85.0, top1_dense=82.0)  # pruning raised accuracy: a negative drop
-    assert threshold_failures(figures, Thresholds(max_top1_drop=0), SOURCE) == []
+    assert bound_failures(figures, CaseBounds(max_top1_drop=0), SOURCE) == []
