@@ -89,6 +89,90 @@ class _BlobCache:
                 del self._sizes[old]
 
 
+class JobMeasurer:
+    """One job on the device: its payloads read (checked against size and SHA-256, test sets and dense models kept
+    in a bounded cache), its model written into the worker's own directory, the dense reference compiled once, then
+    OpenVINO's measurement under this host's device lock and host gate. The queue around it is the Worker's."""
+
+    def __init__(self, client: Any, workdir: Path, max_bytes: int, cache_bytes: int, lock_timeout: float) -> None:
+        self.client = client
+        self.workdir = workdir
+        self.max_bytes = max_bytes
+        self.lock_timeout = lock_timeout
+        self.blobs = _BlobCache(cache_bytes)
+        self.references: OrderedDict[tuple[str, str, str | None], Any] = OrderedDict()  # compiled dense models
+
+    def _payload(self, ref: protocol.BlobRef, fields: dict[bytes, bytes]) -> bytes:
+        if ref.inline is not None:
+            return protocol.check_payload(ref, fields.get(ref.inline.encode()))
+        cached = self.blobs.get(ref.sha256)
+        if cached is not None:
+            return cached
+        size = self.client.strlen(protocol.blob_key(ref.sha256))
+        if size > self.max_bytes:
+            raise protocol.ProtocolError(f"payload {ref.sha256[:12]} of {size} bytes is over this worker's limit "
+                                         f"of {self.max_bytes} bytes (--max-bytes)")
+        raw = protocol.check_payload(ref, self.client.get(protocol.blob_key(ref.sha256)))
+        self.blobs.put(ref.sha256, raw, len(raw))
+        return raw
+
+    def measure(self, job: protocol.Job, fields: dict[bytes, bytes]) -> Any:
+        from . import device as ov
+        from .lock import exclusive_measurement, host_gate_for
+
+        images = protocol.decode_array(job.images, self._payload(job.images, fields))
+        labels = protocol.decode_array(job.labels, self._payload(job.labels, fields))
+        if images.ndim != 4 or labels.shape != (images.shape[0],) or images.dtype.name != "float32":
+            raise protocol.ProtocolError("images must be float32 N x C x H x W and labels N")
+        path = self._write_model(job.job, job.model, job.weights, fields)  # in the worker's own empty directory
+        try:
+            reference = self._reference(job, fields)
+            # The device lock and, on a device that shares this host's CPU, the host gate: as a local measurement.
+            with exclusive_measurement(job.device, None, self.lock_timeout,
+                                       host_gate_for(job.device, self.lock_timeout)):
+                compiled = ov.compile_for_latency(path, job.device, job.precision) if reference is None else None
+                return ov.measure(path, job.device, images, labels, job.precision, job.rounds, job.warmup,
+                                  reference, compiled)
+        finally:
+            _remove_model(path)
+
+    def _write_model(self, name: str, model: protocol.BlobRef, weights: protocol.BlobRef | None,
+                     fields: dict[bytes, bytes]) -> Path:
+        """The job's model as a file OpenVINO reads: its ONNX file, or its IR (.xml with the .bin beside it), each
+        checked first. Whatever precision the producer built (f32 ONNX, f16 or INT8 IR), the worker only compiles."""
+        raw = self._payload(model, fields)
+        if weights is None:
+            protocol.check_onnx(raw)
+            path = self.workdir / f"{name}.onnx"
+            path.write_bytes(raw)
+            return path
+        protocol.check_ir(raw)
+        path = self.workdir / f"{name}.xml"
+        path.with_suffix(".bin").write_bytes(self._payload(weights, fields))
+        path.write_bytes(raw)
+        return path
+
+    def _reference(self, job: protocol.Job, fields: dict[bytes, bytes]) -> Any:
+        """The dense model compiled once per worker (as a local run compiles it once per process)."""
+        from . import device as ov
+
+        if job.reference is None:
+            return None
+        weights = job.reference_weights.sha256 if job.reference_weights else ""  # an IR's .xml is not its weights
+        key = (job.reference.sha256 + weights, job.device, job.precision)
+        if key not in self.references:
+            path = self._write_model(f"reference-{job.reference.sha256[:16]}", job.reference, job.reference_weights,
+                                     fields)
+            try:
+                self.references[key] = ov.compile_for_latency(path, job.device, job.precision)
+            finally:
+                _remove_model(path)
+            while len(self.references) > 4:
+                self.references.popitem(last=False)
+        self.references.move_to_end(key)
+        return self.references[key]
+
+
 class Worker:
     def __init__(self, url: str, devices: Sequence[str], name: str | None = None,
                  max_bytes: int = protocol.DEFAULT_MAX_PAYLOAD, claim_idle: float = 60.0,
@@ -102,16 +186,14 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.max_bytes = max_bytes
         self.claim_idle = claim_idle
-        self.lock_timeout = lock_timeout
         self.out = out
         self.openvino = ov.version()
-        self.blobs = _BlobCache(cache_bytes)
-        self.references: OrderedDict[tuple[str, str, str | None], Any] = OrderedDict()  # compiled dense models
         self.stopping = threading.Event()
         self.current: dict[str, _Current] = {}
         self._state = threading.Lock()
         self._print_lock = threading.Lock()
         self.workdir = Path(tempfile.mkdtemp(prefix="prunebench-worker-"))  # mode 0700: ONNX files of jobs
+        self.measurer = JobMeasurer(self.client, self.workdir, max_bytes, cache_bytes, lock_timeout)
         self.started = time.time()
         self.jobs_done = 0
 
@@ -234,7 +316,7 @@ class Worker:
             current.case = job.case
             if job.device != device:
                 raise protocol.ProtocolError(f"job for device {job.device} arrived on the {device} stream")
-            measurement = self._keep_claim_while(key, stream_id, lambda: self._measure(job, fields))
+            measurement = self._keep_claim_while(key, stream_id, lambda: self.measurer.measure(job, fields))
         except PrunebenchError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - whatever a job does, the worker answers it and goes on serving
@@ -285,78 +367,6 @@ class Worker:
             return work()
         finally:
             done.set()
-
-    # -- one job ----------------------------------------------------------------------------------------------------
-
-    def _payload(self, ref: protocol.BlobRef, fields: dict[bytes, bytes]) -> bytes:
-        if ref.inline is not None:
-            return protocol.check_payload(ref, fields.get(ref.inline.encode()))
-        cached = self.blobs.get(ref.sha256)
-        if cached is not None:
-            return cached
-        size = self.client.strlen(protocol.blob_key(ref.sha256))
-        if size > self.max_bytes:
-            raise protocol.ProtocolError(f"payload {ref.sha256[:12]} of {size} bytes is over this worker's limit "
-                                         f"of {self.max_bytes} bytes (--max-bytes)")
-        raw = protocol.check_payload(ref, self.client.get(protocol.blob_key(ref.sha256)))
-        self.blobs.put(ref.sha256, raw, len(raw))
-        return raw
-
-    def _measure(self, job: protocol.Job, fields: dict[bytes, bytes]) -> Any:
-        from . import device as ov
-        from .lock import exclusive_measurement, host_gate_for
-
-        images = protocol.decode_array(job.images, self._payload(job.images, fields))
-        labels = protocol.decode_array(job.labels, self._payload(job.labels, fields))
-        if images.ndim != 4 or labels.shape != (images.shape[0],) or images.dtype.name != "float32":
-            raise protocol.ProtocolError("images must be float32 N x C x H x W and labels N")
-        path = self._write_model(job.job, job.model, job.weights, fields)  # in the worker's own empty directory
-        try:
-            reference = self._reference(job, fields)
-            # The device lock and, on a device that shares this host's CPU, the host gate: as a local measurement.
-            with exclusive_measurement(job.device, None, self.lock_timeout,
-                                       host_gate_for(job.device, self.lock_timeout)):
-                compiled = ov.compile_for_latency(path, job.device, job.precision) if reference is None else None
-                return ov.measure(path, job.device, images, labels, job.precision, job.rounds, job.warmup,
-                                  reference, compiled)
-        finally:
-            _remove_model(path)
-
-    def _write_model(self, name: str, model: protocol.BlobRef, weights: protocol.BlobRef | None,
-                     fields: dict[bytes, bytes]) -> Path:
-        """The job's model as a file OpenVINO reads: its ONNX file, or its IR (.xml with the .bin beside it), each
-        checked first. Whatever precision the producer built (f32 ONNX, f16 or INT8 IR), the worker only compiles."""
-        raw = self._payload(model, fields)
-        if weights is None:
-            protocol.check_onnx(raw)
-            path = self.workdir / f"{name}.onnx"
-            path.write_bytes(raw)
-            return path
-        protocol.check_ir(raw)
-        path = self.workdir / f"{name}.xml"
-        path.with_suffix(".bin").write_bytes(self._payload(weights, fields))
-        path.write_bytes(raw)
-        return path
-
-    def _reference(self, job: protocol.Job, fields: dict[bytes, bytes]) -> Any:
-        """The dense model compiled once per worker (as a local run compiles it once per process)."""
-        from . import device as ov
-
-        if job.reference is None:
-            return None
-        weights = job.reference_weights.sha256 if job.reference_weights else ""  # an IR's .xml is not its weights
-        key = (job.reference.sha256 + weights, job.device, job.precision)
-        if key not in self.references:
-            path = self._write_model(f"reference-{job.reference.sha256[:16]}", job.reference, job.reference_weights,
-                                     fields)
-            try:
-                self.references[key] = ov.compile_for_latency(path, job.device, job.precision)
-            finally:
-                _remove_model(path)
-            while len(self.references) > 4:
-                self.references.popitem(last=False)
-        self.references.move_to_end(key)
-        return self.references[key]
 
     # -- stopping ---------------------------------------------------------------------------------------------------
 

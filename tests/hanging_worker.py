@@ -14,10 +14,10 @@ from typing import Any
 from pytest_prunebench import worker
 
 
-def _hang(self: worker.Worker, job: Any, fields: Any) -> Any:
+def _hang(self: worker.JobMeasurer, job: Any, fields: Any) -> Any:
     threading.Event().wait()  # forever: only SIGKILL ends it
 
 
 if __name__ == "__main__":
-    worker.Worker._measure = _hang  # type: ignore[method-assign]
+    worker.JobMeasurer.measure = _hang  # type: ignore[method-assign]
     sys.exit(worker.main())
