@@ -151,11 +151,13 @@ def compile_for_latency(onnx_path: Path, device: str, precision: str | None) -> 
     return CompiledModel(_compile(core().read_model(str(onnx_path)), device, "LATENCY", precision))
 
 
-def _precision_of(compiled: Any) -> str:
+def _precision_of(compiled: Any, device: str) -> str:
+    """What the device compiled the float parts at, as it says; a device that does not say is "unknown", except
+    the NCS2 (MYRIAD), whose hardware computes in FP16 only."""
     try:
         value = compiled.get_property("INFERENCE_PRECISION_HINT")
     except RuntimeError:
-        return "unknown"
+        return "f16" if device.split(".")[0] == NCS_DEVICE else "unknown"
     name = str(getattr(value, "type_name", None) or value).strip("<>").replace("Type: ", "").strip("'")
     return _PRECISION_NAMES.get(name, name)
 
@@ -195,7 +197,7 @@ def measure(onnx_path: Path, device: str, images: np.ndarray, labels: np.ndarray
     profiled_for = rounds if isinstance(rounds, int) else min(len(samples[0]), 1000)
     counters = _profiled(model, device, precision, images[:1], profiled_for)
     lap("profile")
-    return DeviceMeasurement(device, _precision_of(latency_model), samples[0], fps, top1, top5,
+    return DeviceMeasurement(device, _precision_of(latency_model, device), samples[0], fps, top1, top5,
                              (started, time.time()), samples[1] if reference is not None else (),
                              counters, len(np.unique(top[:, 0])), laps)
 

@@ -113,7 +113,7 @@ def probe(device_name: str, precision: str | None, width: int = 64, rounds: int 
     samples = device._interleaved_latency(compiled, sample, rounds, warmup)
     medians = tuple((inner, statistics.median(times) * 1e6) for inner, times in zip(widths, samples, strict=True))
     step, jumps = find_step(medians)
-    return Granularity(device_name, device._precision_of(compiled[0]), width, step, jumps, medians, rounds)
+    return Granularity(device_name, device._precision_of(compiled[0], device_name), width, step, jumps, medians, rounds)
 
 
 # -- round_to: auto ------------------------------------------------------------------------------------------------
