@@ -25,7 +25,7 @@ with warnings.catch_warnings():
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One baseline cache for the whole test session: each tiny baseline trains once."""
+    """One baseline cache per test process (each xdist worker has its own): each tiny baseline trains once there."""
     return tmp_path_factory.mktemp("prunebench-cache")
 
 
