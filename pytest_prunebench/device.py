@@ -135,10 +135,22 @@ class DeviceMeasurement:
         return float(np.median(self.reference_latencies_s) * 1000.0) if self.reference_latencies_s else None
 
 
-def _compile(model: Any, device: str, hint: str, precision: str | None) -> Any:
-    config = {"PERFORMANCE_HINT": hint}
-    if precision:
+def _is_stick(device: str) -> bool:
+    return device.split(".")[0] == NCS_DEVICE
+
+
+def compile_config(device: str, hint: str, precision: str | None) -> dict[str, Any]:
+    """OpenVINO's compile config: the performance hint, and the precision hint where the device takes one. The NCS2's
+    MYRIAD plugin (OpenVINO 2022.3) refuses keys it does not register, INFERENCE_PRECISION_HINT among them, and
+    computes in FP16 whatever it is given: its models are compiled without a precision hint."""
+    config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+    if precision and not _is_stick(device):
         config["INFERENCE_PRECISION_HINT"] = precision
+    return config
+
+
+def _compile(model: Any, device: str, hint: str, precision: str | None) -> Any:
+    config = compile_config(device, hint, precision)
     try:
         return core().compile_model(model, device, config)
     except RuntimeError as exc:
@@ -157,7 +169,7 @@ def _precision_of(compiled: Any, device: str) -> str:
     try:
         value = compiled.get_property("INFERENCE_PRECISION_HINT")
     except RuntimeError:
-        return "f16" if device.split(".")[0] == NCS_DEVICE else "unknown"
+        return "f16" if _is_stick(device) else "unknown"
     name = str(getattr(value, "type_name", None) or value).strip("<>").replace("Type: ", "").strip("'")
     return _PRECISION_NAMES.get(name, name)
 
@@ -226,9 +238,7 @@ class Profiler:
     @classmethod
     def compile(cls, model: Any, device: str, precision: str | None) -> Profiler | None:
         """None when the device refuses PERF_COUNT."""
-        config = {"PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
-        if precision:
-            config["INFERENCE_PRECISION_HINT"] = precision
+        config = {**compile_config(device, "LATENCY", precision), "PERF_COUNT": True}
         try:
             return cls(core().compile_model(model, device, config))
         except RuntimeError:

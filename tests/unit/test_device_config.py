@@ -1,4 +1,5 @@
-"""What a record's `precision` says when the device does or does not report INFERENCE_PRECISION_HINT.
+"""What a record's `precision` says when the device does or does not report INFERENCE_PRECISION_HINT, and the compile
+config each device is given.
 
 OpenVINO's compiled models stand in as tiny objects: the branch under test is what happens around the property,
 and a device that cannot report it (the NCS2's MYRIAD plugin) does not exist here.
@@ -36,3 +37,16 @@ def test_a_device_that_reports_its_precision_is_taken_at_its_word(value: str, ex
                                                 ("NPU", "unknown")])
 def test_a_device_that_does_not_say_is_unknown_but_the_stick_computes_in_fp16(name: str, expected: str) -> None:
     assert device._precision_of(_Silent(), name) == expected
+
+
+@pytest.mark.parametrize(("name", "precision", "expected"), [
+    ("CPU", "f16", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f16"}),
+    ("GPU.1", "f32", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}),
+    ("CPU", None, {"PERFORMANCE_HINT": "LATENCY"}),
+    # OpenVINO 2022.3's MYRIAD plugin throws on any key it does not register, this one included
+    ("MYRIAD", "f16", {"PERFORMANCE_HINT": "LATENCY"}),
+    ("MYRIAD.1.2-ma2480", "f32", {"PERFORMANCE_HINT": "LATENCY"}),
+])
+def test_the_stick_is_compiled_without_a_precision_hint(name: str, precision: str | None,
+                                                        expected: dict[str, str]) -> None:
+    assert device.compile_config(name, "LATENCY", precision) == expected
