@@ -19,7 +19,8 @@ import numpy as np
 
 from .errors import DeviceError
 from .intervals import BLOCK, AdaptiveRounds, next_look, relative_half_width
-from .settings import NCS_DEVICE
+from .lock import device_family
+from .settings import NCS_DEVICE, NCS_PRECISION
 
 # A model OpenVINO compiled (compile_for_latency): opaque outside this module, which alone calls its methods.
 CompiledModel = NewType("CompiledModel", object)
@@ -61,7 +62,7 @@ def available_devices() -> list[str]:
 def check_device(device: str) -> None:
     """Fail early, with what to do, when OpenVINO cannot see the device."""
     available = available_devices()
-    if device.split(":")[0].split(".")[0] in VIRTUAL_DEVICES:
+    if device_family(device) in VIRTUAL_DEVICES:
         return
     if device in available or device in {name.split(".")[0] for name in available}:
         return
@@ -135,16 +136,12 @@ class DeviceMeasurement:
         return float(np.median(self.reference_latencies_s) * 1000.0) if self.reference_latencies_s else None
 
 
-def _is_stick(device: str) -> bool:
-    return device.split(".")[0] == NCS_DEVICE
-
-
 def compile_config(device: str, hint: str, precision: str | None) -> dict[str, Any]:
     """OpenVINO's compile config: the performance hint, and the precision hint where the device takes one. The NCS2's
     MYRIAD plugin (OpenVINO 2022.3) refuses keys it does not register, INFERENCE_PRECISION_HINT among them, and
     computes in FP16 whatever it is given: its models are compiled without a precision hint."""
     config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
-    if precision and not _is_stick(device):
+    if precision and device_family(device) != NCS_DEVICE:
         config["INFERENCE_PRECISION_HINT"] = precision
     return config
 
@@ -169,7 +166,7 @@ def _precision_of(compiled: Any, device: str) -> str:
     try:
         value = compiled.get_property("INFERENCE_PRECISION_HINT")
     except RuntimeError:
-        return "f16" if _is_stick(device) else "unknown"
+        return NCS_PRECISION if device_family(device) == NCS_DEVICE else "unknown"
     name = str(getattr(value, "type_name", None) or value).strip("<>").replace("Type: ", "").strip("'")
     return _PRECISION_NAMES.get(name, name)
 

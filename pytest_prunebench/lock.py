@@ -124,9 +124,14 @@ HOST_DEVICE_FAMILIES = frozenset({"CPU", "GPU", "AUTO", "MULTI", "HETERO", "BATC
 HOST_GATE_MODES = ("auto", "on", "off")
 
 
+def device_family(device: str) -> str:
+    """An OpenVINO device name without its index or its targets: `GPU.1` -> `GPU`, `AUTO:NPU,CPU` -> `AUTO`."""
+    return re.split(r"[.:]", device, maxsplit=1)[0]
+
+
 def shares_host(device: str) -> bool:
     """`CPU`, `GPU.1`, `AUTO:NPU,CPU`, ... compute on this host; `NPU` and `MYRIAD` do not."""
-    return re.split(r"[.:]", device, maxsplit=1)[0] in HOST_DEVICE_FAMILIES
+    return device_family(device) in HOST_DEVICE_FAMILIES
 
 
 def default_host_gate_path() -> Path:

@@ -392,13 +392,13 @@ def _remove_model(path: Path) -> None:
 def check_devices(devices: Sequence[str]) -> list[str]:
     """The devices asked for, each seen by OpenVINO (default: every device it sees)."""
     from . import device as ov
+    from .lock import device_family
 
     available = ov.available_devices()
     if not devices:
         return available
     for name in devices:
-        family = name.split(":")[0].split(".")[0]
-        if family not in ov.VIRTUAL_DEVICES and name not in available and name not in {
+        if device_family(name) not in ov.VIRTUAL_DEVICES and name not in available and name not in {
                 a.split(".")[0] for a in available}:
             hint = (" (the NCS2 needs OpenVINO 2022.3 LTS from Intel's archive distribution, then setupvars.sh)"
                     if name == "MYRIAD" else "")

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from pytest_prunebench import device, worker
+from pytest_prunebench.lock import device_family
 from pytest_prunebench.settings import NCS_DEVICE
 
 # The keys prunebench could pass that the 2022.3 MYRIAD plugin registers (its Engine constructor: the MYRIAD_* options
@@ -35,7 +36,7 @@ class _CoreWithStick:
         return [*self._core.available_devices, NCS_DEVICE]
 
     def compile_model(self, model: Any, name: str, config: dict[str, Any] | None = None) -> Any:
-        if name.split(".")[0] != NCS_DEVICE:
+        if device_family(name) != NCS_DEVICE:
             return self._core.compile_model(model, name, config or {})
         unsupported = sorted(set(config or {}) - MYRIAD_KEYS)
         if unsupported:
